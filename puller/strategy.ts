@@ -1,0 +1,46 @@
+/**
+ * The PullStrategy interface: how one image is made present on this node.
+ * The warden pod is the default; the CRI socket is the opt-in alternative.
+ *
+ * @module
+ */
+
+/** Options for one pull attempt. */
+export interface PullOptions {
+  /** Aborts the attempt: the image left the desired set, the timeout fired, or shutdown. */
+  readonly signal: AbortSignal;
+  /**
+   * True when this attempt refreshes an image pulled before (resync): a tag
+   * must be pulled again even if present, since tags move.
+   */
+  readonly refresh: boolean;
+}
+
+/** What a successful pull reports. */
+export interface PullResult {
+  /** The resolved image digest (`sha256:…`) or image ID, when the runtime reports one. */
+  readonly digest?: string;
+  /** True when nothing was pulled because the image was already present. */
+  readonly skipped?: boolean;
+}
+
+/**
+ * Makes one image present on this node.
+ *
+ * `pull` resolves on success and throws a {@linkcode PullError} on failure;
+ * it never retries by itself (the puller's worker loop is the one place that
+ * decides retries).
+ */
+export interface PullStrategy {
+  /** `pod` or `cri`. */
+  readonly name: string;
+  /**
+   * Prepares the strategy, e.g. removes pull pods an earlier instance left on
+   * this node. Called once before the first pull.
+   */
+  start?(signal: AbortSignal): Promise<void>;
+  /** Pulls `ref` (a normalised reference). */
+  pull(ref: string, options: PullOptions): Promise<PullResult>;
+  /** Releases what the strategy holds (watches, connections). */
+  close?(): Promise<void>;
+}
