@@ -1,0 +1,81 @@
+/**
+ * Minimal assertions for the tests (Deno std is unreachable from this
+ * project's machines, so node:assert backs them).
+ *
+ * @module
+ */
+import nodeAssert from "node:assert/strict";
+
+/** Asserts that `condition` is truthy. */
+export function assert(condition: unknown, message?: string): asserts condition {
+  nodeAssert.ok(condition, message);
+}
+
+/** Asserts deep equality. */
+export function assertEquals<T>(actual: unknown, expected: T, message?: string): void {
+  nodeAssert.deepStrictEqual(actual, expected, message);
+}
+
+/** Asserts deep inequality. */
+export function assertNotEquals(actual: unknown, expected: unknown, message?: string): void {
+  nodeAssert.notDeepStrictEqual(actual, expected, message);
+}
+
+/** Asserts that `text` matches `pattern`. */
+export function assertMatch(text: string, pattern: RegExp, message?: string): void {
+  nodeAssert.match(text, pattern, message);
+}
+
+/** Asserts that `fn` throws an instance of `ErrorClass` (any Error by default) and returns it. */
+export function assertThrows<E extends Error = Error>(
+  fn: () => unknown,
+  // deno-lint-ignore no-explicit-any -- an Error constructor of any signature
+  ErrorClass?: new (...args: any[]) => E,
+  includes?: string,
+): E {
+  try {
+    fn();
+  } catch (error) {
+    if (ErrorClass && !(error instanceof ErrorClass)) {
+      throw new nodeAssert.AssertionError({
+        message: `Expected ${ErrorClass.name}, got ${String(error)}`,
+      });
+    }
+    if (includes && !String((error as Error).message).includes(includes)) {
+      throw new nodeAssert.AssertionError({
+        message: `Expected message to include ${JSON.stringify(includes)}: ${
+          (error as Error).message
+        }`,
+      });
+    }
+    return error as E;
+  }
+  throw new nodeAssert.AssertionError({ message: "Expected function to throw" });
+}
+
+/** Async variant of {@linkcode assertThrows}. */
+export async function assertRejects<E extends Error = Error>(
+  fn: () => Promise<unknown>,
+  // deno-lint-ignore no-explicit-any -- an Error constructor of any signature
+  ErrorClass?: new (...args: any[]) => E,
+  includes?: string,
+): Promise<E> {
+  try {
+    await fn();
+  } catch (error) {
+    if (ErrorClass && !(error instanceof ErrorClass)) {
+      throw new nodeAssert.AssertionError({
+        message: `Expected ${ErrorClass.name}, got ${String(error)}`,
+      });
+    }
+    if (includes && !String((error as Error).message).includes(includes)) {
+      throw new nodeAssert.AssertionError({
+        message: `Expected message to include ${JSON.stringify(includes)}: ${
+          (error as Error).message
+        }`,
+      });
+    }
+    return error as E;
+  }
+  throw new nodeAssert.AssertionError({ message: "Expected promise to reject" });
+}

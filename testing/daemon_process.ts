@@ -1,0 +1,66 @@
+/**
+ * Runs `main.ts` as a separate process with exactly the production permission
+ * set (`-P=daemon` from deno.json), so what ships is what is tested.
+ *
+ * @module
+ */
+
+const ROOT = new URL("../", import.meta.url);
+
+/** Options for {@linkcode runDaemonProcess} and {@linkcode spawnDaemon}. */
+export interface DaemonProcessOptions {
+  /** Environment for the process; nothing else is inherited but PATH and HOME. */
+  env?: Record<string, string>;
+  /** Extra Deno flags after `-P=daemon` (for example `--allow-read=<kubeconfig>`). */
+  denoFlags?: string[];
+  /** Entry point relative to the repository root. @default {"main.ts"} */
+  entry?: string;
+}
+
+function command(args: readonly string[], options: DaemonProcessOptions): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-P=daemon",
+      "--quiet",
+      ...(options.denoFlags ?? []),
+      options.entry ?? "main.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      // Deno's caches: the child must reuse the npm packages already fetched.
+      ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
+      NO_COLOR: "1",
+      ...options.env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs the daemon to completion and returns its exit code and output. */
+export async function runDaemonProcess(
+  args: readonly string[],
+  options: DaemonProcessOptions = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await command(args, options).output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
+
+/** Starts the daemon and returns the child process (caller must kill and await it). */
+export function spawnDaemon(
+  args: readonly string[],
+  options: DaemonProcessOptions = {},
+): Deno.ChildProcess {
+  return command(args, options).spawn();
+}
