@@ -13,8 +13,7 @@ import { parseLabelSelector } from "../kube/label_selector.ts";
 import { parseReference } from "../images/reference.ts";
 
 /** The project's own warden image, tagged like the daemon. */
-export const DEFAULT_WARDEN_IMAGE =
-  `ghcr.io/image-cache-daemon/warden:${VERSION}`;
+export const DEFAULT_WARDEN_IMAGE = `ghcr.io/image-cache-daemon/warden:${VERSION}`;
 
 /** Every flag the daemon accepts, in help order. */
 export const FLAGS: readonly FlagSpec[] = [
@@ -33,10 +32,14 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "configmap-namespaces",
     type: "strings",
     metavar: "namespace",
-    help:
-      "Watch ConfigMaps only in these namespaces (repeatable; default: all namespaces)",
+    help: "Watch ConfigMaps only in these namespaces (repeatable; default: all namespaces)",
   },
-  { name: "node-name", type: "string", env: "NODE_NAME", help: "Name of the node this daemon pulls for" },
+  {
+    name: "node-name",
+    type: "string",
+    env: "NODE_NAME",
+    help: "Name of the node this daemon pulls for",
+  },
   { name: "pod-name", type: "string", env: "POD_NAME", help: "Name of the daemon's own pod" },
   {
     name: "pod-namespace",
@@ -191,8 +194,9 @@ const duration = (flag: string) =>
     } catch {
       ctx.addIssue({
         code: "custom",
-        message:
-          `${flagName(flag)} ${JSON.stringify(text)}: expected a Go duration such as 15m or 1h30m`,
+        message: `${flagName(flag)} ${
+          JSON.stringify(text)
+        }: expected a Go duration such as 15m or 1h30m`,
       });
       return z.NEVER;
     }
@@ -240,7 +244,9 @@ const schema = z.object({
     if (!/^\d+$/.test(v.trim()) || n < 1 || n > 1000) {
       ctx.addIssue({
         code: "custom",
-        message: `--max-concurrent-pulls ${JSON.stringify(v)}: expected a whole number from 1 to 1000`,
+        message: `--max-concurrent-pulls ${
+          JSON.stringify(v)
+        }: expected a whole number from 1 to 1000`,
       });
       return z.NEVER;
     }
@@ -255,8 +261,7 @@ const schema = z.object({
   "image-pull-secret": z.array(z.string()).default([]),
   "pull-priority-class": optionalName,
   "pull-strategy": z.string().refine((v) => v === "pod" || v === "cri", {
-    error: (issue) =>
-      `--pull-strategy ${JSON.stringify(issue.input)}: expected pod or cri`,
+    error: (issue) => `--pull-strategy ${JSON.stringify(issue.input)}: expected pod or cri`,
   }).transform((v) => v as "pod" | "cri"),
   "cri-socket": z.string().min(1, { message: "--cri-socket: must not be empty" }),
   "metrics-bind-address": z.string().transform((v, ctx) => {
@@ -265,8 +270,9 @@ const schema = z.object({
     if (!m || Number(m[2]) > 65535) {
       ctx.addIssue({
         code: "custom",
-        message:
-          `--metrics-bind-address ${JSON.stringify(v)}: expected host:port such as :8080 or 127.0.0.1:8080, or 0 to disable`,
+        message: `--metrics-bind-address ${
+          JSON.stringify(v)
+        }: expected host:port such as :8080 or 127.0.0.1:8080, or 0 to disable`,
       });
       return z.NEVER;
     }
@@ -281,8 +287,7 @@ const schema = z.object({
       `--log-level ${JSON.stringify(issue.input)}: expected one of ${LOG_LEVELS.join(", ")}`,
   }),
   "log-format": z.enum(LOG_FORMATS, {
-    error: (issue) =>
-      `--log-format ${JSON.stringify(issue.input)}: expected json or text`,
+    error: (issue) => `--log-format ${JSON.stringify(issue.input)}: expected json or text`,
   }),
   version: bool,
   help: bool,

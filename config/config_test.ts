@@ -1,5 +1,11 @@
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
-import { DEFAULT_WARDEN_IMAGE, FLAGS, helpText, loadConfig, requireDaemonIdentity } from "./config.ts";
+import {
+  DEFAULT_WARDEN_IMAGE,
+  FLAGS,
+  helpText,
+  loadConfig,
+  requireDaemonIdentity,
+} from "./config.ts";
 
 const noEnv = () => undefined;
 const load = (args: string[], env: Record<string, string> = {}) =>
@@ -84,11 +90,17 @@ Deno.test("loadConfig() falls back to the downward-API environment variables", (
 
 Deno.test("loadConfig() rejects invalid values naming the flag, the value and the fix", async (t) => {
   const cases: [string[], string][] = [
-    [["--resync-period", "15 minutes"], '--resync-period "15 minutes": expected a Go duration such as 15m or 1h30m'],
+    [
+      ["--resync-period", "15 minutes"],
+      '--resync-period "15 minutes": expected a Go duration such as 15m or 1h30m',
+    ],
     [["--pull-timeout=0"], "--pull-timeout: must be greater than 0"],
     [["--pull-backoff-max=soon"], '--pull-backoff-max "soon": expected a Go duration'],
     [["--resync-period=-5m"], '--resync-period "-5m": must not be negative'],
-    [["--max-concurrent-pulls=0"], '--max-concurrent-pulls "0": expected a whole number from 1 to 1000'],
+    [
+      ["--max-concurrent-pulls=0"],
+      '--max-concurrent-pulls "0": expected a whole number from 1 to 1000',
+    ],
     [["--max-concurrent-pulls=two"], '--max-concurrent-pulls "two"'],
     [["--pull-strategy=docker"], '--pull-strategy "docker": expected pod or cri'],
     [["--log-level=loud"], '--log-level "loud": expected one of debug, info, warn, error'],

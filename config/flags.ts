@@ -130,7 +130,5 @@ export function formatHelp(
     return [names, help] as const;
   });
   const width = Math.max(...rows.map(([n]) => n.length)) + 3;
-  return `${usage}\n\nFlags:\n${
-    rows.map(([n, h]) => `  ${n.padEnd(width)}${h}`).join("\n")
-  }\n`;
+  return `${usage}\n\nFlags:\n${rows.map(([n, h]) => `  ${n.padEnd(width)}${h}`).join("\n")}\n`;
 }

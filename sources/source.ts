@@ -57,7 +57,5 @@ export function originOf(
   source: string,
   meta: { readonly namespace?: string; readonly name?: string },
 ): string {
-  return meta.namespace
-    ? `${source}/${meta.namespace}/${meta.name}`
-    : `${source}/${meta.name}`;
+  return meta.namespace ? `${source}/${meta.namespace}/${meta.name}` : `${source}/${meta.name}`;
 }

@@ -41,7 +41,10 @@ Deno.test("main.ts --version prints the version", async () => {
 
 Deno.test("main.ts exits 2 with a named-flag error and no stack trace on invalid values", async (t) => {
   const cases: [string[], string][] = [
-    [["--resync-period", "15 minutes"], '--resync-period "15 minutes": expected a Go duration such as 15m or 1h30m'],
+    [
+      ["--resync-period", "15 minutes"],
+      '--resync-period "15 minutes": expected a Go duration such as 15m or 1h30m',
+    ],
     [["--watch-configmaps=maybe"], '--watch-configmaps "maybe": expected true or false'],
     [["--bogus"], "Unknown flag --bogus"],
     [["--node-name=n"], "--pod-namespace is required"],
