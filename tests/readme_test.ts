@@ -15,9 +15,7 @@ Deno.test("README's flag table lists exactly the flags the daemon accepts, with 
   for (const spec of FLAGS) {
     const row = rows.find((r) => r.includes(`\`--${spec.name}\``))!;
     const cells = row.split("|").map((c) => c.trim());
-    const expectedDefault = spec.type === "bool"
-      ? (spec.default ? `\`${spec.default}\`` : "")
-      : (spec.default ? `\`${spec.default}\`` : "");
+    const expectedDefault = spec.default ? `\`${spec.default}\`` : "";
     assertEquals(cells[2], expectedDefault, `default of --${spec.name}`);
     assertEquals(cells[3], spec.env ? `\`${spec.env}\`` : "", `environment of --${spec.name}`);
     assertEquals(cells[4], spec.help, `meaning of --${spec.name}`);
