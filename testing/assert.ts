@@ -8,22 +8,25 @@ import nodeAssert from "node:assert/strict";
 
 /** Asserts that `condition` is truthy. */
 export function assert(condition: unknown, message?: string): asserts condition {
-  nodeAssert.ok(condition, message);
+  nodeAssert.ok(condition, message ?? "Assertion failed");
 }
 
 /** Asserts deep equality. */
 export function assertEquals<T>(actual: unknown, expected: T, message?: string): void {
-  nodeAssert.deepStrictEqual(actual, expected, message);
+  if (message === undefined) nodeAssert.deepStrictEqual(actual, expected);
+  else nodeAssert.deepStrictEqual(actual, expected, message);
 }
 
 /** Asserts deep inequality. */
 export function assertNotEquals(actual: unknown, expected: unknown, message?: string): void {
-  nodeAssert.notDeepStrictEqual(actual, expected, message);
+  if (message === undefined) nodeAssert.notDeepStrictEqual(actual, expected);
+  else nodeAssert.notDeepStrictEqual(actual, expected, message);
 }
 
 /** Asserts that `text` matches `pattern`. */
 export function assertMatch(text: string, pattern: RegExp, message?: string): void {
-  nodeAssert.match(text, pattern, message);
+  if (message === undefined) nodeAssert.match(text, pattern);
+  else nodeAssert.match(text, pattern, message);
 }
 
 /** Asserts that `fn` throws an instance of `ErrorClass` (any Error by default) and returns it. */
