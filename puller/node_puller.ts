@@ -1,0 +1,734 @@
+/**
+ * The node puller: reconciles the desired images against one node.
+ *
+ * Per image: `pending → pulling → present | failed`, with a concurrency limit,
+ * a timeout per attempt, per-image exponential backoff and periodic resync.
+ * All time goes through an injected {@linkcode Clock}; all pulling goes
+ * through a {@linkcode PullStrategy}; the puller itself does no I/O.
+ *
+ * @module
+ */
+import { type Clock, realClock } from "../clock.ts";
+import { formatDuration } from "../config/duration.ts";
+import { PullError } from "../errors.ts";
+import type { DesiredImages, ImageChange } from "../images/desired_images.ts";
+import { isDigestPinned, parseReference } from "../images/reference.ts";
+import type { Logger } from "../log/logger.ts";
+import { Backoff } from "./backoff.ts";
+import type { PullResult, PullStrategy } from "./strategy.ts";
+
+/** Where an image stands on this node. */
+export type ImageState = "pending" | "pulling" | "present" | "failed";
+
+/** What the puller knows about one desired image, as returned by {@linkcode NodePuller.status}. */
+export interface ImageStatus {
+  /** The normalised reference. */
+  ref: string;
+  /** Current state. A refresh (resync) of a present image shows as `pulling`. */
+  state: ImageState;
+  /** Pull attempts started since the reference became desired. */
+  attempts: number;
+  /** Failed attempts since the last success (what the backoff grows with). */
+  consecutiveFailures: number;
+  /** Message of the last failure, kept after a later success. */
+  lastError?: string;
+  /** Reason of the last failure (a {@linkcode PullError} reason). */
+  lastErrorReason?: string;
+  /** When the last attempt started (clock milliseconds). */
+  lastAttempt?: number;
+  /** When the last pull succeeded. */
+  lastSuccess?: number;
+  /** The digest the last successful pull reported. */
+  digest?: string;
+  /** When the next attempt (retry, or resync check) is due, if one is scheduled. */
+  nextAttempt?: number;
+  /** True while parked after a permanent failure. */
+  permanent?: boolean;
+}
+
+/** What {@linkcode NodePullerOptions.onPullFinished} receives. */
+export interface PullFinished {
+  /** True when the strategy resolved. */
+  ok: boolean;
+  /** Clock time from start to settlement. */
+  durationMs: number;
+  /** Digest reported by a successful pull. */
+  digest?: string;
+  /** The failure; set only for failures that count (not for cancellations). */
+  error?: PullError;
+  /** True when the attempt was aborted because the image left the desired set or on shutdown. */
+  cancelled?: boolean;
+}
+
+/** Options for {@linkcode NodePuller}. */
+export interface NodePullerOptions {
+  /** The node this puller works for (for logs). */
+  node: string;
+  /** How one image is pulled. */
+  strategy: PullStrategy;
+  /** The desired images; the puller subscribes to their changes. */
+  desired: DesiredImages;
+  /** Logger; lines carry `node` and `image`. */
+  log: Logger;
+  /** Time source. @default {realClock} */
+  clock?: Clock;
+  /** Most attempts in flight at once (`--max-concurrent-pulls`). */
+  maxConcurrentPulls: number;
+  /** An attempt not settled by then is aborted and counts as a `Timeout` failure (`--pull-timeout`). */
+  pullTimeoutMs: number;
+  /** Cap on the retry delay, also the parking time of permanent failures (`--pull-backoff-max`). */
+  backoffMaxMs: number;
+  /** Delay before the first retry. @default {5000} */
+  backoffBaseMs?: number;
+  /** Spread of retry delays, as a fraction. @default {0.2} */
+  backoffJitter?: number;
+  /** Randomness for the jitter, replaceable in tests. @default {Math.random} */
+  random?: () => number;
+  /** How long after its last success an image is pulled again (`--resync-period`); 0 disables. */
+  resyncPeriodMs: number;
+  /**
+   * The image names the node reports in `status.images` (normalised,
+   * `domain/path@digest` or `domain/path:tag@digest`). A digest-pinned
+   * reference found here is never pulled: not at start, not at resync. Called
+   * before each attempt at a digest-pinned reference, so it must be cheap
+   * (return a maintained set, do not build one per call).
+   */
+  presentImages?: () => ReadonlySet<string>;
+  /** Called when an attempt starts, for metrics, events and benchmarks. */
+  onPullStarted?(ref: string): void;
+  /** Called when an attempt settles (exactly once per {@linkcode onPullStarted}). */
+  onPullFinished?(ref: string, result: PullFinished): void;
+}
+
+/** How often, at most, a wake-up re-reads the whole desired set to heal drift. */
+const FULL_RECONCILE_MIN_INTERVAL_MS = 1_000;
+/** Longest the loop sleeps with nothing to do, so drift heals even when idle. */
+const IDLE_WAKE_MS = 60_000;
+
+type AbortCause = "removed" | "timeout" | "shutdown";
+
+interface Entry {
+  readonly ref: string;
+  /** For digest-pinned references: the names under which the node may report it. */
+  readonly presenceNames?: readonly string[];
+  state: ImageState;
+  attempts: number;
+  consecutiveFailures: number;
+  lastError?: string;
+  lastErrorReason?: string;
+  lastLoggedReason?: string;
+  lastAttempt?: number;
+  lastSuccess?: number;
+  digest?: string;
+  nextAttempt?: number;
+  permanent?: boolean;
+  /** Pulled successfully (or found on the node) since it became desired. */
+  everPresent: boolean;
+  /** In the ready queue. */
+  queued: boolean;
+  /** Waiting for an attempt of an earlier incarnation (removed, re-added) to settle. */
+  blocked: boolean;
+  /** Bumped whenever the schedule changes, so older heap items are ignored. */
+  generation: number;
+}
+
+interface Attempt {
+  readonly entry: Entry;
+  readonly controller: AbortController;
+  readonly stopTimer: AbortController;
+  readonly startedAt: number;
+  readonly refresh: boolean;
+  cause?: AbortCause;
+  done?: Promise<void>;
+}
+
+interface Due {
+  readonly at: number;
+  readonly seq: number;
+  readonly entry: Entry;
+  readonly generation: number;
+}
+
+/** A binary min-heap of due times (ties in insertion order). */
+class DueHeap {
+  #items: Due[] = [];
+  #seq = 0;
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  peek(): Due | undefined {
+    return this.#items[0];
+  }
+
+  push(at: number, entry: Entry): void {
+    this.#items.push({ at, seq: this.#seq++, entry, generation: entry.generation });
+    this.#up(this.#items.length - 1);
+  }
+
+  pop(): Due | undefined {
+    const items = this.#items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) {
+      items[0] = last;
+      this.#down(0);
+    }
+    return top;
+  }
+
+  /** Drops every item `keep` rejects. */
+  filter(keep: (item: Due) => boolean): void {
+    this.#items = this.#items.filter(keep);
+    for (let i = (this.#items.length >> 1) - 1; i >= 0; i--) this.#down(i);
+  }
+
+  #less(a: Due, b: Due): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  #up(i: number): void {
+    const items = this.#items;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.#less(items[i], items[parent])) break;
+      [items[i], items[parent]] = [items[parent], items[i]];
+      i = parent;
+    }
+  }
+
+  #down(i: number): void {
+    const items = this.#items;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let least = i;
+      if (left < items.length && this.#less(items[left], items[least])) least = left;
+      if (right < items.length && this.#less(items[right], items[least])) least = right;
+      if (least === i) return;
+      [items[i], items[least]] = [items[least], items[i]];
+      i = least;
+    }
+  }
+}
+
+function toPullError(ref: string, error: unknown): PullError {
+  if (error instanceof PullError) return error;
+  // A strategy must throw PullError; anything else is a bug in it. Count it as
+  // a failure like any other so one broken attempt cannot stop the loop.
+  const message = error instanceof Error ? error.message : String(error);
+  return new PullError(ref, "RuntimeError", `Pull of "${ref}" failed: ${message}`, {
+    cause: error,
+  });
+}
+
+/** The names under which a node may report a digest-pinned reference in `status.images`. */
+function presenceNamesOf(ref: string): readonly string[] | undefined {
+  if (!isDigestPinned(ref)) return undefined;
+  try {
+    const { domain, path, digest } = parseReference(ref);
+    const byDigest = `${domain}/${path}@${digest}`;
+    return byDigest === ref ? [ref] : [ref, byDigest];
+  } catch {
+    return [ref];
+  }
+}
+
+/**
+ * Reconciles the desired images against one node.
+ *
+ * The work set is keyed by normalised reference, with at most one attempt in
+ * flight per reference and at most `maxConcurrentPulls` overall. Changes to
+ * the desired set wake the loop at once; the whole set is also re-read on
+ * wake-ups (at most once a second, and at least once a minute), so a missed
+ * notification heals. The worker loop is the only place that catches pull
+ * failures and decides retries.
+ *
+ * @example
+ * ```ts ignore
+ * const puller = new NodePuller({ node, strategy, desired, log, maxConcurrentPulls: 2,
+ *   pullTimeoutMs: 600_000, backoffMaxMs: 3_600_000, resyncPeriodMs: 900_000 });
+ * await puller.run(signal); // after every source synced
+ * ```
+ */
+export class NodePuller {
+  readonly #options: NodePullerOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #backoff: Backoff;
+  readonly #entries = new Map<string, Entry>();
+  readonly #running = new Map<string, Attempt>();
+  readonly #due = new DueHeap();
+  #ready: Entry[] = [];
+  #readyHead = 0;
+  #queuedCount = 0;
+  #shutdown: AbortSignal = new AbortController().signal;
+  #started = false;
+  #woken = false;
+  #wakeUp?: () => void;
+  #lastFullReconcile = -Infinity;
+
+  /** @throws {RangeError} when a limit is out of range. */
+  constructor(options: NodePullerOptions) {
+    const { maxConcurrentPulls, pullTimeoutMs, resyncPeriodMs } = options;
+    if (!Number.isInteger(maxConcurrentPulls) || maxConcurrentPulls < 1) {
+      throw new RangeError(
+        `Cannot create node puller with maxConcurrentPulls ${maxConcurrentPulls}: must be an integer >= 1`,
+      );
+    }
+    if (!(pullTimeoutMs > 0)) {
+      throw new RangeError(
+        `Cannot create node puller with pullTimeoutMs ${pullTimeoutMs}: must be > 0`,
+      );
+    }
+    if (!(resyncPeriodMs >= 0)) {
+      throw new RangeError(
+        `Cannot create node puller with resyncPeriodMs ${resyncPeriodMs}: must be >= 0`,
+      );
+    }
+    this.#options = options;
+    this.#clock = options.clock ?? realClock;
+    this.#log = options.log.with({ node: options.node });
+    this.#backoff = new Backoff({
+      baseMs: options.backoffBaseMs,
+      maxMs: options.backoffMaxMs,
+      jitter: options.backoffJitter,
+      random: options.random,
+    });
+  }
+
+  /**
+   * Reconciles until `signal` aborts. Call it once, after every source has
+   * synced: an image missing from a half-filled cache must not look removed.
+   * On abort it starts no more pulls, aborts those in flight, waits for them
+   * to settle, and resolves.
+   *
+   * @throws {Error} when called a second time.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.#started) throw new Error("Cannot run a node puller twice");
+    this.#started = true;
+    this.#shutdown = signal;
+    const unsubscribe = this.#options.desired.subscribe((change) => this.#onChange(change));
+    const onAbort = () => this.#wake();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      this.#reconcileAll(true);
+      this.#log.info("Node puller started", {
+        images: this.#entries.size,
+        maxConcurrentPulls: this.#options.maxConcurrentPulls,
+      });
+      while (!signal.aborted) {
+        this.#woken = false;
+        const waitMs = this.#step();
+        if (this.#woken || signal.aborted) continue;
+        await this.#wait(waitMs);
+      }
+    } finally {
+      unsubscribe();
+      signal.removeEventListener("abort", onAbort);
+      const attempts = [...this.#running.values()];
+      for (const attempt of attempts) this.#abort(attempt, "shutdown");
+      await Promise.all(attempts.map((attempt) => attempt.done));
+      this.#log.info("Node puller stopped");
+    }
+  }
+
+  /** Every desired image the puller tracks, sorted by reference. */
+  status(): ImageStatus[] {
+    const out: ImageStatus[] = [];
+    for (const entry of this.#entries.values()) {
+      const status: ImageStatus = {
+        ref: entry.ref,
+        state: entry.state,
+        attempts: entry.attempts,
+        consecutiveFailures: entry.consecutiveFailures,
+      };
+      if (entry.lastError !== undefined) status.lastError = entry.lastError;
+      if (entry.lastErrorReason !== undefined) status.lastErrorReason = entry.lastErrorReason;
+      if (entry.lastAttempt !== undefined) status.lastAttempt = entry.lastAttempt;
+      if (entry.lastSuccess !== undefined) status.lastSuccess = entry.lastSuccess;
+      if (entry.digest !== undefined) status.digest = entry.digest;
+      if (entry.nextAttempt !== undefined) status.nextAttempt = entry.nextAttempt;
+      if (entry.permanent) status.permanent = true;
+      out.push(status);
+    }
+    return out.sort((a, b) => a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0);
+  }
+
+  /** Attempts started and not yet settled (aborted ones count until they settle). */
+  inFlight(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Whether every desired reference has been made present on the node (pulled,
+   * or found there) since it became desired. A later failed refresh does not
+   * undo that: the earlier pull is still on the node.
+   */
+  allPresent(): boolean {
+    const { desired } = this.#options;
+    if (this.#entries.size !== desired.size) return false;
+    for (const entry of this.#entries.values()) {
+      if (!entry.everPresent || !desired.has(entry.ref)) return false;
+    }
+    return true;
+  }
+
+  // --- work set -----------------------------------------------------------
+
+  #onChange(change: ImageChange): void {
+    if (this.#shutdown.aborted) return;
+    for (const ref of change.removed) this.#remove(ref);
+    for (const ref of change.added) this.#add(ref);
+    this.#wake();
+  }
+
+  #add(ref: string): void {
+    if (this.#entries.has(ref)) return;
+    const entry: Entry = {
+      ref,
+      presenceNames: presenceNamesOf(ref),
+      state: "pending",
+      attempts: 0,
+      consecutiveFailures: 0,
+      everPresent: false,
+      queued: false,
+      blocked: false,
+      generation: 0,
+    };
+    this.#entries.set(ref, entry);
+    // At most one attempt per reference: if an attempt of an earlier
+    // incarnation is still winding down, this one waits for it to settle.
+    if (this.#running.has(ref)) entry.blocked = true;
+    else this.#enqueue(entry);
+  }
+
+  #remove(ref: string): void {
+    const entry = this.#entries.get(ref);
+    if (entry === undefined) return;
+    this.#entries.delete(ref);
+    if (entry.queued) {
+      entry.queued = false;
+      this.#queuedCount--;
+    }
+    entry.generation++;
+    this.#backoff.reset(ref);
+    const attempt = this.#running.get(ref);
+    if (attempt?.entry === entry) this.#abort(attempt, "removed");
+    this.#log.debug("Image no longer desired", { image: ref, aborted: attempt !== undefined });
+  }
+
+  /** Re-reads the whole desired set: the level-triggered backstop. */
+  #reconcileAll(initial: boolean): void {
+    this.#lastFullReconcile = this.#clock.now();
+    const refs = this.#options.desired.refs();
+    const wanted = new Set(refs);
+    let added = 0;
+    let removed = 0;
+    for (const ref of refs) {
+      if (this.#entries.has(ref)) continue;
+      this.#add(ref);
+      added++;
+    }
+    if (this.#entries.size !== wanted.size) {
+      for (const ref of [...this.#entries.keys()]) {
+        if (wanted.has(ref)) continue;
+        this.#remove(ref);
+        removed++;
+      }
+    }
+    if (!initial && (added > 0 || removed > 0)) {
+      this.#log.info("Work set repaired from the desired images", { added, removed });
+    }
+  }
+
+  // --- queue and schedule -------------------------------------------------
+
+  #enqueue(entry: Entry): void {
+    if (entry.queued) return;
+    entry.queued = true;
+    this.#queuedCount++;
+    this.#ready.push(entry);
+    const length = this.#ready.length - this.#readyHead;
+    // Removed entries stay in the array until popped; compact when they
+    // dominate so churn cannot grow it without bound.
+    if (length > 1_024 && length > 2 * this.#queuedCount) {
+      this.#ready = this.#ready.slice(this.#readyHead).filter((e) => e.queued);
+      this.#readyHead = 0;
+    }
+  }
+
+  #dequeue(): Entry | undefined {
+    while (this.#readyHead < this.#ready.length) {
+      const entry = this.#ready[this.#readyHead++];
+      if (!entry.queued) continue;
+      entry.queued = false;
+      this.#queuedCount--;
+      if (this.#readyHead > 1_024 && this.#readyHead * 2 > this.#ready.length) {
+        this.#ready = this.#ready.slice(this.#readyHead);
+        this.#readyHead = 0;
+      }
+      return entry;
+    }
+    this.#ready = [];
+    this.#readyHead = 0;
+    return undefined;
+  }
+
+  #schedule(entry: Entry, at: number): void {
+    entry.generation++;
+    entry.nextAttempt = at;
+    this.#due.push(at, entry);
+    // Items of removed or rescheduled entries are skipped lazily; drop them
+    // in bulk when they dominate.
+    if (this.#due.size > 1_024 && this.#due.size > 2 * this.#entries.size) {
+      this.#due.filter((item) => this.#isCurrent(item));
+    }
+  }
+
+  #isCurrent(item: Due): boolean {
+    return this.#entries.get(item.entry.ref) === item.entry &&
+      item.generation === item.entry.generation;
+  }
+
+  // --- the loop -----------------------------------------------------------
+
+  #wake(): void {
+    this.#woken = true;
+    this.#wakeUp?.();
+  }
+
+  async #wait(ms: number): Promise<void> {
+    const stop = new AbortController();
+    const woken = new Promise<void>((resolve) => this.#wakeUp = resolve);
+    try {
+      await Promise.race([woken, this.#clock.sleep(ms, stop.signal).catch(() => {})]);
+    } finally {
+      this.#wakeUp = undefined;
+      stop.abort();
+    }
+  }
+
+  /** Moves due work to the queue and starts what the limit allows; returns how long to sleep. */
+  #step(): number {
+    const now = this.#clock.now();
+    if (
+      this.#entries.size !== this.#options.desired.size ||
+      now - this.#lastFullReconcile >= FULL_RECONCILE_MIN_INTERVAL_MS
+    ) {
+      this.#reconcileAll(false);
+    }
+    for (let top = this.#due.peek(); top !== undefined && top.at <= now; top = this.#due.peek()) {
+      this.#due.pop();
+      if (this.#isCurrent(top)) this.#enqueue(top.entry);
+    }
+    while (this.#running.size < this.#options.maxConcurrentPulls) {
+      const entry = this.#dequeue();
+      if (entry === undefined) break;
+      this.#start(entry, now);
+    }
+    const next = this.#due.peek();
+    const untilDue = next === undefined ? IDLE_WAKE_MS : Math.max(1, next.at - now);
+    return Math.min(untilDue, IDLE_WAKE_MS);
+  }
+
+  #isOnNode(entry: Entry): boolean {
+    const names = entry.presenceNames;
+    if (names === undefined || this.#options.presentImages === undefined) return false;
+    const present = this.#options.presentImages();
+    return names.some((name) => present.has(name));
+  }
+
+  #start(entry: Entry, now: number): void {
+    const { ref } = entry;
+    // A digest names immutable content: if the node reports it, pulling again
+    // cannot change anything, so it costs no pod at all.
+    if (this.#isOnNode(entry)) {
+      const first = !entry.everPresent;
+      entry.state = "present";
+      entry.everPresent = true;
+      entry.permanent = undefined;
+      entry.consecutiveFailures = 0;
+      entry.lastLoggedReason = undefined;
+      entry.nextAttempt = undefined;
+      this.#backoff.reset(ref);
+      if (this.#options.resyncPeriodMs > 0) {
+        this.#schedule(entry, now + this.#options.resyncPeriodMs);
+      }
+      if (first) this.#log.debug("Image already on the node", { image: ref });
+      return;
+    }
+
+    entry.state = "pulling";
+    entry.attempts++;
+    entry.lastAttempt = now;
+    entry.nextAttempt = undefined;
+    entry.generation++;
+    const controller = new AbortController();
+    const stopTimer = new AbortController();
+    const attempt: Attempt = {
+      entry,
+      controller,
+      stopTimer,
+      startedAt: now,
+      refresh: entry.everPresent,
+    };
+    this.#running.set(ref, attempt);
+
+    // The timeout runs on the injected clock, so tests drive it with fake time.
+    this.#clock.sleep(this.#options.pullTimeoutMs, stopTimer.signal).then(
+      () => this.#abort(attempt, "timeout"),
+      () => {},
+    );
+    this.#hook(() => this.#options.onPullStarted?.(ref));
+    this.#log.debug("Pull started", {
+      image: ref,
+      attempt: entry.attempts,
+      refresh: attempt.refresh,
+    });
+
+    const signal = AbortSignal.any([this.#shutdown, controller.signal]);
+    let pulling: Promise<PullResult>;
+    try {
+      pulling = this.#options.strategy.pull(ref, { signal, refresh: attempt.refresh });
+    } catch (error) {
+      pulling = Promise.reject(error);
+    }
+    attempt.done = pulling.then(
+      (result) => this.#finish(attempt, result, undefined),
+      (error: unknown) => this.#finish(attempt, undefined, error),
+    );
+  }
+
+  #abort(attempt: Attempt, cause: AbortCause): void {
+    if (attempt.cause !== undefined) return;
+    attempt.cause = cause;
+    const ref = attempt.entry.ref;
+    const reason = cause === "timeout"
+      ? new DOMException(
+        `Pull of "${ref}" did not finish within ${formatDuration(this.#options.pullTimeoutMs)}`,
+        "TimeoutError",
+      )
+      : cause === "removed"
+      ? new DOMException(`Image "${ref}" is no longer desired`, "AbortError")
+      : this.#shutdown.reason ?? new DOMException("Node puller stopped", "AbortError");
+    attempt.controller.abort(reason);
+  }
+
+  /** The one place that catches pull failures and decides what happens next. */
+  #finish(attempt: Attempt, result: PullResult | undefined, error: unknown): void {
+    const { entry } = attempt;
+    const { ref } = entry;
+    this.#running.delete(ref);
+    attempt.stopTimer.abort();
+    const now = this.#clock.now();
+    const durationMs = now - attempt.startedAt;
+    const cause = attempt.cause ?? (this.#shutdown.aborted ? "shutdown" : undefined);
+    const attached = this.#entries.get(ref) === entry;
+
+    if (!attached) {
+      // Removed while in flight: whatever happened no longer matters, except
+      // that a re-added incarnation may now start.
+      this.#hook(() =>
+        this.#options.onPullFinished?.(
+          ref,
+          result === undefined
+            ? { ok: false, durationMs, cancelled: true }
+            : { ok: true, durationMs, digest: result.digest },
+        )
+      );
+      this.#log.debug("Pull cancelled", { image: ref, cause: cause ?? "removed", durationMs });
+      const next = this.#entries.get(ref);
+      if (next?.blocked) {
+        next.blocked = false;
+        this.#enqueue(next);
+      }
+      this.#wake();
+      return;
+    }
+
+    if (result !== undefined) {
+      this.#succeeded(attempt, result, now, durationMs);
+    } else if (cause === "shutdown") {
+      entry.state = entry.everPresent ? "present" : "pending";
+      this.#hook(() =>
+        this.#options.onPullFinished?.(ref, { ok: false, durationMs, cancelled: true })
+      );
+    } else {
+      const failure = cause === "timeout"
+        ? new PullError(
+          ref,
+          "Timeout",
+          `Pull of "${ref}" did not finish within ${formatDuration(this.#options.pullTimeoutMs)}`,
+          { cause: error },
+        )
+        : toPullError(ref, error);
+      this.#failed(attempt, failure, now, durationMs);
+    }
+    this.#wake();
+  }
+
+  #succeeded(attempt: Attempt, result: PullResult, now: number, durationMs: number): void {
+    const { entry } = attempt;
+    const { ref } = entry;
+    this.#backoff.reset(ref);
+    entry.state = "present";
+    entry.everPresent = true;
+    entry.lastSuccess = now;
+    entry.consecutiveFailures = 0;
+    entry.permanent = undefined;
+    entry.lastLoggedReason = undefined;
+    if (result.digest !== undefined) entry.digest = result.digest;
+    if (this.#options.resyncPeriodMs > 0) {
+      this.#schedule(entry, now + this.#options.resyncPeriodMs);
+    } else {
+      entry.nextAttempt = undefined;
+    }
+    const fields = { image: ref, digest: result.digest, durationMs, skipped: result.skipped };
+    if (attempt.refresh) this.#log.debug("Image refreshed", fields);
+    else this.#log.info("Image pulled", fields);
+    this.#hook(() =>
+      this.#options.onPullFinished?.(ref, { ok: true, durationMs, digest: result.digest })
+    );
+  }
+
+  #failed(attempt: Attempt, error: PullError, now: number, durationMs: number): void {
+    const { entry } = attempt;
+    const { ref } = entry;
+    entry.state = "failed";
+    entry.consecutiveFailures++;
+    entry.lastError = error.message;
+    entry.lastErrorReason = error.reason;
+    // Retrying soon cannot fix a permanent failure (no variant for this
+    // platform, invalid name): park it at the cap instead of retrying hot.
+    entry.permanent = error.permanent || undefined;
+    const delay = error.permanent ? this.#backoff.park(ref) : this.#backoff.next(ref);
+    this.#schedule(entry, now + delay);
+    // Say it once: the first failure of a streak (or a new reason) is a
+    // warning; repeats of the same reason are debug detail.
+    const repeat = entry.lastLoggedReason === error.reason;
+    entry.lastLoggedReason = error.reason;
+    const fields = {
+      image: ref,
+      reason: error.reason,
+      error: error.message,
+      failures: entry.consecutiveFailures,
+      retryIn: formatDuration(delay),
+    };
+    const msg = error.permanent ? "Pull failed permanently; parked" : "Pull failed; will retry";
+    if (repeat) this.#log.debug(msg, fields);
+    else this.#log.warn(msg, fields);
+    this.#hook(() => this.#options.onPullFinished?.(ref, { ok: false, durationMs, error }));
+  }
+
+  #hook(call: () => void): void {
+    // A broken metrics or event hook must not stop the puller; log and go on.
+    try {
+      call();
+    } catch (error) {
+      this.#log.error("Pull hook failed", { error });
+    }
+  }
+}
