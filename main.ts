@@ -1,16 +1,15 @@
 /**
- * image-cache-daemon: the entry point. Parses the configuration, wires the
- * sources to the dedupe map and the map to the node puller, and owns the one
- * AbortSignal of the process lifetime.
+ * image-cache-daemon: the entry point. Parses the configuration, owns the one
+ * AbortSignal of the process lifetime (fired on SIGTERM/SIGINT) and runs the
+ * daemon or the `images` command.
  *
  * @module
  */
-import { type Config, helpText, loadConfig, requireDaemonIdentity } from "./config/config.ts";
+import { type Config, helpText, loadConfig, readEnv } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
-import { createLogger, type Logger } from "./log/logger.ts";
-import { DesiredImages } from "./images/desired_images.ts";
-import { StaticSource } from "./sources/static.ts";
-import type { Source } from "./sources/source.ts";
+import { createLogger } from "./log/logger.ts";
+import { loadKubeConfig } from "./kube/client.ts";
+import { runDaemon } from "./daemon.ts";
 
 const encoder = new TextEncoder();
 
@@ -19,30 +18,9 @@ export function print(text: string): void {
   Deno.stdout.writeSync(encoder.encode(text.endsWith("\n") ? text : text + "\n"));
 }
 
-function printError(text: string): void {
+/** Writes a message for humans to standard error. */
+export function printError(text: string): void {
   Deno.stderr.writeSync(encoder.encode(text.endsWith("\n") ? text : text + "\n"));
-}
-
-/** Runs the daemon until `signal` aborts. */
-export async function runDaemon(
-  config: Config,
-  log: Logger,
-  signal: AbortSignal,
-): Promise<void> {
-  requireDaemonIdentity(config);
-  const desired = new DesiredImages();
-  const sources: Source[] = [
-    new StaticSource({ images: config.images, sink: desired, log }),
-  ];
-  log.info("Starting image-cache-daemon", {
-    version: VERSION,
-    node: config.nodeName,
-    sources: sources.map((s) => s.name),
-  });
-  await Promise.all(sources.map((s) => s.synced));
-  log.info("All sources synced", { images: desired.size });
-  await Promise.all(sources.map((s) => s.run(signal)));
-  log.info("Stopped");
 }
 
 /** The process entry: returns the exit code. */
@@ -70,25 +48,38 @@ export async function main(args: readonly string[]): Promise<number> {
     return 2;
   }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  for (const sig of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(sig, stop);
-  }
+  let kubeConfig;
   try {
-    await runDaemon(config, log, controller.signal);
+    kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, env: readEnv });
+  } catch (error) {
+    printError(`image-cache-daemon: ${(error as Error).message}`);
+    return 2;
+  }
+  const controller = new AbortController();
+  let signals = 0;
+  const stop = () => {
+    signals++;
+    if (signals > 1) {
+      // A second signal means "now": skip the clean-up.
+      log.warn("Second signal, exiting at once");
+      Deno.exit(130);
+    }
+    log.info("Shutting down");
+    controller.abort();
+  };
+  for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  try {
+    await runDaemon(config, { kubeConfig, log }, controller.signal);
     return 0;
   } catch (error) {
-    if (error instanceof TypeError && !controller.signal.aborted) {
+    if (error instanceof TypeError) {
       printError(`image-cache-daemon: ${error.message}`);
       return 2;
     }
     log.error("Daemon failed", { error });
     return 1;
   } finally {
-    for (const sig of ["SIGTERM", "SIGINT"] as const) {
-      Deno.removeSignalListener(sig, stop);
-    }
+    for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.removeSignalListener(sig, stop);
   }
 }
 

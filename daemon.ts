@@ -1,0 +1,214 @@
+/**
+ * The daemon's wiring: sources → dedupe map → node puller. `main.ts` parses
+ * the configuration and calls {@linkcode runDaemon}; tests and the demo call
+ * it too.
+ *
+ * @module
+ */
+import { CoreV1Api, type KubeConfig, type V1Toleration } from "@kubernetes/client-node";
+import type { Config } from "./config/config.ts";
+import { requireDaemonIdentity } from "./config/config.ts";
+import { VERSION } from "./config/version.ts";
+import type { Logger } from "./log/logger.ts";
+import { DesiredImages } from "./images/desired_images.ts";
+import { apiMessage } from "./kube/client.ts";
+import { EventRecorder } from "./kube/events.ts";
+import { StaticSource } from "./sources/static.ts";
+import { newConfigMapSource } from "./sources/configmap.ts";
+import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
+import type { Source } from "./sources/source.ts";
+import { NodePuller } from "./puller/node_puller.ts";
+import { NodeImages } from "./puller/node_images.ts";
+import type { PullStrategy } from "./puller/strategy.ts";
+import { WardenPodStrategy } from "./puller/warden_strategy.ts";
+import { type Clock, realClock } from "./clock.ts";
+
+/** Dependencies of {@linkcode runDaemon} that tests replace. */
+export interface DaemonDeps {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  clock?: Clock;
+  /** Backoff bounds of the source watches. @default {500 ms to 30 s} */
+  sourceBackoffBaseMs?: number;
+  sourceBackoffMaxMs?: number;
+  /** Called once the daemon's parts exist, before they run (for the metrics server and tests). */
+  onStarted?(daemon: DaemonParts): void;
+}
+
+/** The running parts of a daemon. */
+export interface DaemonParts {
+  readonly desired: DesiredImages;
+  readonly sources: readonly Source[];
+  readonly puller: NodePuller;
+  readonly strategy: PullStrategy;
+  readonly nodeImages: NodeImages;
+  readonly events: EventRecorder;
+  /** True once every source has synced and the puller runs. */
+  ready(): boolean;
+}
+
+/** Builds the enabled sources. */
+function buildSources(
+  config: Config,
+  deps: DaemonDeps,
+  desired: DesiredImages,
+  events: EventRecorder,
+): Source[] {
+  const { kubeConfig, log, clock } = deps;
+  const common = {
+    kubeConfig,
+    sink: desired,
+    log,
+    events,
+    clock,
+    backoffBaseMs: deps.sourceBackoffBaseMs,
+    backoffMaxMs: deps.sourceBackoffMaxMs,
+  };
+  const sources: Source[] = [new StaticSource({ images: config.images, sink: desired, log })];
+  if (config.watchConfigmaps) {
+    sources.push(newConfigMapSource({
+      ...common,
+      labelSelector: config.configmapSelector,
+      namespaces: config.configmapNamespaces,
+    }));
+  }
+  const argo: [boolean, ArgoKind][] = [
+    [config.watchArgoWorkflowTemplates, "workflowtemplate"],
+    [config.watchArgoClusterWorkflowTemplates, "clusterworkflowtemplate"],
+    [config.watchArgoCronWorkflows, "cronworkflow"],
+  ];
+  for (const [enabled, kind] of argo) if (enabled) sources.push(newArgoSource(kind, common));
+  return sources;
+}
+
+/** Reads the daemon pod's tolerations once, so pull pods land on the same tainted nodes. */
+async function ownTolerations(
+  config: Config,
+  kubeConfig: KubeConfig,
+  log: Logger,
+): Promise<V1Toleration[] | undefined> {
+  if (!config.podName || !config.podNamespace) return undefined;
+  try {
+    const pod = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedPod({
+      name: config.podName,
+      namespace: config.podNamespace,
+    });
+    return pod.spec?.tolerations;
+  } catch (error) {
+    // Why absorb: without them pulls still work on untainted nodes.
+    log.warn("Cannot read the daemon's own pod; pull pods get no tolerations", {
+      pod: config.podName,
+      error: apiMessage(error),
+    });
+    return undefined;
+  }
+}
+
+function buildStrategy(
+  config: Config,
+  deps: DaemonDeps,
+  tolerations: V1Toleration[] | undefined,
+): PullStrategy {
+  return new WardenPodStrategy({
+    kubeConfig: deps.kubeConfig,
+    namespace: config.podNamespace!,
+    node: config.nodeName!,
+    wardenImage: config.wardenImage,
+    owner: config.podName && config.podUid
+      ? { name: config.podName, uid: config.podUid }
+      : undefined,
+    imagePullSecrets: config.imagePullSecrets,
+    tolerations,
+    priorityClassName: config.pullPriorityClass,
+    log: deps.log,
+    clock: deps.clock,
+  });
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+/**
+ * Runs the daemon until `signal` aborts: sources watch, and once every
+ * enabled source has synced, the puller makes every desired image present on
+ * this node. On abort it stops the watches, stops creating pull pods,
+ * deletes the ones in flight and returns.
+ */
+export async function runDaemon(
+  config: Config,
+  deps: DaemonDeps,
+  signal: AbortSignal,
+): Promise<void> {
+  requireDaemonIdentity(config);
+  const { kubeConfig, log } = deps;
+  const clock = deps.clock ?? realClock;
+  const node = config.nodeName!;
+  const desired = new DesiredImages();
+  const events = new EventRecorder({ kubeConfig, host: node, log, clock });
+  const sources = buildSources(config, deps, desired, events);
+  const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
+  if (config.pullStrategy === "cri") {
+    throw new TypeError("--pull-strategy=cri is not available in this build yet"); // TODO(#6)
+  }
+  const tolerations = await ownTolerations(config, kubeConfig, log);
+  const strategy = buildStrategy(config, deps, tolerations);
+  let pullerRunning = false;
+  const puller = new NodePuller({
+    node,
+    strategy,
+    desired,
+    log,
+    clock,
+    maxConcurrentPulls: config.maxConcurrentPulls,
+    pullTimeoutMs: config.pullTimeoutMs,
+    backoffMaxMs: config.pullBackoffMaxMs,
+    resyncPeriodMs: config.resyncPeriodMs,
+    presentImages: () => nodeImages.names(),
+  });
+  deps.onStarted?.({
+    desired,
+    sources,
+    puller,
+    strategy,
+    nodeImages,
+    events,
+    ready: () => pullerRunning,
+  });
+  log.info("Starting image-cache-daemon", {
+    version: VERSION,
+    node,
+    strategy: strategy.name,
+    sources: sources.map((s) => s.name),
+  });
+  const watching = [
+    ...sources.map((s) => s.run(signal)),
+    nodeImages.run(signal),
+  ];
+  // No action before sync: an image missing from a half-filled cache is
+  // never a reason to drop it, so the puller waits for every source.
+  await Promise.race([
+    Promise.all([...sources.map((s) => s.synced), nodeImages.synced]),
+    untilAborted(signal),
+  ]);
+  if (!signal.aborted) {
+    log.info("All sources synced", {
+      images: desired.size,
+      rejected: desired.rejections().length,
+      sources: Object.fromEntries(sources.map((s) => [s.name, s.status().objects])),
+    });
+    await strategy.start?.(signal);
+  }
+  if (!signal.aborted) {
+    pullerRunning = true;
+    await puller.run(signal);
+  }
+  pullerRunning = false;
+  await strategy.close?.();
+  await Promise.all(watching);
+  await events.flush();
+  log.info("Stopped", { node });
+}

@@ -1,0 +1,302 @@
+/**
+ * A list+watch loop that keeps a caller's state level-triggered in step with
+ * one Kubernetes collection, and heals from every watch failure.
+ *
+ * client-node's informer relists on 410 Gone but stops on an HTTP error or a
+ * dropped connection; this loop owns its restarts: it relists after 410,
+ * resumes from the last resourceVersion after a clean close, and backs off
+ * (capped, with jitter, honouring Retry-After) after errors.
+ *
+ * @module
+ */
+import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
+import { type Clock, realClock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
+
+/** One page of a list response. */
+export interface ListPage {
+  readonly items: readonly KubernetesObject[];
+  readonly resourceVersion: string;
+  readonly continueToken?: string;
+}
+
+/** Lists one page of the collection. Errors are client-node's (with `code`). */
+export type Lister = (
+  options: { limit: number; continueToken?: string },
+) => Promise<ListPage>;
+
+/**
+ * What a reflector keeps in step. The reflector calls `replace` with the
+ * complete state after every (re)list, so a lost event or restart heals.
+ */
+export interface ReflectorHandler<T> {
+  /** Projects a raw object to what the caller keeps (so raw objects are not retained). */
+  transform(obj: KubernetesObject): T;
+  /** The complete current state, keyed by `namespace/name` (or `name`). */
+  replace(items: ReadonlyMap<string, T>): void;
+  /** An object was added or changed. */
+  upsert(key: string, item: T): void;
+  /** An object was deleted. */
+  remove(key: string): void;
+  /**
+   * The collection's API is missing (404) or forbidden (403). `status` says
+   * which. A 404 means no objects exist; a 403 means they cannot be seen, so
+   * callers must keep what they have.
+   */
+  unavailable?(status: number, message: string): void;
+}
+
+/** Options for {@linkcode Reflector}. */
+export interface ReflectorOptions<T> {
+  /** Name for logs, such as `configmap`. */
+  name: string;
+  /** The client configuration (for the watch). */
+  kubeConfig: KubeConfig;
+  /** Lists one page. */
+  list: Lister;
+  /** The collection's API path, for the watch: `/api/v1/configmaps`. */
+  watchPath: string;
+  /** `labelSelector` for the watch (the lister applies its own). */
+  labelSelector?: string;
+  /** `fieldSelector` for the watch (the lister applies its own). */
+  fieldSelector?: string;
+  /** The caller's state. */
+  handler: ReflectorHandler<T>;
+  /** Logger. */
+  log: Logger;
+  /** Clock for backoff. @default {realClock} */
+  clock?: Clock;
+  /** Objects per list page. @default {500} */
+  pageSize?: number;
+  /** First retry delay after an error. @default {500} */
+  backoffBaseMs?: number;
+  /** Longest retry delay after errors. @default {30000} */
+  backoffMaxMs?: number;
+  /**
+   * Server-side watch timeout. The real default of client-go is 5–10 min,
+   * randomised so that many watchers do not reconnect in step.
+   * @default {random between 300 and 600}
+   */
+  watchTimeoutSeconds?: () => number;
+  /** Randomness for jitter. @default {Math.random} */
+  random?: () => number;
+}
+
+/** A point-in-time view of a reflector. */
+export interface ReflectorStatus {
+  readonly synced: boolean;
+  readonly available: boolean;
+  readonly reason?: string;
+  readonly restarts: number;
+  readonly lastActivity?: number;
+  readonly resourceVersion?: string;
+}
+
+/** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
+export function objectKey(obj: KubernetesObject): string {
+  const m = obj.metadata ?? {};
+  return m.namespace ? `${m.namespace}/${m.name}` : `${m.name}`;
+}
+
+class WatchExpired extends Error {}
+
+/** Keeps a {@linkcode ReflectorHandler} in step with one collection. */
+export class Reflector<T> {
+  readonly #o: ReflectorOptions<T>;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  #resourceVersion?: string;
+  #synced = false;
+  #available = true;
+  #reason?: string;
+  #restarts = 0;
+  #lastActivity?: number;
+  #failures = 0;
+  #resolveSynced!: () => void;
+  /** Resolves after the first complete list (or when the API is found unavailable). */
+  readonly synced: Promise<void>;
+
+  constructor(options: ReflectorOptions<T>) {
+    this.#o = options;
+    this.#clock = options.clock ?? realClock;
+    this.#random = options.random ?? Math.random;
+    this.synced = new Promise((resolve) => this.#resolveSynced = resolve);
+  }
+
+  /** Current status. */
+  status(): ReflectorStatus {
+    return {
+      synced: this.#synced,
+      available: this.#available,
+      reason: this.#reason,
+      restarts: this.#restarts,
+      lastActivity: this.#lastActivity,
+      resourceVersion: this.#resourceVersion,
+    };
+  }
+
+  /** Lists and watches until `signal` aborts. Never rejects on API errors. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { log, name } = this.#o;
+    let needList = true;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.#list(signal);
+          needList = false;
+        }
+        await this.#watch(signal);
+        // A clean close (timeoutSeconds elapsed): resume from the last
+        // resourceVersion without a relist, as client-go does.
+        this.#failures = 0;
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof WatchExpired) {
+          // 410 Gone: our resourceVersion was compacted away. Relist at
+          // once; the relist's replace() heals anything missed meanwhile.
+          log.info("Watch expired, relisting", { source: name });
+          this.#restarts++;
+          needList = true;
+          continue;
+        }
+        const status = apiStatus(error);
+        const message = apiMessage(error);
+        if (status === 404 || status === 403) {
+          this.#markUnavailable(status, message);
+          needList = true;
+        } else {
+          log.warn("Watch failed, retrying", { source: name, status, error: message });
+          this.#reason = message;
+        }
+        this.#restarts++;
+        // Why back off here: an API outage or a missing CRD must not become a
+        // tight loop of requests against a struggling API server.
+        const retryAfter = retryAfterSeconds(error);
+        const delay = retryAfter !== undefined
+          ? retryAfter * 1000
+          : this.#backoffDelay(this.#failures++);
+        try {
+          await this.#clock.sleep(delay, signal);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
+
+  #backoffDelay(failures: number): number {
+    const base = this.#o.backoffBaseMs ?? 500;
+    const max = this.#o.backoffMaxMs ?? 30_000;
+    const exp = Math.min(max, base * 2 ** Math.min(failures, 30));
+    return Math.round(exp * (0.8 + 0.4 * this.#random()));
+  }
+
+  #markUnavailable(status: number, message: string): void {
+    const reason = status === 404
+      ? `API not found (is the CRD installed?): ${message}`
+      : `Forbidden (check the RBAC rules): ${message}`;
+    if (this.#available || this.#reason !== reason) {
+      this.#o.log.warn("Source unavailable", { source: this.#o.name, status, reason });
+    }
+    this.#available = false;
+    this.#reason = reason;
+    this.#o.handler.unavailable?.(status, message);
+    this.#markSynced();
+  }
+
+  #markSynced(): void {
+    if (!this.#synced) {
+      this.#synced = true;
+      this.#resolveSynced();
+    }
+  }
+
+  async #list(signal: AbortSignal): Promise<void> {
+    const { handler, list } = this.#o;
+    const items = new Map<string, T>();
+    let continueToken: string | undefined;
+    let resourceVersion = "";
+    do {
+      if (signal.aborted) return;
+      const page = await list({ limit: this.#o.pageSize ?? 500, continueToken });
+      for (const obj of page.items) items.set(objectKey(obj), handler.transform(obj));
+      resourceVersion = page.resourceVersion;
+      continueToken = page.continueToken || undefined;
+    } while (continueToken);
+    this.#resourceVersion = resourceVersion;
+    this.#lastActivity = this.#clock.now();
+    if (!this.#available) {
+      this.#o.log.info("Source available again", { source: this.#o.name });
+    }
+    this.#available = true;
+    this.#reason = undefined;
+    this.#failures = 0;
+    handler.replace(items);
+    if (!this.#synced) {
+      this.#o.log.info("Source synced", { source: this.#o.name, objects: items.size });
+    }
+    this.#markSynced();
+  }
+
+  #watch(signal: AbortSignal): Promise<void> {
+    const { handler, kubeConfig, watchPath } = this.#o;
+    const timeoutSeconds = this.#o.watchTimeoutSeconds?.() ??
+      Math.round(300 + 300 * this.#random());
+    const watch = new Watch(kubeConfig);
+    // client-node aborts a watch after 30 s without data; the server may be
+    // quiet for longer than that between bookmarks, so allow the whole
+    // server-side timeout plus a margin.
+    // The field is private in the typings but is the documented knob.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 30) *
+      1000;
+    return new Promise<void>((resolve, reject) => {
+      let controller: AbortController | undefined;
+      let settled = false;
+      const finish = (error?: unknown) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        controller?.abort();
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const onAbort = () => finish();
+      signal.addEventListener("abort", onAbort, { once: true });
+      const query: Record<string, string | number | boolean> = {
+        resourceVersion: this.#resourceVersion ?? "",
+        allowWatchBookmarks: true,
+        timeoutSeconds,
+      };
+      if (this.#o.labelSelector) query.labelSelector = this.#o.labelSelector;
+      if (this.#o.fieldSelector) query.fieldSelector = this.#o.fieldSelector;
+      watch.watch(
+        watchPath,
+        query,
+        (type: string, obj: KubernetesObject & { code?: number; message?: string }) => {
+          if (settled) return;
+          this.#lastActivity = this.#clock.now();
+          if (type === "ERROR") {
+            if (obj?.code === 410) finish(new WatchExpired(obj.message ?? "Expired"));
+            else {
+              finish(Object.assign(new Error(obj?.message ?? "Watch error"), {
+                code: obj?.code,
+              }));
+            }
+            return;
+          }
+          const rv = obj?.metadata?.resourceVersion;
+          if (rv) this.#resourceVersion = rv;
+          if (type === "BOOKMARK") return;
+          const key = objectKey(obj);
+          if (type === "DELETED") handler.remove(key);
+          else handler.upsert(key, handler.transform(obj));
+        },
+        (error: unknown) => finish(error ?? undefined),
+      ).then((c) => {
+        controller = c;
+        if (settled || signal.aborted) c.abort();
+      }, finish);
+    });
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The images this node reports in `status.images`, kept in step by a watch
+ * of this one Node (`fieldSelector=metadata.name=<node>`).
+ *
+ * @module
+ */
+import type { KubeConfig, KubernetesObject, V1Node } from "@kubernetes/client-node";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import { nodeCollection } from "../kube/listers.ts";
+import { Reflector } from "../kube/reflector.ts";
+import { tryNormalizeReference } from "../images/reference.ts";
+
+/** Options for {@linkcode NodeImages}. */
+export interface NodeImagesOptions {
+  kubeConfig: KubeConfig;
+  node: string;
+  log: Logger;
+  clock?: Clock;
+}
+
+/** Normalised image names of a Node's `status.images`. Pure. */
+export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
+  const names = new Set<string>();
+  for (const image of (obj as V1Node).status?.images ?? []) {
+    for (const name of image.names ?? []) {
+      const result = tryNormalizeReference(name);
+      if (result.ok) names.add(result.ref);
+    }
+  }
+  return names;
+}
+
+/**
+ * Watches this node's `status.images`. The kubelet caps the list (50 by
+ * default), so absence proves nothing; presence of a digest proves the
+ * content is there.
+ */
+export class NodeImages {
+  #names: ReadonlySet<string> = new Set();
+  readonly #reflector: Reflector<ReadonlySet<string>>;
+  /** Resolves after the first list (or when the Node cannot be read). */
+  readonly synced: Promise<void>;
+
+  constructor(options: NodeImagesOptions) {
+    const collection = nodeCollection(options.kubeConfig, { name: options.node });
+    this.#reflector = new Reflector({
+      name: "node",
+      kubeConfig: options.kubeConfig,
+      list: collection.list,
+      watchPath: collection.watchPath,
+      fieldSelector: `metadata.name=${options.node}`,
+      log: options.log,
+      clock: options.clock,
+      handler: {
+        transform: imageNamesOfNode,
+        replace: (items) => this.#names = items.values().next().value ?? new Set(),
+        upsert: (_key, names) => this.#names = names,
+        remove: () => this.#names = new Set(),
+      },
+    });
+    this.synced = this.#reflector.synced;
+  }
+
+  /** The normalised names the node reports now (a maintained set: cheap to call). */
+  names(): ReadonlySet<string> {
+    return this.#names;
+  }
+
+  /** Watches until `signal` aborts. */
+  run(signal: AbortSignal): Promise<void> {
+    return this.#reflector.run(signal);
+  }
+}

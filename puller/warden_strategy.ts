@@ -1,0 +1,308 @@
+/**
+ * The default pull strategy: one short-lived warden pod per image, pinned to
+ * this node, followed through a node-scoped pod watch and deleted whatever
+ * the outcome.
+ *
+ * @module
+ */
+import {
+  CoreV1Api,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1ContainerStatus,
+  type V1Pod,
+  type V1Toleration,
+} from "@kubernetes/client-node";
+import { type Clock, realClock } from "../clock.ts";
+import { PullError, type PullFailureReason } from "../errors.ts";
+import type { Logger } from "../log/logger.ts";
+import { apiMessage, apiStatus } from "../kube/client.ts";
+import { podCollection } from "../kube/listers.ts";
+import { Reflector } from "../kube/reflector.ts";
+import type { PullOptions, PullResult, PullStrategy } from "./strategy.ts";
+import { newWardenPod, wardenPodSelector } from "./warden_pod.ts";
+
+/** Options for {@linkcode WardenPodStrategy}. */
+export interface WardenPodStrategyOptions {
+  kubeConfig: KubeConfig;
+  /** The daemon's namespace, where pull pods are created. */
+  namespace: string;
+  /** This node. */
+  node: string;
+  /** `--warden-image`. */
+  wardenImage: string;
+  /** The daemon's own pod, the owner of every pull pod. */
+  owner?: { name: string; uid: string };
+  /** `--image-pull-secret` names. */
+  imagePullSecrets?: readonly string[];
+  /** The daemon pod's tolerations, so pulls land on the same tainted nodes. */
+  tolerations?: readonly V1Toleration[];
+  /** `--pull-priority-class`. */
+  priorityClassName?: string;
+  log: Logger;
+  clock?: Clock;
+}
+
+/** What the strategy keeps of a pull pod. */
+interface PodView {
+  readonly name: string;
+  readonly phase?: string;
+  readonly reason?: string;
+  readonly message?: string;
+  readonly main?: V1ContainerStatus;
+  readonly init?: V1ContainerStatus;
+}
+
+interface Waiter {
+  readonly ref: string;
+  resolve(result: PullResult): void;
+  reject(error: PullError): void;
+}
+
+const PERMANENT_REASONS = new Set(["InvalidImageName"]);
+
+function view(obj: KubernetesObject): PodView {
+  const pod = obj as V1Pod;
+  return {
+    name: pod.metadata?.name ?? "",
+    phase: pod.status?.phase,
+    reason: pod.status?.reason,
+    message: pod.status?.message,
+    main: pod.status?.containerStatuses?.find((c) => c.name === "main"),
+    init: pod.status?.initContainerStatuses?.find((c) => c.name === "warden"),
+  };
+}
+
+/**
+ * Decides a pull pod's outcome from its status: a result, a failure, or
+ * `undefined` while it is still in progress. Pure.
+ */
+export function podOutcome(ref: string, pod: PodView): PullResult | PullError | undefined {
+  const main = pod.main;
+  const terminated = main?.state?.terminated;
+  // The image was pulled as soon as the runtime reports its ID, whatever the
+  // no-op command did afterwards.
+  if (terminated && main?.imageID) return { digest: main.imageID };
+  const waiting = main?.state?.waiting;
+  if (waiting?.reason && /ErrImagePull|ImagePullBackOff|InvalidImageName/.test(waiting.reason)) {
+    const message = waiting.message ?? waiting.reason;
+    const noPlatform = /no matching manifest|no match for platform/i.test(message);
+    const reason: PullFailureReason = noPlatform
+      ? "NoMatchingPlatform"
+      : waiting.reason === "InvalidImageName"
+      ? "InvalidImageName"
+      : "ErrImagePull";
+    return new PullError(ref, reason, `Cannot pull ${ref}: ${message}`, {
+      permanent: noPlatform || PERMANENT_REASONS.has(waiting.reason),
+    });
+  }
+  const initWaiting = pod.init?.state?.waiting;
+  if (initWaiting?.reason && /ErrImagePull|ImagePullBackOff|InvalidImageName/.test(initWaiting.reason)) {
+    return new PullError(
+      ref,
+      "ErrImagePull",
+      `Cannot pull the warden image for ${ref}: ${initWaiting.message ?? initWaiting.reason} (check --warden-image)`,
+    );
+  }
+  if (pod.phase === "Failed") {
+    return new PullError(
+      ref,
+      "PodRejected",
+      `Pull pod ${pod.name} failed: ${pod.reason ?? "Failed"}${pod.message ? `: ${pod.message}` : ""}`,
+    );
+  }
+  if (terminated) {
+    return new PullError(
+      ref,
+      "RuntimeError",
+      `Pull pod ${pod.name} ended without an image ID: ${terminated.reason ?? ""} ${
+        terminated.message ?? ""
+      }`.trim(),
+    );
+  }
+  return undefined;
+}
+
+/** Pulls images with warden pods. */
+export class WardenPodStrategy implements PullStrategy {
+  readonly name = "pod";
+  readonly #o: WardenPodStrategyOptions;
+  readonly #api: CoreV1Api;
+  readonly #waiters = new Map<string, Waiter>();
+  readonly #pods = new Map<string, PodView>();
+  readonly #reflector: Reflector<PodView>;
+  readonly #stop = new AbortController();
+  #running?: Promise<void>;
+
+  constructor(options: WardenPodStrategyOptions) {
+    this.#o = options;
+    this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
+    const labelSelector = wardenPodSelector(options.node);
+    const fieldSelector = `spec.nodeName=${options.node}`;
+    // Why node-scoped: each daemon sees only its own node's pods; anything
+    // cluster-wide would be a scale bug at 1,000 nodes.
+    const collection = podCollection(options.kubeConfig, {
+      namespace: options.namespace,
+      labelSelector,
+      fieldSelector,
+    });
+    this.#reflector = new Reflector<PodView>({
+      name: "pull-pods",
+      kubeConfig: options.kubeConfig,
+      list: collection.list,
+      watchPath: collection.watchPath,
+      labelSelector,
+      fieldSelector,
+      log: options.log,
+      clock: options.clock ?? realClock,
+      handler: {
+        transform: view,
+        replace: (items) => {
+          this.#pods.clear();
+          for (const pod of items.values()) this.#pods.set(pod.name, pod);
+          for (const name of [...this.#waiters.keys()]) {
+            const pod = this.#pods.get(name);
+            if (pod) this.#settle(pod);
+            else this.#gone(name);
+          }
+        },
+        upsert: (_key, pod) => {
+          this.#pods.set(pod.name, pod);
+          this.#settle(pod);
+        },
+        remove: (key) => {
+          const name = key.slice(key.indexOf("/") + 1);
+          this.#pods.delete(name);
+          this.#gone(name);
+        },
+      },
+    });
+  }
+
+  /** Pull pods this strategy currently sees on its node. */
+  pods(): string[] {
+    return [...this.#pods.keys()].sort();
+  }
+
+  /**
+   * Starts the pod watch and deletes pull pods an earlier daemon instance
+   * left on this node, before any new one is created: no duplicates, no leaks.
+   */
+  async start(signal: AbortSignal): Promise<void> {
+    const both = AbortSignal.any([signal, this.#stop.signal]);
+    this.#running = this.#reflector.run(both);
+    await Promise.race([
+      this.#reflector.synced,
+      new Promise((resolve) => both.addEventListener("abort", resolve, { once: true })),
+    ]);
+    const leftovers = this.pods();
+    if (leftovers.length > 0) {
+      this.#o.log.info("Deleting pull pods left by an earlier instance", {
+        node: this.#o.node,
+        pods: leftovers,
+      });
+      await Promise.all(leftovers.map((name) => this.#delete(name)));
+    }
+  }
+
+  async pull(ref: string, options: PullOptions): Promise<PullResult> {
+    const { signal } = options;
+    signal.throwIfAborted();
+    const manifest = newWardenPod(ref, {
+      node: this.#o.node,
+      namespace: this.#o.namespace,
+      wardenImage: this.#o.wardenImage,
+      owner: this.#o.owner,
+      imagePullSecrets: this.#o.imagePullSecrets,
+      tolerations: this.#o.tolerations as object[] | undefined,
+      priorityClassName: this.#o.priorityClassName,
+    });
+    let created: V1Pod;
+    try {
+      created = await this.#api.createNamespacedPod({
+        namespace: this.#o.namespace,
+        body: manifest,
+      });
+    } catch (error) {
+      const status = apiStatus(error);
+      throw new PullError(
+        ref,
+        "ApiError",
+        `Cannot create pull pod for ${ref}: ${apiMessage(error)}`,
+        // A 422 means the pod spec itself is refused; retrying soon cannot help.
+        { cause: error, permanent: status === 422 },
+      );
+    }
+    const name = created.metadata!.name!;
+    this.#o.log.debug("Pull pod created", { image: ref, node: this.#o.node, pod: name });
+    try {
+      return await new Promise<PullResult>((resolve, reject) => {
+        const onAbort = () => {
+          this.#waiters.delete(name);
+          reject(signal.reason);
+        };
+        if (signal.aborted) return onAbort();
+        signal.addEventListener("abort", onAbort, { once: true });
+        const done = () => signal.removeEventListener("abort", onAbort);
+        this.#waiters.set(name, {
+          ref,
+          resolve: (r) => {
+            done();
+            resolve(r);
+          },
+          reject: (e) => {
+            done();
+            reject(e);
+          },
+        });
+        const seen = this.#pods.get(name);
+        if (seen) this.#settle(seen);
+      });
+    } finally {
+      this.#waiters.delete(name);
+      // Whatever the outcome (success, failure, timeout, removal, shutdown),
+      // the pod goes: it has done its job or can no longer do it.
+      await this.#delete(name);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await this.#running;
+  }
+
+  #settle(pod: PodView): void {
+    const waiter = this.#waiters.get(pod.name);
+    if (!waiter) return;
+    const outcome = podOutcome(waiter.ref, pod);
+    if (outcome === undefined) return;
+    this.#waiters.delete(pod.name);
+    if (outcome instanceof PullError) waiter.reject(outcome);
+    else waiter.resolve(outcome);
+  }
+
+  #gone(name: string): void {
+    const waiter = this.#waiters.get(name);
+    if (!waiter) return;
+    this.#waiters.delete(name);
+    waiter.reject(
+      new PullError(waiter.ref, "PodDeleted", `Pull pod ${name} was deleted before it finished`),
+    );
+  }
+
+  async #delete(name: string): Promise<void> {
+    try {
+      await this.#api.deleteNamespacedPod({
+        name,
+        namespace: this.#o.namespace,
+        gracePeriodSeconds: 0,
+      });
+      this.#o.log.debug("Pull pod deleted", { node: this.#o.node, pod: name });
+    } catch (error) {
+      if (apiStatus(error) === 404) return;
+      // Why absorb: the ownerReference lets the garbage collector remove the
+      // pod if the daemon goes, and the next start deletes leftovers.
+      this.#o.log.warn("Cannot delete pull pod", { pod: name, error: apiMessage(error) });
+    }
+  }
+}

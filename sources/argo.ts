@@ -1,0 +1,79 @@
+/**
+ * The Argo Workflows sources: WorkflowTemplates, ClusterWorkflowTemplates and
+ * CronWorkflows. Each is a separate watch; Argo may be absent, in which case
+ * the source reports itself unavailable and keeps retrying.
+ *
+ * @module
+ */
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import type { EventSink } from "../kube/events.ts";
+import { customObjectCollection } from "../kube/listers.ts";
+import {
+  imagesFromClusterWorkflowTemplate,
+  imagesFromCronWorkflow,
+  imagesFromWorkflowTemplate,
+} from "./argo_images.ts";
+import type { ImageSink } from "./source.ts";
+import { WatchedSource } from "./watched_source.ts";
+
+/** Argo's API group and version. */
+export const ARGO_GROUP = "argoproj.io";
+export const ARGO_VERSION = "v1alpha1";
+
+/** The Argo kinds the daemon reads images from. */
+export const ARGO_KINDS = {
+  workflowtemplate: {
+    kind: "WorkflowTemplate",
+    plural: "workflowtemplates",
+    extract: imagesFromWorkflowTemplate,
+  },
+  clusterworkflowtemplate: {
+    kind: "ClusterWorkflowTemplate",
+    plural: "clusterworkflowtemplates",
+    extract: imagesFromClusterWorkflowTemplate,
+  },
+  cronworkflow: {
+    kind: "CronWorkflow",
+    plural: "cronworkflows",
+    extract: imagesFromCronWorkflow,
+  },
+} as const satisfies Record<
+  string,
+  { kind: string; plural: string; extract: (obj: KubernetesObject) => Iterable<string> }
+>;
+
+/** One of {@linkcode ARGO_KINDS}. */
+export type ArgoKind = keyof typeof ARGO_KINDS;
+
+/** Options for {@linkcode newArgoSource}. */
+export interface ArgoSourceOptions {
+  kubeConfig: KubeConfig;
+  sink: ImageSink;
+  log: Logger;
+  events: EventSink;
+  clock?: Clock;
+  /** Longest wait between retries while Argo is absent or the API fails. @default {30000} */
+  backoffMaxMs?: number;
+  backoffBaseMs?: number;
+}
+
+/** Watches one Argo kind in all namespaces (or cluster-wide). */
+export function newArgoSource(kind: ArgoKind, options: ArgoSourceOptions): WatchedSource {
+  const spec = ARGO_KINDS[kind];
+  return new WatchedSource({
+    ...options,
+    name: kind,
+    kind: spec.kind,
+    apiVersion: `${ARGO_GROUP}/${ARGO_VERSION}`,
+    collections: [
+      customObjectCollection(options.kubeConfig, {
+        group: ARGO_GROUP,
+        version: ARGO_VERSION,
+        plural: spec.plural,
+      }),
+    ],
+    extract: spec.extract,
+  });
+}

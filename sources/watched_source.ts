@@ -1,0 +1,223 @@
+/**
+ * The machinery every API-backed source shares: a list+watch per scope, a
+ * pure extraction per object, and level-triggered reporting to the sink.
+ *
+ * @module
+ */
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import type { EventSink, InvolvedObject } from "../kube/events.ts";
+import type { Collection } from "../kube/listers.ts";
+import { Reflector, type ReflectorHandler } from "../kube/reflector.ts";
+import { type ImageSink, originOf, type Source, type SourceStatus } from "./source.ts";
+
+/** Options for {@linkcode WatchedSource}. */
+export interface WatchedSourceOptions {
+  /** Source name and origin prefix: `configmap`, `workflowtemplate`, … */
+  name: string;
+  /** Kind and apiVersion of the watched objects, for Events. */
+  kind: string;
+  apiVersion: string;
+  /** One collection per scope (all namespaces, or each named namespace). */
+  collections: readonly Collection[];
+  /** Label selector of the watches (the listers apply it too). */
+  labelSelector?: string;
+  kubeConfig: KubeConfig;
+  sink: ImageSink;
+  log: Logger;
+  events: EventSink;
+  clock?: Clock;
+  /**
+   * The references an object asks for, as written. Pure. Throws a
+   * `TypeError` when the object's image data cannot be read at all.
+   */
+  extract(obj: KubernetesObject): Iterable<string>;
+  /** Longest wait between retries after errors. @default {30000} */
+  backoffMaxMs?: number;
+  /** First wait after an error. @default {500} */
+  backoffBaseMs?: number;
+}
+
+/** What a source keeps of one object: its images or its error, never the object. */
+interface Entry {
+  readonly origin: string;
+  readonly ref: InvolvedObject;
+  readonly images?: readonly string[];
+  readonly error?: string;
+}
+
+interface Reported {
+  error?: string;
+  rejections?: string;
+}
+
+/**
+ * A source backed by watched API objects. Each object's whole image set is
+ * recomputed on every event and after every relist, so nothing is patched
+ * with deltas.
+ */
+export class WatchedSource implements Source {
+  readonly name: string;
+  readonly synced: Promise<void>;
+  readonly #o: WatchedSourceOptions;
+  readonly #reflectors: Reflector<Entry>[];
+  /** Origins that currently have an error, so the count is exact. */
+  readonly #errors = new Set<string>();
+  /** What was last reported per origin, so each bad input is reported once. */
+  readonly #reported = new Map<string, Reported>();
+  /** Origins that currently contribute a good set. */
+  readonly #good = new Set<string>();
+
+  constructor(options: WatchedSourceOptions) {
+    this.#o = options;
+    this.name = options.name;
+    this.#reflectors = options.collections.map((collection) =>
+      new Reflector<Entry>({
+        name: options.name,
+        kubeConfig: options.kubeConfig,
+        list: collection.list,
+        watchPath: collection.watchPath,
+        labelSelector: options.labelSelector,
+        handler: this.#handler(),
+        log: options.log,
+        clock: options.clock,
+        backoffBaseMs: options.backoffBaseMs,
+        backoffMaxMs: options.backoffMaxMs,
+      })
+    );
+    this.synced = Promise.all(this.#reflectors.map((r) => r.synced)).then(() => {});
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await Promise.all(this.#reflectors.map((r) => r.run(signal)));
+  }
+
+  status(): SourceStatus {
+    const statuses = this.#reflectors.map((r) => r.status());
+    const reasons = statuses.map((s) => s.reason).filter((r): r is string => !!r);
+    const activity = statuses.map((s) => s.lastActivity).filter((t): t is number => t !== undefined);
+    return {
+      name: this.name,
+      synced: statuses.every((s) => s.synced),
+      available: statuses.every((s) => s.available),
+      reason: reasons.length ? [...new Set(reasons)].join("; ") : undefined,
+      objects: this.#good.size,
+      errors: this.#errors.size,
+      restarts: statuses.reduce((n, s) => n + s.restarts, 0),
+      lastActivity: activity.length === statuses.length && activity.length > 0
+        ? Math.min(...activity)
+        : undefined,
+    };
+  }
+
+  #handler(): ReflectorHandler<Entry> {
+    // Keys this scope owns, so a relist can drop objects deleted meanwhile.
+    const owned = new Map<string, string>();
+    const forget = (key: string) => {
+      const origin = owned.get(key);
+      if (origin === undefined) return;
+      owned.delete(key);
+      this.#o.sink.delete(origin);
+      this.#good.delete(origin);
+      this.#errors.delete(origin);
+      this.#reported.delete(origin);
+    };
+    return {
+      transform: (obj) => this.#transform(obj),
+      upsert: (key, entry) => {
+        owned.set(key, entry.origin);
+        this.#apply(entry);
+      },
+      remove: forget,
+      replace: (items) => {
+        for (const key of [...owned.keys()]) if (!items.has(key)) forget(key);
+        for (const [key, entry] of items) {
+          owned.set(key, entry.origin);
+          this.#apply(entry);
+        }
+      },
+      unavailable: (status) => {
+        // 404: the resource type is gone, and with it every object. 403: the
+        // objects may well exist; keep what they asked for (nothing lost).
+        if (status === 404) for (const key of [...owned.keys()]) forget(key);
+      },
+    };
+  }
+
+  #transform(obj: KubernetesObject): Entry {
+    const meta = obj.metadata ?? {};
+    const ref: InvolvedObject = {
+      apiVersion: obj.apiVersion ?? this.#o.apiVersion,
+      kind: obj.kind ?? this.#o.kind,
+      name: meta.name ?? "",
+      namespace: meta.namespace,
+      uid: meta.uid,
+      resourceVersion: meta.resourceVersion,
+    };
+    const origin = originOf(this.name, meta);
+    try {
+      return { origin, ref, images: [...this.#o.extract(obj)] };
+    } catch (error) {
+      // Why absorb: bad data in one object is reported and must never stop
+      // the source or the daemon.
+      return { origin, ref, error: (error as Error).message };
+    }
+  }
+
+  #apply(entry: Entry): void {
+    const { log, events, sink } = this.#o;
+    const reported = this.#reported.get(entry.origin) ?? {};
+    this.#reported.set(entry.origin, reported);
+    if (entry.error !== undefined) {
+      this.#errors.add(entry.origin);
+      // Keep the last good set: an edit that breaks the list must not make
+      // the nodes drop images that were fine a moment ago.
+      if (reported.error !== entry.error) {
+        reported.error = entry.error;
+        log.error("Invalid image list", {
+          source: this.name,
+          origin: entry.origin,
+          kept: this.#good.has(entry.origin) ? "last good set" : "nothing",
+          error: entry.error,
+        });
+        events.emit("Warning", entry.ref, "InvalidImageList", entry.error);
+      }
+      return;
+    }
+    this.#errors.delete(entry.origin);
+    if (reported.error !== undefined) {
+      log.info("Image list valid again", { source: this.name, origin: entry.origin });
+      reported.error = undefined;
+    }
+    const { accepted, rejected } = sink.set(entry.origin, entry.images ?? []);
+    if (accepted.size > 0 || rejected.length > 0) this.#good.add(entry.origin);
+    else this.#good.delete(entry.origin);
+    const rejectionKey = rejected.map((r) => `${r.input}\u0000${r.reason}`).join("\u0001");
+    if (rejectionKey !== (reported.rejections ?? "")) {
+      reported.rejections = rejectionKey;
+      for (const r of rejected) {
+        log.warn("Rejected image reference", {
+          source: this.name,
+          origin: entry.origin,
+          image: r.input,
+          reason: r.reason,
+        });
+      }
+      if (rejected.length > 0) {
+        events.emit(
+          "Warning",
+          entry.ref,
+          "InvalidImageReference",
+          rejected.map((r) => r.reason).join("; "),
+        );
+      }
+    }
+    log.debug("Object images", {
+      source: this.name,
+      origin: entry.origin,
+      images: accepted.size,
+      rejected: rejected.length,
+    });
+  }
+}
