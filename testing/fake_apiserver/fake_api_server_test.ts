@@ -1,0 +1,473 @@
+import { CoreV1Api, CustomObjectsApi, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { rejection, withServer } from "./test_helpers.ts";
+
+const cm = (
+  name: string,
+  labels: Record<string, string> = {},
+  namespace = "default",
+): V1ConfigMap => ({
+  metadata: { name, namespace, labels },
+  data: { k: name },
+});
+
+Deno.test("create assigns uid, creationTimestamp and a growing resourceVersion; get returns it", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const a = await core.createNamespacedConfigMap({ namespace: "default", body: cm("a") });
+    const b = await core.createNamespacedConfigMap({ namespace: "default", body: cm("b") });
+    assertMatch(a.metadata!.uid!, /^[0-9a-f-]{36}$/);
+    assert(a.metadata!.creationTimestamp instanceof Date);
+    assert(Number(b.metadata!.resourceVersion) > Number(a.metadata!.resourceVersion));
+    const got = await core.readNamespacedConfigMap({ namespace: "default", name: "a" });
+    assertEquals(got.data, { k: "a" });
+    assertEquals(got.metadata!.resourceVersion, a.metadata!.resourceVersion);
+  });
+});
+
+Deno.test("create with generateName appends a 5-character suffix", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const made = await core.createNamespacedConfigMap({
+      namespace: "default",
+      body: { metadata: { generateName: "pull-" } },
+    });
+    assertMatch(made.metadata!.name!, /^pull-[bcdfghjklmnpqrstvwxz2456789]{5}$/);
+  });
+});
+
+Deno.test("errors carry kube-apiserver's Status bodies", async (t) => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    await core.createNamespacedConfigMap({ namespace: "default", body: cm("taken") });
+    const cases: {
+      name: string;
+      call: () => Promise<unknown>;
+      code: number;
+      reason: string;
+      message: string | RegExp;
+    }[] = [
+      {
+        name: "409 AlreadyExists",
+        call: () => core.createNamespacedConfigMap({ namespace: "default", body: cm("taken") }),
+        code: 409,
+        reason: "AlreadyExists",
+        message: 'configmaps "taken" already exists',
+      },
+      {
+        name: "422 Invalid for a name that is not a DNS-1123 subdomain",
+        call: () => core.createNamespacedConfigMap({ namespace: "default", body: cm("Bad_Name") }),
+        code: 422,
+        reason: "Invalid",
+        message:
+          /^ConfigMap "Bad_Name" is invalid: metadata\.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain/,
+      },
+      {
+        name: "422 Invalid without name or generateName",
+        call: () => core.createNamespacedConfigMap({ namespace: "default", body: { data: {} } }),
+        code: 422,
+        reason: "Invalid",
+        message:
+          'ConfigMap "" is invalid: metadata.name: Required value: name or generateName is required',
+      },
+      {
+        name: "404 NotFound on delete",
+        call: () => core.deleteNamespacedConfigMap({ namespace: "default", name: "missing" }),
+        code: 404,
+        reason: "NotFound",
+        message: 'configmaps "missing" not found',
+      },
+      {
+        name: "404 for a namespace that does not exist",
+        call: () =>
+          core.createNamespacedConfigMap({ namespace: "nowhere", body: cm("x", {}, "nowhere") }),
+        code: 404,
+        reason: "NotFound",
+        message: 'namespaces "nowhere" not found',
+      },
+      {
+        name: "400 for a bad label selector",
+        call: () => core.listNamespacedConfigMap({ namespace: "default", labelSelector: "a in (" }),
+        code: 400,
+        reason: "BadRequest",
+        message: /unable to parse requirement/,
+      },
+      {
+        name: "400 for an unsupported field selector",
+        call: () =>
+          core.listNamespacedConfigMap({ namespace: "default", fieldSelector: "data.k=a" }),
+        code: 400,
+        reason: "BadRequest",
+        message: "field label not supported: data.k",
+      },
+    ];
+    for (const c of cases) {
+      await t.step(c.name, async () => {
+        const { code, body } = await rejection(c.call());
+        assertEquals(code, c.code);
+        assertEquals(body.kind, "Status");
+        assertEquals(body.apiVersion, "v1");
+        assertEquals(body.status, "Failure");
+        assertEquals(body.reason, c.reason);
+        assertEquals(body.code, c.code);
+        if (typeof c.message === "string") assertEquals(body.message, c.message);
+        else assertMatch(String(body.message), c.message);
+      });
+    }
+  });
+});
+
+Deno.test("update with a stale resourceVersion is a 409 Conflict with the real message", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const first = await core.createNamespacedConfigMap({ namespace: "default", body: cm("c") });
+    const second = await core.replaceNamespacedConfigMap({
+      namespace: "default",
+      name: "c",
+      body: { ...first, data: { k: "2" } },
+    });
+    assert(Number(second.metadata!.resourceVersion) > Number(first.metadata!.resourceVersion));
+    const { code, body } = await rejection(
+      core.replaceNamespacedConfigMap({
+        namespace: "default",
+        name: "c",
+        body: { ...first, data: { k: "3" } },
+      }),
+    );
+    assertEquals(code, 409);
+    assertEquals(body.reason, "Conflict");
+    assertEquals(
+      body.message,
+      'Operation cannot be fulfilled on configmaps "c": the object has been modified; please apply your changes to the latest version and try again',
+    );
+    assertEquals(body.details, { name: "c", kind: "configmaps" });
+  });
+});
+
+Deno.test("a no-op update keeps the resourceVersion", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const first = await core.createNamespacedConfigMap({ namespace: "default", body: cm("same") });
+    const again = await core.replaceNamespacedConfigMap({
+      namespace: "default",
+      name: "same",
+      body: first,
+    });
+    assertEquals(again.metadata!.resourceVersion, first.metadata!.resourceVersion);
+  });
+});
+
+Deno.test("list filters by label selector with the full syntax and by field selector", async (t) => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    server.create("configmaps", cm("a", { app: "x", tier: "web" }));
+    server.create("configmaps", cm("b", { app: "y", tier: "db" }));
+    server.create("configmaps", cm("c", { app: "z" }));
+    server.create("configmaps", cm("d", { app: "x" }, "other"));
+    const cases: [string, { labelSelector?: string; fieldSelector?: string }, string[]][] = [
+      ["=", { labelSelector: "app=x" }, ["a"]],
+      ["==", { labelSelector: "app==y" }, ["b"]],
+      ["!=", { labelSelector: "app!=x" }, ["b", "c"]],
+      ["in", { labelSelector: "app in (x,z)" }, ["a", "c"]],
+      ["notin", { labelSelector: "app notin (x,z)" }, ["b"]],
+      ["exists", { labelSelector: "tier" }, ["a", "b"]],
+      ["!key", { labelSelector: "!tier" }, ["c"]],
+      ["combined", { labelSelector: "tier,app!=y" }, ["a"]],
+      ["metadata.name=", { fieldSelector: "metadata.name=b" }, ["b"]],
+      ["metadata.name!=", { fieldSelector: "metadata.name!=b" }, ["a", "c"]],
+      ["labels and fields", { labelSelector: "tier", fieldSelector: "metadata.name==a" }, ["a"]],
+    ];
+    for (const [name, selectors, expected] of cases) {
+      await t.step(name, async () => {
+        const list = await core.listNamespacedConfigMap({ namespace: "default", ...selectors });
+        assertEquals(list.items.map((i) => i.metadata!.name), expected);
+      });
+    }
+    await t.step("across all namespaces, with metadata.namespace", async () => {
+      const all = await core.listConfigMapForAllNamespaces({ labelSelector: "app=x" });
+      assertEquals(all.items.map((i) => `${i.metadata!.namespace}/${i.metadata!.name}`), [
+        "default/a",
+        "other/d",
+      ]);
+      const other = await core.listConfigMapForAllNamespaces({
+        fieldSelector: "metadata.namespace=other",
+      });
+      assertEquals(other.items.map((i) => i.metadata!.name), ["d"]);
+    });
+  });
+});
+
+Deno.test("pods are selected by spec.nodeName and status.phase", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const pod = (name: string, nodeName: string): V1Pod => ({
+      metadata: { name },
+      spec: { nodeName, containers: [{ name: "c", image: "alpine" }] },
+    });
+    server.create("pods", pod("p1", "n1"));
+    server.create("pods", pod("p2", "n2"));
+    server.updateStatus("pods", {
+      metadata: { name: "p2", namespace: "default" },
+      status: { phase: "Failed" },
+    });
+    const byNode = await core.listPodForAllNamespaces({ fieldSelector: "spec.nodeName=n1" });
+    assertEquals(byNode.items.map((p) => p.metadata!.name), ["p1"]);
+    const notFailed = await core.listNamespacedPod({
+      namespace: "default",
+      fieldSelector: "status.phase!=Failed",
+    });
+    assertEquals(notFailed.items.map((p) => p.metadata!.name), ["p1"]);
+    const both = await core.listNamespacedPod({
+      namespace: "default",
+      fieldSelector: "spec.nodeName=n2,status.phase=Failed",
+    });
+    assertEquals(both.items.map((p) => p.metadata!.name), ["p2"]);
+  });
+});
+
+Deno.test("limit/continue pages through a consistent snapshot; a compacted token is 410", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    for (let i = 0; i < 7; i++) server.create("configmaps", cm(`cm-${i}`));
+    const first = await core.listNamespacedConfigMap({ namespace: "default", limit: 3 });
+    assertEquals(first.items.map((i) => i.metadata!.name), ["cm-0", "cm-1", "cm-2"]);
+    assertEquals(first.metadata!.remainingItemCount, 4);
+    // Changes after the first page do not show in later pages.
+    server.delete("configmaps", "default", "cm-4");
+    server.create("configmaps", cm("cm-9"));
+    const second = await core.listNamespacedConfigMap({
+      namespace: "default",
+      limit: 3,
+      _continue: first.metadata!._continue,
+    });
+    assertEquals(second.items.map((i) => i.metadata!.name), ["cm-3", "cm-4", "cm-5"]);
+    assertEquals(second.metadata!.resourceVersion, first.metadata!.resourceVersion);
+    const third = await core.listNamespacedConfigMap({
+      namespace: "default",
+      limit: 3,
+      _continue: second.metadata!._continue,
+    });
+    assertEquals(third.items.map((i) => i.metadata!.name), ["cm-6"]);
+    assertEquals(third.metadata!._continue, undefined);
+
+    server.compact();
+    const { code, body } = await rejection(
+      core.listNamespacedConfigMap({
+        namespace: "default",
+        limit: 3,
+        _continue: first.metadata!._continue,
+      }),
+    );
+    assertEquals(code, 410);
+    assertEquals(body.reason, "Expired");
+  });
+});
+
+Deno.test("JSON patch, merge patch and strategic merge patch all apply", async () => {
+  await withServer({}, async (server) => {
+    const kc = server.kubeConfig();
+    const core = kc.makeApiClient(CoreV1Api);
+    server.create("configmaps", cm("p"));
+    const jsonPatched = await core.patchNamespacedConfigMap({
+      namespace: "default",
+      name: "p",
+      body: [{ op: "add", path: "/data/extra", value: "1" }],
+    });
+    assertEquals(jsonPatched.data, { k: "p", extra: "1" });
+    const res = await fetch(`${server.url}/api/v1/namespaces/default/configmaps/p`, {
+      method: "PATCH",
+      headers: {
+        "content-type": "application/merge-patch+json",
+        authorization: `Bearer ${server.token}`,
+      },
+      body: JSON.stringify({ data: { k: null, merged: "2" } }),
+    });
+    assertEquals(res.status, 200);
+    assertEquals((await res.json()).data, { extra: "1", merged: "2" });
+    const event = server.create("events", {
+      metadata: { name: "ev.1", namespace: "default" },
+      involvedObject: { kind: "Pod", name: "x", namespace: "default" },
+      reason: "Pulled",
+      count: 1,
+    });
+    const strategic = await fetch(`${server.url}/api/v1/namespaces/default/events/ev.1`, {
+      method: "PATCH",
+      headers: { "content-type": "application/strategic-merge-patch+json" },
+      body: JSON.stringify({ count: 2 }),
+    });
+    const patched = await strategic.json();
+    assertEquals(patched.count, 2);
+    assertEquals(patched.reason, "Pulled");
+    assert(Number(patched.metadata.resourceVersion) > Number(event.metadata.resourceVersion));
+  });
+});
+
+Deno.test("the pod status subresource changes only status, and the main resource ignores status", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const pod = await core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "s" }, spec: { containers: [{ name: "c", image: "alpine" }] } },
+    });
+    assertEquals(pod.status!.phase, "Pending");
+    assertEquals(pod.spec!.containers[0].imagePullPolicy, "Always");
+    const withStatus = await core.replaceNamespacedPodStatus({
+      namespace: "default",
+      name: "s",
+      body: {
+        ...pod,
+        metadata: { ...pod.metadata, labels: { ignored: "yes" } },
+        status: { phase: "Running" },
+      },
+    });
+    assertEquals(withStatus.status!.phase, "Running");
+    assertEquals(withStatus.metadata!.labels, undefined);
+    const main = await core.replaceNamespacedPod({
+      namespace: "default",
+      name: "s",
+      body: {
+        ...withStatus,
+        metadata: { ...withStatus.metadata, labels: { a: "b" } },
+        status: { phase: "Failed" },
+      },
+    });
+    assertEquals(main.status!.phase, "Running");
+    assertEquals(main.metadata!.labels, { a: "b" });
+  });
+});
+
+Deno.test("deleting an owner garbage-collects its dependants by uid", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const owner = server.create("configmaps", cm("owner"));
+    const other = server.create("configmaps", cm("other-owner"));
+    const ref = (o: typeof owner) => ({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      name: o.metadata.name!,
+      uid: o.metadata.uid!,
+    });
+    server.create("configmaps", {
+      metadata: { name: "dep", namespace: "default", ownerReferences: [ref(owner)] },
+    });
+    server.create("configmaps", {
+      metadata: { name: "shared", namespace: "default", ownerReferences: [ref(owner), ref(other)] },
+    });
+    server.create("configmaps", { metadata: { name: "unrelated", namespace: "default" } });
+    await core.deleteNamespacedConfigMap({ namespace: "default", name: "owner" });
+    const left = (await core.listNamespacedConfigMap({ namespace: "default" })).items;
+    assertEquals(left.map((i) => i.metadata!.name), ["other-owner", "shared", "unrelated"]);
+    assertEquals(left[1].metadata!.ownerReferences!.map((r) => r.name), ["other-owner"]);
+  });
+});
+
+Deno.test("deny rules answer 403 with kube-apiserver's message shape, and undo restores access", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const undo = server.authz.deny({ verb: "list", resource: "configmaps" });
+    const cluster = await rejection(core.listConfigMapForAllNamespaces());
+    assertEquals(cluster.code, 403);
+    assertEquals(cluster.body.reason, "Forbidden");
+    assertEquals(
+      cluster.body.message,
+      'configmaps is forbidden: User "system:serviceaccount:image-cache-daemon:image-cache-daemon" cannot list resource "configmaps" in API group "" at the cluster scope',
+    );
+    const namespaced = await rejection(core.listNamespacedConfigMap({ namespace: "default" }));
+    assertMatch(String(namespaced.body.message), /in the namespace "default"$/);
+    server.authz.deny({ verb: "create", resource: "pods", namespace: "default" });
+    const pod = await rejection(core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "x" }, spec: { containers: [{ name: "c", image: "alpine" }] } },
+    }));
+    assertEquals(pod.code, 403);
+    undo();
+    assertEquals((await core.listConfigMapForAllNamespaces()).items, []);
+    server.authz.reset();
+    await core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "x" }, spec: { containers: [{ name: "c", image: "alpine" }] } },
+    });
+  });
+});
+
+Deno.test("Argo resources answer 404 while uninstalled and work once installed", async () => {
+  await withServer({ argoInstalled: false }, async (server) => {
+    const custom = server.kubeConfig().makeApiClient(CustomObjectsApi);
+    const list = () =>
+      custom.listNamespacedCustomObject({
+        group: "argoproj.io",
+        version: "v1alpha1",
+        namespace: "default",
+        plural: "workflowtemplates",
+      });
+    const missing = await rejection(list());
+    assertEquals(missing.code, 404);
+    assertEquals(missing.body.message, "the server could not find the requested resource");
+    server.installArgo();
+    await custom.createNamespacedCustomObject({
+      group: "argoproj.io",
+      version: "v1alpha1",
+      namespace: "default",
+      plural: "workflowtemplates",
+      body: {
+        apiVersion: "argoproj.io/v1alpha1",
+        kind: "WorkflowTemplate",
+        metadata: { name: "wt" },
+        spec: {},
+      },
+    });
+    await custom.createClusterCustomObject({
+      group: "argoproj.io",
+      version: "v1alpha1",
+      plural: "clusterworkflowtemplates",
+      body: {
+        apiVersion: "argoproj.io/v1alpha1",
+        kind: "ClusterWorkflowTemplate",
+        metadata: { name: "cwt" },
+        spec: {},
+      },
+    });
+    const items =
+      ((await list()) as { items: { metadata: { name: string; generation: number } }[] }).items;
+    assertEquals(items.map((i) => [i.metadata.name, i.metadata.generation]), [["wt", 1]]);
+    const cluster = await custom.listClusterCustomObject({
+      group: "argoproj.io",
+      version: "v1alpha1",
+      plural: "clusterworkflowtemplates",
+    }) as { items: unknown[] };
+    assertEquals(cluster.items.length, 1);
+    server.uninstallArgo();
+    assertEquals((await rejection(list())).code, 404);
+    server.installArgo();
+    assertEquals(
+      ((await list()) as { items: unknown[] }).items,
+      [],
+      "objects are dropped with the CRD",
+    );
+  });
+});
+
+Deno.test("TLS: client-node trusts the generated CA from the kubeconfig", async () => {
+  await withServer({ tls: true }, async (server) => {
+    assertMatch(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assertMatch(server.kubeconfigYaml(), /certificate-authority-data: /);
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const list = await core.listNamespace();
+    assertEquals(list.items.map((n) => n.metadata!.name), [
+      "default",
+      "kube-node-lease",
+      "kube-public",
+      "kube-system",
+    ]);
+  });
+});
+
+Deno.test("a wrong bearer token is 401 Unauthorized", async () => {
+  await withServer({}, async (server) => {
+    const res = await fetch(`${server.url}/api/v1/namespaces`, {
+      headers: { authorization: "Bearer nope" },
+    });
+    assertEquals(res.status, 401);
+    assertEquals((await res.json()).reason, "Unauthorized");
+  });
+});
