@@ -172,6 +172,9 @@ state = "$dir/state"
 
 [grpc]
   address = "$SOCK"
+  # Under sudo, the caller's group may use the socket, so the tests need not
+  # run as root.
+  gid = ${SUDO_GID:-0}
 
 [debug]
   level = "info"

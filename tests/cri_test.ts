@@ -7,7 +7,7 @@
  */
 import { PullError } from "../errors.ts";
 import { recordingLogger } from "../log/logger.ts";
-import { createCriClient, type CriClient } from "../puller/cri/client.ts";
+import { createCriClient, type CriClient, criPermissionFlags } from "../puller/cri/client.ts";
 import { CriPullStrategy, type CriPullStrategyOptions } from "../puller/cri/cri_strategy.ts";
 import { criPullHook } from "../puller/cri/pull_hook.ts";
 import { authForImage, parseDockerConfigJson } from "../puller/cri/registry_auth.ts";
@@ -389,6 +389,46 @@ function defineRealRuntimeTests(env: CriEnv): void {
     } finally {
       client.close();
       await server.close();
+    }
+  });
+
+  Deno.test("the CRI client runs with only the socket and grpc-js's variables allowed", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cri_permissions_" });
+    try {
+      const script = `${dir}/version.ts`;
+      const client = new URL("../puller/cri/client.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        script,
+        `import { createCriClient } from ${JSON.stringify(client)};\n` +
+          `const c = createCriClient(Deno.args[0]);\n` +
+          `try { console.log((await c.version()).runtimeName); } finally { c.close(); }\n`,
+      );
+      const run = (flags: string[]) =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--no-prompt",
+            `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+            ...flags,
+            script,
+            env.socket,
+          ],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+      const allowed = await run(criPermissionFlags(env.socket));
+      assertEquals(
+        [allowed.code, decoder.decode(allowed.stdout).trim()],
+        [0, "containerd"],
+        decoder.decode(allowed.stderr),
+      );
+      // Without the net grant for the socket the call is refused.
+      const denied = await run(criPermissionFlags(env.socket).slice(1));
+      assert(denied.code !== 0, "the client connected without --allow-net=unix:<socket>");
+      assertMatch(decoder.decode(denied.stderr), /Requires net access to "unix:/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   });
 }

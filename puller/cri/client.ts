@@ -96,6 +96,33 @@ export class CriCallError extends Error {
   }
 }
 
+/**
+ * The environment variables grpc-js reads (each is read whether set or not, so
+ * Deno needs `--allow-env` for every one). With these, the client needs only
+ * `--allow-net=unix:SOCKET --allow-read=SOCKET --allow-write=SOCKET`.
+ */
+export const GRPC_ENV_VARIABLES: readonly string[] = Object.freeze([
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
+  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
+  "GRPC_NODE_TRACE",
+  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
+  "GRPC_NODE_VERBOSITY",
+  "GRPC_SSL_CIPHER_SUITES",
+  "GRPC_TRACE",
+  "GRPC_VERBOSITY",
+]);
+
+/** The Deno permission flags a process needs to talk CRI over `socket`. */
+export function criPermissionFlags(socket: string): string[] {
+  return [
+    `--allow-net=unix:${socket}`,
+    `--allow-read=${socket}`,
+    `--allow-write=${socket}`,
+    `--allow-env=${GRPC_ENV_VARIABLES.join(",")}`,
+  ];
+}
+
 /** gRPC status codes, re-exported so callers need not import grpc-js. */
 export const GrpcStatus = grpc.status;
 
