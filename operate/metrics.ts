@@ -1,0 +1,251 @@
+/**
+ * The daemon's Prometheus metrics, on a registry of their own.
+ *
+ * prom-client's default collectors are not used: they read `/proc`, which the
+ * daemon's permission set does not grant (they would report zeros). Process
+ * metrics come from `Deno.memoryUsage()` and `process.cpuUsage()`, which need
+ * no permission.
+ *
+ * @module
+ */
+import process from "node:process";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { VERSION } from "../config/version.ts";
+import type { PullFailureReason } from "../errors.ts";
+import type { ImageState, ImageStatus, PullFinished } from "../puller/node_puller.ts";
+import type { ObservedParts } from "./parts.ts";
+
+/** Prefix of every metric name. */
+export const METRIC_PREFIX = "image_cache_daemon_";
+
+/** Outcome label of `pulls_total` and `pull_duration_seconds`. */
+export type PullResultLabel = "success" | "failure" | "cancelled";
+
+/**
+ * Every failure reason, so each `pull_failures_total` series exists from the
+ * start (a `rate()` over a series that appears late misses its first
+ * failures). A `Record` makes the compiler insist on every member.
+ */
+const FAILURE_REASONS: Record<PullFailureReason, true> = {
+  ErrImagePull: true,
+  ImagePullBackOff: true,
+  InvalidImageName: true,
+  NoMatchingPlatform: true,
+  Timeout: true,
+  PodRejected: true,
+  PodDeleted: true,
+  Unauthorized: true,
+  RuntimeError: true,
+  ApiError: true,
+};
+
+const IMAGE_STATES: readonly ImageState[] = ["pending", "pulling", "present", "failed"];
+
+/**
+ * Pull durations range from a cached layer check (well under a second) to a
+ * multi-gigabyte image on a slow registry (minutes); the last bucket is the
+ * longest sensible `--pull-timeout`.
+ */
+const PULL_DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+/** Options for {@linkcode DaemonMetrics}. */
+export interface DaemonMetricsOptions {
+  /** Value of the `version` label of `build_info`. @default {VERSION} */
+  version?: string;
+}
+
+/**
+ * Whether an image counts as present on the node: it is, or it was pulled
+ * (or found) since it became desired and is now being refreshed or failed a
+ * refresh; the earlier pull is still on the node.
+ */
+function isPresent(image: ImageStatus): boolean {
+  return image.state === "present" || image.lastSuccess !== undefined;
+}
+
+/**
+ * The daemon's metrics. Pull counters move through {@linkcode pullStarted}
+ * and {@linkcode pullFinished} (the puller's hooks); gauges are refreshed
+ * from status snapshots by {@linkcode observe}, called on each scrape.
+ *
+ * @example
+ * ```ts ignore
+ * const metrics = new DaemonMetrics();
+ * // NodePullerOptions: onPullStarted: (ref) => metrics.pullStarted(ref), ...
+ * metrics.observe(parts);
+ * const text = await metrics.render();
+ * ```
+ */
+export class DaemonMetrics {
+  readonly #registry = new Registry();
+  readonly #desired: Gauge;
+  readonly #present: Gauge;
+  readonly #images: Gauge<"state">;
+  readonly #rejected: Gauge;
+  readonly #pulls: Counter<"result">;
+  readonly #duration: Histogram<"result">;
+  readonly #inFlight: Gauge;
+  readonly #failures: Counter<"reason">;
+  readonly #sourceObjects: Gauge<"source">;
+  readonly #sourceErrors: Gauge<"source">;
+  readonly #sourceAvailable: Gauge<"source">;
+  readonly #sourceSynced: Gauge<"source">;
+  readonly #sourceActivity: Gauge<"source">;
+  readonly #watchRestarts: Counter<"source">;
+  readonly #restartsSeen = new Map<string, number>();
+  readonly #rss: Gauge;
+  readonly #heap: Gauge;
+  readonly #heapUsed: Gauge;
+  readonly #cpu: Counter;
+
+  constructor(options: DaemonMetricsOptions = {}) {
+    const registers = [this.#registry];
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+      new Gauge<L>({ name: METRIC_PREFIX + name, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+      new Counter<L>({ name: METRIC_PREFIX + name, help, labelNames, registers });
+
+    this.#desired = gauge("desired_images", "Distinct image references desired cluster-wide.");
+    this.#present = gauge(
+      "present_images",
+      "Desired images made present on this node since they became desired.",
+    );
+    this.#images = gauge("images", "Desired images on this node by puller state.", ["state"]);
+    this.#rejected = gauge(
+      "rejected_images",
+      "Image references rejected as unpullable as written (templated, invalid).",
+    );
+    this.#pulls = counter("pulls_total", "Pull attempts settled on this node, by result.", [
+      "result",
+    ]);
+    this.#duration = new Histogram({
+      name: METRIC_PREFIX + "pull_duration_seconds",
+      help: "Duration of settled pull attempts (cancelled ones excluded), by result.",
+      labelNames: ["result"],
+      buckets: PULL_DURATION_BUCKETS,
+      registers,
+    });
+    this.#inFlight = gauge("pulls_in_flight", "Pull attempts running on this node.");
+    this.#failures = counter("pull_failures_total", "Failed pull attempts, by reason.", [
+      "reason",
+    ]);
+    this.#sourceObjects = gauge("source_objects", "Objects contributing images, by source.", [
+      "source",
+    ]);
+    this.#sourceErrors = gauge(
+      "source_errors",
+      "Objects whose image data is in error, by source.",
+      ["source"],
+    );
+    this.#sourceAvailable = gauge(
+      "source_available",
+      "1 while the source's API is present and allowed, else 0.",
+      ["source"],
+    );
+    this.#sourceSynced = gauge(
+      "source_synced",
+      "1 once the source has completed its first list, else 0.",
+      ["source"],
+    );
+    this.#sourceActivity = gauge(
+      "source_last_activity_timestamp_seconds",
+      "When the source last heard from its API (list, event or bookmark).",
+      ["source"],
+    );
+    this.#watchRestarts = counter(
+      "watch_restarts_total",
+      "Watch restarts after an error or expiry, by source.",
+      ["source"],
+    );
+    this.#rss = gauge("process_resident_memory_bytes", "Resident set size in bytes.");
+    this.#heap = gauge("process_heap_bytes", "V8 heap size in bytes (allocated).");
+    this.#heapUsed = gauge("process_heap_used_bytes", "V8 heap in use in bytes.");
+    this.#cpu = counter("process_cpu_seconds_total", "User and system CPU time in seconds.");
+    gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.")
+      .set(Math.round(performance.timeOrigin) / 1000);
+    gauge("build_info", "Always 1; labels carry the daemon and Deno versions.", [
+      "version",
+      "deno",
+    ]).set({ version: options.version ?? VERSION, deno: Deno.version.deno }, 1);
+
+    for (const result of ["success", "failure", "cancelled"] as const) {
+      this.#pulls.inc({ result }, 0);
+    }
+    this.#duration.zero({ result: "success" });
+    this.#duration.zero({ result: "failure" });
+    for (const reason of Object.keys(FAILURE_REASONS)) this.#failures.inc({ reason }, 0);
+    this.#inFlight.set(0);
+  }
+
+  /** The `Content-Type` of {@linkcode render}'s output. */
+  get contentType(): string {
+    return this.#registry.contentType;
+  }
+
+  /** Counts an attempt that started (the puller's `onPullStarted` hook). */
+  pullStarted(_ref: string): void {
+    this.#inFlight.inc();
+  }
+
+  /** Counts an attempt that settled (the puller's `onPullFinished` hook). */
+  pullFinished(_ref: string, result: PullFinished): void {
+    this.#inFlight.dec();
+    const label: PullResultLabel = result.ok
+      ? "success"
+      : result.cancelled
+      ? "cancelled"
+      : "failure";
+    this.#pulls.inc({ result: label });
+    if (label === "cancelled") return;
+    this.#duration.observe({ result: label }, result.durationMs / 1000);
+    if (label === "failure") {
+      this.#failures.inc({ reason: result.error?.reason ?? "RuntimeError" });
+    }
+  }
+
+  /** Refreshes the gauges from the parts' current status. Cheap: call it on each scrape. */
+  observe(parts: ObservedParts): void {
+    const images = parts.puller.status();
+    const byState = new Map<ImageState, number>(IMAGE_STATES.map((s) => [s, 0]));
+    let present = 0;
+    for (const image of images) {
+      byState.set(image.state, (byState.get(image.state) ?? 0) + 1);
+      if (isPresent(image)) present++;
+    }
+    for (const [state, count] of byState) this.#images.set({ state }, count);
+    this.#present.set(present);
+    this.#desired.set(parts.desired.size);
+    this.#rejected.set(parts.desired.rejections().length);
+    this.#inFlight.set(parts.puller.inFlight());
+
+    for (const source of parts.sources) {
+      const status = source.status();
+      const labels = { source: status.name };
+      this.#sourceObjects.set(labels, status.objects);
+      this.#sourceErrors.set(labels, status.errors);
+      this.#sourceAvailable.set(labels, status.available ? 1 : 0);
+      this.#sourceSynced.set(labels, status.synced ? 1 : 0);
+      if (status.lastActivity !== undefined) {
+        this.#sourceActivity.set(labels, status.lastActivity / 1000);
+      }
+      // The source reports a running total; a counter moves by the difference
+      // (a smaller total means the source was replaced: count from zero).
+      const seen = this.#restartsSeen.get(status.name) ?? 0;
+      const delta = status.restarts >= seen ? status.restarts - seen : status.restarts;
+      this.#watchRestarts.inc(labels, delta);
+      this.#restartsSeen.set(status.name, status.restarts);
+    }
+  }
+
+  /** The metrics in Prometheus text format; refreshes the process metrics first. */
+  render(): Promise<string> {
+    const memory = Deno.memoryUsage();
+    this.#rss.set(memory.rss);
+    this.#heap.set(memory.heapTotal);
+    this.#heapUsed.set(memory.heapUsed);
+    const cpu = process.cpuUsage();
+    this.#cpu.reset();
+    this.#cpu.inc((cpu.user + cpu.system) / 1e6);
+    return this.#registry.metrics();
+  }
+}
