@@ -1,0 +1,206 @@
+/**
+ * The Kubernetes API calls the daemon makes, as one table: the single source
+ * that the RBAC manifests are tested against (tests/manifests_test.ts), and
+ * that a test of the running daemon can hold its recorded requests to (every
+ * request the fake API server saw must be allowed by these rules, see
+ * {@linkcode apiCallOf} and {@linkcode isAllowed}).
+ *
+ * @module
+ */
+
+/** A Kubernetes API verb as RBAC names it. */
+export type ApiVerb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete";
+
+/** Which pull strategy needs a rule; `all` for both. */
+export type StrategyMode = "all" | "pod" | "cri";
+
+/**
+ * One RBAC rule the daemon needs. `cluster` rules go in the ClusterRole (any
+ * namespace, or cluster-scoped objects); `namespace` rules in the Role of the
+ * daemon's own namespace.
+ */
+export interface RequiredRule {
+  readonly scope: "cluster" | "namespace";
+  /** `""` for the core group. */
+  readonly apiGroup: string;
+  readonly resource: string;
+  readonly verbs: readonly ApiVerb[];
+  readonly mode: StrategyMode;
+  /** The code that makes the call, and why. */
+  readonly why: string;
+}
+
+/** Every API call the daemon makes, by resource. Nothing else may be granted. */
+export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
+  {
+    scope: "cluster",
+    apiGroup: "",
+    resource: "configmaps",
+    verbs: ["list", "watch"],
+    mode: "all",
+    why: "sources/configmap.ts reflects labelled ConfigMaps in every namespace",
+  },
+  {
+    scope: "cluster",
+    apiGroup: "argoproj.io",
+    resource: "workflowtemplates",
+    verbs: ["list", "watch"],
+    mode: "all",
+    why: "sources/argo.ts reflects WorkflowTemplates",
+  },
+  {
+    scope: "cluster",
+    apiGroup: "argoproj.io",
+    resource: "clusterworkflowtemplates",
+    verbs: ["list", "watch"],
+    mode: "all",
+    why: "sources/argo.ts reflects ClusterWorkflowTemplates",
+  },
+  {
+    scope: "cluster",
+    apiGroup: "argoproj.io",
+    resource: "cronworkflows",
+    verbs: ["list", "watch"],
+    mode: "all",
+    why: "sources/argo.ts reflects CronWorkflows",
+  },
+  {
+    scope: "cluster",
+    apiGroup: "",
+    resource: "events",
+    verbs: ["create", "patch"],
+    mode: "all",
+    why: "kube/events.ts records Events in the namespace of the object they are about",
+  },
+  {
+    scope: "cluster",
+    apiGroup: "",
+    resource: "nodes",
+    verbs: ["get", "list", "watch"],
+    mode: "all",
+    why: "the puller reads its own node: architecture and status.images",
+  },
+  {
+    scope: "namespace",
+    apiGroup: "",
+    resource: "pods",
+    verbs: ["create", "delete", "get", "list", "watch"],
+    mode: "pod",
+    why: "the pod strategy creates, follows and deletes warden pull pods",
+  },
+  {
+    scope: "namespace",
+    apiGroup: "",
+    resource: "secrets",
+    verbs: ["get"],
+    mode: "cri",
+    why: "the CRI strategy reads --image-pull-secret Secrets to pass credentials to the runtime",
+  },
+];
+
+/** The rules one install needs: the shared ones plus those of its strategy. */
+export function requiredRules(strategy: "pod" | "cri"): RequiredRule[] {
+  return REQUIRED_API_CALLS.filter((r) => r.mode === "all" || r.mode === strategy);
+}
+
+/** One request to the API server, in RBAC's terms. */
+export interface ApiCall {
+  readonly apiGroup: string;
+  readonly resource: string;
+  readonly verb: ApiVerb;
+  /** The namespace in the path; undefined for cluster-wide or cluster-scoped requests. */
+  readonly namespace?: string;
+  /** The object's name, for requests about one object. */
+  readonly name?: string;
+}
+
+/**
+ * Classifies a request to the API server the way its authorizer does:
+ * `GET /api/v1/namespaces/x/pods?watch=true` is `watch` on core `pods` in `x`.
+ *
+ * @throws {TypeError} for a path that is not a resource request (`/version`,
+ * subresources are reported as `resource/subresource`).
+ */
+export function apiCallOf(method: string, url: string | URL): ApiCall {
+  const parsed = new URL(url, "http://api.invalid");
+  const parts = parsed.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  let rest: string[];
+  let apiGroup: string;
+  if (parts[0] === "api" && parts.length >= 3) {
+    apiGroup = "";
+    rest = parts.slice(2);
+  } else if (parts[0] === "apis" && parts.length >= 4) {
+    apiGroup = parts[1];
+    rest = parts.slice(3);
+  } else {
+    throw new TypeError(`Cannot classify API request ${JSON.stringify(parsed.pathname)}`);
+  }
+  let namespace: string | undefined;
+  if (rest[0] === "namespaces" && rest.length >= 3) {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const [resource, name, subresource] = rest;
+  if (!resource) {
+    throw new TypeError(`Cannot classify API request ${JSON.stringify(parsed.pathname)}`);
+  }
+  const fullResource = subresource ? `${resource}/${subresource}` : resource;
+  const named = name !== undefined;
+  const verb = verbOf(method.toUpperCase(), named, parsed.searchParams.get("watch"));
+  return { apiGroup, resource: fullResource, verb, namespace, name };
+}
+
+function verbOf(method: string, named: boolean, watch: string | null): ApiVerb {
+  switch (method) {
+    case "GET":
+      if (watch === "true" || watch === "1") return "watch";
+      return named ? "get" : "list";
+    case "POST":
+      return "create";
+    case "PUT":
+      return "update";
+    case "PATCH":
+      return "patch";
+    case "DELETE":
+      if (!named) {
+        throw new TypeError("Cannot classify a collection delete: the daemon never makes one");
+      }
+      return "delete";
+    default:
+      throw new TypeError(`Cannot classify API request method ${JSON.stringify(method)}`);
+  }
+}
+
+/** A rule as it appears in a Role or ClusterRole. */
+export interface PolicyRule {
+  readonly apiGroups?: readonly string[];
+  readonly resources?: readonly string[];
+  readonly verbs: readonly string[];
+  readonly resourceNames?: readonly string[];
+}
+
+/** The rules of an install, split as the API server applies them. */
+export interface InstalledRules {
+  /** ClusterRole rules: apply in every namespace and to cluster-scoped objects. */
+  readonly cluster: readonly PolicyRule[];
+  /** Role rules: apply in {@linkcode InstalledRules.namespace} only. */
+  readonly namespaced: readonly PolicyRule[];
+  /** The daemon's namespace. */
+  readonly namespace: string;
+}
+
+function ruleMatches(rule: PolicyRule, call: ApiCall): boolean {
+  const has = (list: readonly string[] | undefined, value: string) =>
+    (list ?? []).includes(value) || (list ?? []).includes("*");
+  // A rule limited to resourceNames covers only requests that name one of them.
+  const names = rule.resourceNames ?? [];
+  const nameOk = names.length === 0 || (call.name !== undefined && names.includes(call.name));
+  return has(rule.apiGroups, call.apiGroup) && has(rule.resources, call.resource) &&
+    has(rule.verbs, call.verb) && nameOk;
+}
+
+/** True when `rules` allow `call` (RBAC is additive: any matching rule allows it). */
+export function isAllowed(rules: InstalledRules, call: ApiCall): boolean {
+  if (rules.cluster.some((r) => ruleMatches(r, call))) return true;
+  return call.namespace === rules.namespace && rules.namespaced.some((r) => ruleMatches(r, call));
+}
