@@ -21,6 +21,15 @@ import { NodePuller } from "./puller/node_puller.ts";
 import { NodeImages } from "./puller/node_images.ts";
 import type { PullStrategy } from "./puller/strategy.ts";
 import { WardenPodStrategy } from "./puller/warden_strategy.ts";
+import { CriPullStrategy } from "./puller/cri/cri_strategy.ts";
+import {
+  type AuthConfig,
+  authForImage,
+  parseDockerConfigJson,
+} from "./puller/cri/registry_auth.ts";
+import type { PullFinished } from "./puller/node_puller.ts";
+import type { DaemonMetrics } from "./operate/metrics.ts";
+import type { InvolvedObject } from "./kube/events.ts";
 import { type Clock, realClock } from "./clock.ts";
 
 /** Dependencies of {@linkcode runDaemon} that tests replace. */
@@ -33,6 +42,8 @@ export interface DaemonDeps {
   sourceBackoffMaxMs?: number;
   /** Called once the daemon's parts exist, before they run (for the metrics server and tests). */
   onStarted?(daemon: DaemonParts): void;
+  /** Metrics fed by the puller's hooks. */
+  metrics?: DaemonMetrics;
 }
 
 /** The running parts of a daemon. */
@@ -104,11 +115,49 @@ async function ownTolerations(
   }
 }
 
-function buildStrategy(
+/**
+ * Reads the `--image-pull-secret` dockerconfigjson Secrets for the CRI
+ * strategy, which must hand credentials to the runtime itself (pull pods
+ * only name the secrets, and the kubelet reads them).
+ */
+async function pullSecretAuths(
+  config: Config,
+  kubeConfig: KubeConfig,
+  log: Logger,
+): Promise<Map<string, AuthConfig>[]> {
+  const api = kubeConfig.makeApiClient(CoreV1Api);
+  const auths: Map<string, AuthConfig>[] = [];
+  for (const name of config.imagePullSecrets) {
+    try {
+      const secret = await api.readNamespacedSecret({ name, namespace: config.podNamespace! });
+      const data = secret.data?.[".dockerconfigjson"] ?? secret.data?.[".dockercfg"];
+      if (data === undefined) throw new TypeError("it has no .dockerconfigjson key");
+      auths.push(parseDockerConfigJson(data));
+    } catch (error) {
+      // Why absorb: public images still pull; the failures name the registry.
+      log.error("Cannot read image pull secret; pulls that need it will fail", {
+        secret: name,
+        error: error instanceof TypeError ? error.message : apiMessage(error),
+      });
+    }
+  }
+  return auths;
+}
+
+async function buildStrategy(
   config: Config,
   deps: DaemonDeps,
   tolerations: V1Toleration[] | undefined,
-): PullStrategy {
+): Promise<PullStrategy> {
+  if (config.pullStrategy === "cri") {
+    const auths = await pullSecretAuths(config, deps.kubeConfig, deps.log);
+    return new CriPullStrategy({
+      socket: config.criSocket,
+      log: deps.log,
+      timeoutMs: config.pullTimeoutMs,
+      auth: (ref) => authForImage(ref, auths),
+    });
+  }
   return new WardenPodStrategy({
     kubeConfig: deps.kubeConfig,
     namespace: config.podNamespace!,
@@ -144,19 +193,49 @@ export async function runDaemon(
   signal: AbortSignal,
 ): Promise<void> {
   requireDaemonIdentity(config);
-  const { kubeConfig, log } = deps;
+  const { kubeConfig } = deps;
   const clock = deps.clock ?? realClock;
   const node = config.nodeName!;
+  const log = deps.log.with({ node });
   const desired = new DesiredImages();
   const events = new EventRecorder({ kubeConfig, host: node, log, clock });
-  const sources = buildSources(config, deps, desired, events);
+  const sources = buildSources(config, { ...deps, log }, desired, events);
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
-  if (config.pullStrategy === "cri") {
-    throw new TypeError("--pull-strategy=cri is not available in this build yet"); // TODO(#6)
-  }
-  const tolerations = await ownTolerations(config, kubeConfig, log);
-  const strategy = buildStrategy(config, deps, tolerations);
+  const tolerations = config.pullStrategy === "pod"
+    ? await ownTolerations(config, kubeConfig, log)
+    : undefined;
+  const strategy = await buildStrategy(config, { ...deps, log }, tolerations);
   let pullerRunning = false;
+  // Events about pulls go on the daemon's own pod: that is where an operator
+  // looks (`kubectl describe pod`), and pull pods are deleted at once.
+  const self: InvolvedObject | undefined = config.podName
+    ? {
+      apiVersion: "v1",
+      kind: "Pod",
+      name: config.podName,
+      namespace: config.podNamespace,
+      uid: config.podUid,
+    }
+    : undefined;
+  let announcedAllPresent = false;
+  const onPullFinished = (ref: string, result: PullFinished) => {
+    deps.metrics?.pullFinished(ref, result);
+    if (result.error && self) {
+      events.emit("Warning", self, "PullFailed", `${ref}: ${result.error.message}`);
+    }
+    if (!announcedAllPresent && puller.allPresent() && desired.size > 0) {
+      announcedAllPresent = true;
+      log.info("Every desired image is present on this node", { images: desired.size });
+      if (self) {
+        events.emit(
+          "Normal",
+          self,
+          "AllImagesPresent",
+          `Node ${node} holds all ${desired.size} desired images`,
+        );
+      }
+    }
+  };
   const puller = new NodePuller({
     node,
     strategy,
@@ -168,6 +247,8 @@ export async function runDaemon(
     backoffMaxMs: config.pullBackoffMaxMs,
     resyncPeriodMs: config.resyncPeriodMs,
     presentImages: () => nodeImages.names(),
+    onPullStarted: (ref) => deps.metrics?.pullStarted(ref),
+    onPullFinished,
   });
   deps.onStarted?.({
     desired,

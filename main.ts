@@ -9,7 +9,9 @@ import { type Config, helpText, loadConfig, readEnv } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import { createLogger } from "./log/logger.ts";
 import { loadKubeConfig } from "./kube/client.ts";
-import { runDaemon } from "./daemon.ts";
+import { type DaemonParts, runDaemon } from "./daemon.ts";
+import { DaemonMetrics } from "./operate/metrics.ts";
+import { serveOperations } from "./operate/server.ts";
 
 const encoder = new TextEncoder();
 
@@ -67,9 +69,32 @@ export async function main(args: readonly string[]): Promise<number> {
     log.info("Shutting down");
     controller.abort();
   };
+  const metrics = new DaemonMetrics({ version: VERSION });
+  let parts: DaemonParts | undefined;
+  let ops: ReturnType<typeof serveOperations> | undefined;
+  try {
+    ops = config.metricsBindAddress && serveOperations({
+          ...config.metricsBindAddress,
+          parts: () => parts,
+          metrics,
+          log,
+          node: config.nodeName,
+          pullTimeoutMs: config.pullTimeoutMs,
+          signal: controller.signal,
+        }) || undefined;
+  } catch (error) {
+    printError(
+      `image-cache-daemon: --metrics-bind-address: cannot listen: ${(error as Error).message}`,
+    );
+    return 2;
+  }
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
   try {
-    await runDaemon(config, { kubeConfig, log }, controller.signal);
+    await runDaemon(
+      config,
+      { kubeConfig, log, metrics, onStarted: (p) => parts = p },
+      controller.signal,
+    );
     return 0;
   } catch (error) {
     if (error instanceof TypeError) {
@@ -80,6 +105,8 @@ export async function main(args: readonly string[]): Promise<number> {
     return 1;
   } finally {
     for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.removeSignalListener(sig, stop);
+    controller.abort();
+    await ops?.finished;
   }
 }
 

@@ -583,7 +583,7 @@ export class NodePuller {
       () => {},
     );
     this.#hook(() => this.#options.onPullStarted?.(ref));
-    this.#log.debug("Pull started", {
+    this.#log.info("Pull started", {
       image: ref,
       attempt: entry.attempts,
       refresh: attempt.refresh,
@@ -687,8 +687,7 @@ export class NodePuller {
       entry.nextAttempt = undefined;
     }
     const fields = { image: ref, digest: result.digest, durationMs, skipped: result.skipped };
-    if (attempt.refresh) this.#log.debug("Image refreshed", fields);
-    else this.#log.info("Image pulled", fields);
+    this.#log.info(attempt.refresh ? "Image refreshed" : "Image pulled", fields);
     this.#hook(() =>
       this.#options.onPullFinished?.(ref, { ok: true, durationMs, digest: result.digest })
     );
