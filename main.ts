@@ -5,6 +5,9 @@
  *
  * @module
  */
+// First: npm code must see only the permitted environment before it loads
+// (see docs/PERMISSIONS.md).
+import "./permissions/install_process_env.ts";
 import { type Config, helpText, loadConfig, readEnv } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import { createLogger } from "./log/logger.ts";

@@ -221,12 +221,12 @@ async function main(args: string[]): Promise<number> {
   for (const { child } of daemons) child.kill("SIGTERM");
   const codes = await Promise.all(daemons.map(({ child }) => child.status.then((s) => s.code)));
   out("");
-  out("Node      images  pull pods  daemon exit");
+  out("Node      images  kubelet pulls  daemon exit");
   for (const [i, node] of NODES.entries()) {
     const pulls = server.kubelet(node).pulls.length;
     out(
       `${node.padEnd(9)} ${`${present(node)}/${expected.length}`.padEnd(7)} ${
-        String(pulls).padEnd(10)
+        String(pulls).padEnd(14)
       } ${codes[i]}`,
     );
   }

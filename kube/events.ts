@@ -11,9 +11,10 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from "@kubernetes/client-node";
+import { createHash } from "node:crypto";
 import { type Clock, realClock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { apiMessage } from "./client.ts";
+import { apiMessage, apiStatus } from "./client.ts";
 
 /** The object an Event is about. */
 export interface InvolvedObject {
@@ -23,6 +24,30 @@ export interface InvolvedObject {
   readonly namespace?: string;
   readonly uid?: string;
   readonly resourceVersion?: string;
+}
+
+/**
+ * The Event's name: the object's name and a hash of what is reported, so
+ * every daemon that sees the same bad input names the same Event, and only
+ * the first create succeeds. Names are DNS subdomains of at most 253 chars.
+ */
+export function eventName(
+  type: EventType,
+  obj: InvolvedObject,
+  reason: string,
+  message: string,
+): string {
+  const hash = createHash("sha256")
+    .update(
+      [type, obj.kind, obj.namespace ?? "", obj.name, obj.uid ?? "", reason, message].join(
+        "\u0000",
+      ),
+    )
+    .digest("hex")
+    .slice(0, 16);
+  const base = obj.name.toLowerCase().replace(/[^a-z0-9.-]/g, "-").replace(/^[^a-z0-9]+/, "")
+    .slice(0, 253 - 17);
+  return base ? `${base}.${hash}` : hash;
 }
 
 /** Event types. */
@@ -95,7 +120,9 @@ export class EventRecorder implements EventSink {
 
   emit(type: EventType, obj: InvolvedObject, reason: string, message: string): void {
     const now = this.#clock.now();
-    const key = `${type}\u0000${obj.uid ?? `${obj.kind}/${obj.namespace}/${obj.name}`}\u0000${reason}\u0000${message}`;
+    const key = `${type}\u0000${
+      obj.uid ?? `${obj.kind}/${obj.namespace}/${obj.name}`
+    }\u0000${reason}\u0000${message}`;
     const seen = this.#seen.get(key);
     if (seen) {
       seen.count++;
@@ -109,9 +136,7 @@ export class EventRecorder implements EventSink {
     }
     if (!this.#takeToken(now)) return;
     const namespace = obj.namespace || "default";
-    const name = `${obj.name}.${now.toString(16)}${
-      Math.floor(Math.random() * 0xffff).toString(16)
-    }`.slice(-253).replace(/^[^a-z0-9]+/, "");
+    const name = eventName(type, obj, reason, message);
     const entry: Seen = { name, namespace, count: 1, sentCount: 1, lastSent: now };
     this.#seen.set(key, entry);
     if (this.#seen.size > (this.#o.cacheSize ?? 4096)) {
@@ -180,6 +205,9 @@ export class EventRecorder implements EventSink {
     try {
       await this.#api.createNamespacedEvent({ namespace: entry.namespace, body });
     } catch (error) {
+      // Another daemon (on another node) already reported this very thing:
+      // one Event per bad input cluster-wide, not one per node.
+      if (apiStatus(error) === 409) return;
       // Why absorb: an Event is advice to operators; failing to send one
       // must never disturb pulling.
       this.#o.log.warn("Cannot create Event", {
