@@ -15,6 +15,7 @@ import { loadKubeConfig } from "./kube/client.ts";
 import { type DaemonParts, runDaemon } from "./daemon.ts";
 import { DaemonMetrics } from "./operate/metrics.ts";
 import { serveOperations } from "./operate/server.ts";
+import { denoImagesIo, runImagesCommand } from "./cli/images_command.ts";
 
 const encoder = new TextEncoder();
 
@@ -30,6 +31,8 @@ export function printError(text: string): void {
 
 /** The process entry: returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
+  // The `images` command has flags of its own: dispatch before the daemon's parser.
+  if (args[0] === "images") return await runImagesCommand(args.slice(1), denoImagesIo());
   let config: Config;
   let positionals: readonly string[];
   try {

@@ -1,0 +1,463 @@
+/**
+ * `image-cache-daemon images`: reads manifests offline and prints the images
+ * the daemon would cache from them. It uses the daemon's own extraction
+ * functions and dedupe map, and the daemon's source flags, so its answer to
+ * "what will be pulled?" is the daemon's.
+ *
+ * It only reads files and standard input: run it with `deno task images` or
+ * `deno run --allow-read main.ts images -f …`.
+ *
+ * @module
+ */
+import { parseAllDocuments } from "yaml";
+import { FLAGS } from "../config/config.ts";
+import { type FlagSpec, formatHelp, parseFlags } from "../config/flags.ts";
+import { DesiredImages } from "../images/desired_images.ts";
+import { labelMatcher } from "../kube/label_selector.ts";
+import {
+  imagesFromClusterWorkflowTemplate,
+  imagesFromCronWorkflow,
+  imagesFromWorkflowTemplate,
+} from "../sources/argo_images.ts";
+import { imagesFromConfigMap } from "../sources/configmap_images.ts";
+import { originOf } from "../sources/source.ts";
+import { STATIC_ORIGIN } from "../sources/static.ts";
+
+/** A directory entry as {@linkcode ImagesCommandIo.readDir} reports it. */
+export interface DirEntry {
+  /** The entry's name, without the directory. */
+  readonly name: string;
+  /** A regular file. */
+  readonly isFile: boolean;
+  /** A directory. */
+  readonly isDirectory: boolean;
+  /** A symbolic link (then neither of the above). */
+  readonly isSymlink: boolean;
+}
+
+/** Everything the command touches, passed in so that tests can drive it. */
+export interface ImagesCommandIo {
+  /** Reads a file as UTF-8 text. */
+  readFile(path: string): Promise<string>;
+  /** Lists a directory. */
+  readDir(path: string): Promise<DirEntry[]>;
+  /** Whether a path (symbolic links followed) is a directory. */
+  isDirectory(path: string): Promise<boolean>;
+  /** Reads all of standard input. */
+  stdin(): Promise<string>;
+  /** Writes command output to standard output. */
+  print(text: string): void;
+  /** Writes a message for humans to standard error. */
+  printError(text: string): void;
+}
+
+/** The command's own flags. */
+const OWN_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "filename",
+    short: "f",
+    type: "strings",
+    metavar: "FILE|DIR|-",
+    help:
+      "Manifests to read: a file, a directory (its *.yaml, *.yml and *.json files, recursively) or - for standard input; repeatable",
+  },
+  {
+    name: "output",
+    short: "o",
+    type: "string",
+    default: "text",
+    metavar: "text|json",
+    help:
+      "text: one reference per line; json: references with their origins, rejections and errors",
+  },
+  { name: "help", short: "h", type: "bool", help: "Print this help and exit" },
+];
+
+/** The daemon flags that decide which objects count, accepted with the same meaning. */
+const SOURCE_FLAG_NAMES = [
+  "image",
+  "configmap-selector",
+  "configmap-namespaces",
+  "watch-configmaps",
+  "watch-argo-workflow-templates",
+  "watch-argo-cluster-workflow-templates",
+  "watch-argo-cron-workflows",
+];
+
+/** Every flag of the `images` command: its own, then the daemon's source flags. */
+export const IMAGES_FLAGS: readonly FlagSpec[] = [
+  ...OWN_FLAGS,
+  ...FLAGS.filter((spec) => SOURCE_FLAG_NAMES.includes(spec.name)),
+];
+
+const USAGE = `image-cache-daemon images
+Prints the images the daemon would cache from the given manifests, read offline:
+ConfigMaps that match the selector, Argo WorkflowTemplates, ClusterWorkflowTemplates
+and CronWorkflows (multi-document YAML, JSON, List kinds, directories).
+
+Usage:
+  image-cache-daemon images [-f FILE|DIR|-]... [--output text|json] [source flags]`;
+
+/** The help text of the `images` command. */
+export function imagesHelpText(): string {
+  return formatHelp(USAGE, IMAGES_FLAGS);
+}
+
+/** Parsed flags of the command. */
+interface Options {
+  readonly help: boolean;
+  readonly files: readonly string[];
+  readonly output: "text" | "json";
+  readonly images: readonly string[];
+  readonly selects: (labels: Readonly<Record<string, string>> | undefined) => boolean;
+  readonly namespaces: readonly string[];
+  readonly kinds: ReadonlySet<string>;
+}
+
+function flagValue(flags: Record<string, string | string[]>, name: string): string {
+  const given = flags[name];
+  if (typeof given === "string") return given;
+  return IMAGES_FLAGS.find((spec) => spec.name === name)?.default ?? "";
+}
+
+function flagList(flags: Record<string, string | string[]>, name: string): string[] {
+  const given = flags[name];
+  return Array.isArray(given) ? given : [];
+}
+
+/** @throws {TypeError} naming the flag and what is expected. */
+function parseOptions(args: readonly string[]): Options {
+  const { flags, positionals } = parseFlags(args, IMAGES_FLAGS);
+  if (positionals.length > 0) {
+    throw new TypeError(
+      `Unexpected argument ${JSON.stringify(positionals[0])}: give manifests with -f`,
+    );
+  }
+  const output = flagValue(flags, "output");
+  if (output !== "text" && output !== "json") {
+    throw new TypeError(`--output ${JSON.stringify(output)}: expected text or json`);
+  }
+  const selector = flagValue(flags, "configmap-selector");
+  let selects;
+  try {
+    selects = labelMatcher(selector);
+  } catch (error) {
+    throw new TypeError(
+      `--configmap-selector ${JSON.stringify(selector)}: ${
+        (error as Error).message.replace(/^Cannot parse label selector "[^"]*": /, "")
+      }`,
+    );
+  }
+  const kinds = new Set<string>();
+  if (flagValue(flags, "watch-configmaps") === "true") kinds.add("ConfigMap");
+  if (flagValue(flags, "watch-argo-workflow-templates") === "true") kinds.add("WorkflowTemplate");
+  if (flagValue(flags, "watch-argo-cluster-workflow-templates") === "true") {
+    kinds.add("ClusterWorkflowTemplate");
+  }
+  if (flagValue(flags, "watch-argo-cron-workflows") === "true") kinds.add("CronWorkflow");
+  const options: Options = {
+    help: flagValue(flags, "help") === "true",
+    files: flagList(flags, "filename"),
+    output,
+    images: flagList(flags, "image"),
+    selects,
+    namespaces: flagList(flags, "configmap-namespaces"),
+    kinds,
+  };
+  if (!options.help && options.files.length === 0 && options.images.length === 0) {
+    throw new TypeError("No manifests: give -f FILE, -f DIR or -f - for standard input");
+  }
+  return options;
+}
+
+type Obj = Readonly<Record<string, unknown>>;
+
+function asObject(value: unknown): Obj | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Obj
+    : undefined;
+}
+
+const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
+/** Bounds directory recursion and nested `List`s. */
+const MAX_DEPTH = 32;
+const STDIN = "-";
+const STDIN_ORIGIN = "(stdin)";
+
+/** What the command found, in the shape of its JSON output. */
+interface Report {
+  images: { image: string; origins: string[] }[];
+  rejected: { origin: string; image: string; reason: string }[];
+  errors: { origin: string; error: string }[];
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0].replace(/:$/, "");
+}
+
+/** The documents of a file: JSON for `*.json`, else YAML (which reads JSON too). */
+function parseDocuments(
+  text: string,
+  path: string,
+): { documents: unknown[]; errors: string[] } {
+  if (path.endsWith(".json")) {
+    try {
+      return { documents: [JSON.parse(text)], errors: [] };
+    } catch (error) {
+      return { documents: [], errors: [`Invalid JSON: ${firstLine(error)}`] };
+    }
+  }
+  const documents: unknown[] = [];
+  const errors: string[] = [];
+  const parsed = parseAllDocuments(text, { logLevel: "silent", prettyErrors: true });
+  parsed.forEach((document, index) => {
+    const where = parsed.length > 1 ? `Document ${index + 1}: invalid YAML` : "Invalid YAML";
+    if (document.errors.length > 0) {
+      errors.push(`${where}: ${firstLine(document.errors[0])}`);
+      return;
+    }
+    try {
+      documents.push(document.toJS({ maxAliasCount: 100 }));
+    } catch (error) {
+      // Aliases expanding past the limit.
+      errors.push(`${where}: ${firstLine(error)}`);
+    }
+  });
+  return { documents, errors };
+}
+
+/** The Kubernetes objects of a document, `List` kinds (`kind: List`, `*List`) unpacked. */
+function* objectsOf(value: unknown, depth = 0): Generator<Obj> {
+  if (depth > MAX_DEPTH) return;
+  if (Array.isArray(value)) {
+    for (const item of value) yield* objectsOf(item, depth + 1);
+    return;
+  }
+  const object = asObject(value);
+  if (!object) return;
+  if (
+    typeof object.kind === "string" && object.kind.endsWith("List") && Array.isArray(object.items)
+  ) {
+    for (const item of object.items) yield* objectsOf(item, depth + 1);
+    return;
+  }
+  yield object;
+}
+
+function stringLabels(value: unknown): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const [key, label] of Object.entries(asObject(value) ?? {})) {
+    if (typeof label === "string") labels[key] = label;
+  }
+  return labels;
+}
+
+const ARGO_KINDS: Readonly<
+  Record<string, { source: string; read: (obj: unknown) => Set<string> }>
+> = {
+  WorkflowTemplate: { source: "workflowtemplate", read: imagesFromWorkflowTemplate },
+  ClusterWorkflowTemplate: {
+    source: "clusterworkflowtemplate",
+    read: imagesFromClusterWorkflowTemplate,
+  },
+  CronWorkflow: { source: "cronworkflow", read: imagesFromCronWorkflow },
+};
+
+/** Reads manifests into the dedupe map, the way the daemon's sources would. */
+class Collector {
+  readonly desired = new DesiredImages();
+  readonly errors: { origin: string; error: string }[] = [];
+  readonly #options: Options;
+  readonly #io: ImagesCommandIo;
+  #stdin: Promise<string> | undefined;
+
+  constructor(options: Options, io: ImagesCommandIo) {
+    this.#options = options;
+    this.#io = io;
+  }
+
+  async readInput(path: string): Promise<void> {
+    if (path === STDIN) {
+      // Standard input can be read once; naming it twice reads it once.
+      this.#stdin ??= this.#io.stdin();
+      let text;
+      try {
+        text = await this.#stdin;
+      } catch (error) {
+        this.errors.push({ origin: STDIN_ORIGIN, error: `Cannot read: ${firstLine(error)}` });
+        return;
+      }
+      this.#readText(text, STDIN_ORIGIN);
+      return;
+    }
+    let directory;
+    try {
+      directory = await this.#io.isDirectory(path);
+    } catch (error) {
+      this.errors.push({ origin: path, error: `Cannot read: ${firstLine(error)}` });
+      return;
+    }
+    if (directory) await this.#readDirectory(path, 0);
+    else await this.#readFile(path);
+  }
+
+  async #readDirectory(path: string, depth: number): Promise<void> {
+    let entries;
+    try {
+      entries = await this.#io.readDir(path);
+    } catch (error) {
+      this.errors.push({ origin: path, error: `Cannot read: ${firstLine(error)}` });
+      return;
+    }
+    entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    for (const entry of entries) {
+      const child = path.endsWith("/") ? path + entry.name : `${path}/${entry.name}`;
+      if (entry.isDirectory && depth < MAX_DEPTH) {
+        await this.#readDirectory(child, depth + 1);
+      } else if (
+        (entry.isFile || entry.isSymlink) &&
+        MANIFEST_EXTENSIONS.some((extension) => entry.name.endsWith(extension))
+      ) {
+        // A symbolic link is followed when it names a file; linked
+        // directories are not entered, so a link loop cannot recurse.
+        if (entry.isSymlink && await this.#io.isDirectory(child).catch(() => true)) continue;
+        await this.#readFile(child);
+      }
+    }
+  }
+
+  async #readFile(path: string): Promise<void> {
+    let text;
+    try {
+      text = await this.#io.readFile(path);
+    } catch (error) {
+      this.errors.push({ origin: path, error: `Cannot read: ${firstLine(error)}` });
+      return;
+    }
+    this.#readText(text, path);
+  }
+
+  #readText(text: string, origin: string): void {
+    const { documents, errors } = parseDocuments(text, origin);
+    for (const error of errors) this.errors.push({ origin, error });
+    for (const document of documents) {
+      for (const object of objectsOf(document)) this.#readObject(object);
+    }
+  }
+
+  #readObject(object: Obj): void {
+    const kind = typeof object.kind === "string" ? object.kind : "";
+    if (!this.#options.kinds.has(kind)) return;
+    const apiVersion = typeof object.apiVersion === "string" ? object.apiVersion : undefined;
+    const group = apiVersion?.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "";
+    const metadata = asObject(object.metadata);
+    const name = typeof metadata?.name === "string" ? metadata.name : "(unnamed)";
+    const namespace = typeof metadata?.namespace === "string" && metadata.namespace !== ""
+      ? metadata.namespace
+      : undefined;
+
+    if (kind === "ConfigMap") {
+      if (apiVersion !== undefined && group !== "") return;
+      if (!this.#options.selects(stringLabels(metadata?.labels))) return;
+      const namespaces = this.#options.namespaces;
+      // kubectl puts an object without a namespace into "default".
+      if (namespaces.length > 0 && !namespaces.includes(namespace ?? "default")) return;
+      const origin = originOf("configmap", { namespace, name });
+      try {
+        this.desired.set(origin, imagesFromConfigMap(object).images);
+      } catch (error) {
+        this.errors.push({ origin, error: firstLine(error) });
+      }
+      return;
+    }
+    const argo = ARGO_KINDS[kind];
+    if (argo === undefined || (apiVersion !== undefined && group !== "argoproj.io")) return;
+    // ClusterWorkflowTemplates are cluster-scoped: a namespace written on one is ignored.
+    const scoped = kind === "ClusterWorkflowTemplate" ? undefined : namespace;
+    this.desired.set(originOf(argo.source, { namespace: scoped, name }), argo.read(object));
+  }
+
+  report(): Report {
+    return {
+      images: this.desired.refs().map((image) => ({
+        image,
+        origins: this.desired.originsOf(image),
+      })),
+      rejected: this.desired.rejections()
+        .map((r) => ({ origin: r.origin, image: r.input, reason: r.reason }))
+        .sort((a, b) => compare(a.origin, b.origin) || compare(a.image, b.image)),
+      errors: this.errors,
+    };
+  }
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * `image-cache-daemon images [-f FILE|DIR|-]... [--output text|json] [source flags]`:
+ * prints the normalised references the daemon would cache from the given
+ * manifests, sorted, one per line (or as JSON with origins, rejected
+ * references and errors).
+ *
+ * @param args the arguments after `images`
+ * @returns the exit code: 0 on success (rejected references included), 1 when
+ * a file cannot be read or parsed (or a ConfigMap's list is unusable), 2 on bad flags.
+ */
+export async function runImagesCommand(
+  args: readonly string[],
+  io: ImagesCommandIo,
+): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(args);
+  } catch (error) {
+    io.printError(`image-cache-daemon images: ${(error as Error).message}`);
+    return 2;
+  }
+  if (options.help) {
+    io.print(imagesHelpText());
+    return 0;
+  }
+  const collector = new Collector(options, io);
+  if (options.images.length > 0) collector.desired.set(STATIC_ORIGIN, options.images);
+  for (const path of options.files) await collector.readInput(path);
+  const report = collector.report();
+
+  if (options.output === "json") {
+    io.print(JSON.stringify(report, null, 2) + "\n");
+  } else {
+    if (report.images.length > 0) {
+      io.print(report.images.map((entry) => entry.image).join("\n") + "\n");
+    }
+    for (const r of report.rejected) {
+      io.printError(`image-cache-daemon images: ${r.origin}: ${r.reason}`);
+    }
+    for (const e of report.errors) {
+      io.printError(`image-cache-daemon images: ${e.origin}: ${e.error}`);
+    }
+  }
+  return report.errors.length > 0 ? 1 : 0;
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
+  let written = 0;
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
+
+/** The command's I/O on the real file system, standard input and output. */
+export function denoImagesIo(): ImagesCommandIo {
+  return {
+    readFile: (path) => Deno.readTextFile(path),
+    readDir: (path) => Array.fromAsync(Deno.readDir(path)),
+    isDirectory: async (path) => (await Deno.stat(path)).isDirectory,
+    stdin: () => new Response(Deno.stdin.readable).text(),
+    print: (text) => writeAll(Deno.stdout, text),
+    printError: (text) => writeAll(Deno.stderr, text),
+  };
+}

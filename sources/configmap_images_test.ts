@@ -1,0 +1,304 @@
+import fc from "fast-check";
+import { parse } from "yaml";
+import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
+import {
+  DEFAULT_KEY,
+  imagesFromConfigMap,
+  KEY_ANNOTATION,
+  MAX_VALUE_LENGTH,
+} from "./configmap_images.ts";
+
+function configMap(
+  data: Record<string, unknown> | undefined,
+  annotations?: Record<string, string>,
+): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "base", namespace: "platform", annotations },
+    data,
+  };
+}
+
+Deno.test("imagesFromConfigMap() reads JSON arrays and YAML lists", async (t) => {
+  const cases: { name: string; value: string; images: string[] }[] = [
+    {
+      name: "JSON array",
+      value: '["alpine:3.20", "busybox:1.36"]',
+      images: ["alpine:3.20", "busybox:1.36"],
+    },
+    {
+      name: "JSON array over several lines",
+      value: '[\n  "alpine:3.20",\n  "quay.io/prometheus/node-exporter:v1.8.1"\n]\n',
+      images: ["alpine:3.20", "quay.io/prometheus/node-exporter:v1.8.1"],
+    },
+    {
+      name: "YAML block list",
+      value: "- alpine:3.20\n- busybox:1.36\n",
+      images: ["alpine:3.20", "busybox:1.36"],
+    },
+    {
+      name: "YAML block list with comments, blank lines and CRLF",
+      value: "# base\r\n- alpine:3.20\r\n\r\n- busybox:1.36 # pinned later\r\n",
+      images: ["alpine:3.20", "busybox:1.36"],
+    },
+    {
+      name: "YAML flow list",
+      value: "[alpine:3.20, busybox:1.36]",
+      images: ["alpine:3.20", "busybox:1.36"],
+    },
+    {
+      name: "YAML flow list with a trailing comma",
+      value: "[alpine:3.20,]",
+      images: ["alpine:3.20"],
+    },
+    {
+      name: "indented YAML block list",
+      value: "  - alpine:3.20\n  - busybox:1.36\n",
+      images: ["alpine:3.20", "busybox:1.36"],
+    },
+    {
+      name: "quoted YAML items",
+      value: `- "alpine:3.20"\n- 'ubuntu:24.04'\n`,
+      images: ["alpine:3.20", "ubuntu:24.04"],
+    },
+    {
+      name: "digests and registry ports",
+      value:
+        "- localhost:5000/app@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097\n- registry.example.com:8443/team/app:v1+build.7\n",
+      images: [
+        "localhost:5000/app@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097",
+        "registry.example.com:8443/team/app:v1+build.7",
+      ],
+    },
+    {
+      name: "strings that are not references are returned for the dedupe map to reject",
+      value: '["", "Alpine", "{{ .Values.image }}"]',
+      images: ["", "Alpine", "{{ .Values.image }}"],
+    },
+    { name: "empty JSON array", value: "[]", images: [] },
+    { name: "empty YAML flow list", value: "[ ]", images: [] },
+    { name: "empty value", value: "", images: [] },
+    { name: "only white space and comments", value: "\n  # nothing yet\n", images: [] },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      assertEquals(imagesFromConfigMap(configMap({ images: c.value })), {
+        key: DEFAULT_KEY,
+        images: c.images,
+      });
+    });
+  }
+});
+
+Deno.test("imagesFromConfigMap() reads the key the annotation names", async (t) => {
+  await t.step("annotated key", () => {
+    const cm = configMap({ images: "- not-me:1", "list.json": '["alpine:3.20"]' }, {
+      [KEY_ANNOTATION]: "list.json",
+    });
+    assertEquals(imagesFromConfigMap(cm), { key: "list.json", images: ["alpine:3.20"] });
+  });
+  await t.step("blank annotation falls back to the default key", () => {
+    const cm = configMap({ images: "- alpine:3.20" }, { [KEY_ANNOTATION]: " " });
+    assertEquals(imagesFromConfigMap(cm), { key: "images", images: ["alpine:3.20"] });
+  });
+  await t.step("annotated key missing", () => {
+    const cm = configMap({ images: "- alpine:3.20" }, { [KEY_ANNOTATION]: "other" });
+    assertThrows(
+      () => imagesFromConfigMap(cm),
+      TypeError,
+      'ConfigMap "platform/base" key "other" is missing',
+    );
+  });
+});
+
+Deno.test("imagesFromConfigMap() rejects bad data with a specific message", async (t) => {
+  const where = 'ConfigMap "platform/base" key "images"';
+  const cases: { name: string; cm: unknown; message: string }[] = [
+    {
+      name: "invalid YAML",
+      cm: configMap({ images: "- alpine\n- [busybox" }),
+      message: `${where}: invalid YAML: `,
+    },
+    {
+      name: "invalid JSON that is not YAML either",
+      cm: configMap({ images: '["alpine", "busybox"' }),
+      message: `${where}: invalid YAML: Flow sequence`,
+    },
+    {
+      name: "a mapping instead of a list",
+      cm: configMap({ images: "alpine: 3.20\nbusybox: 1.36\n" }),
+      message: `${where}: expected a list of strings, got an object`,
+    },
+    {
+      name: "a single string",
+      cm: configMap({ images: "alpine:3.20" }),
+      message: `${where}: expected a list of strings, got a string`,
+    },
+    {
+      name: "a JSON object",
+      cm: configMap({ images: '{"images": ["alpine"]}' }),
+      message: `${where}: expected a list of strings, got an object`,
+    },
+    {
+      name: "a number item",
+      cm: configMap({ images: "- alpine:3.20\n- busybox:1.36\n- 3.19\n" }),
+      message: `${where}: item 3 is a number, expected a string`,
+    },
+    {
+      name: "a boolean item",
+      cm: configMap({ images: "[alpine, true]" }),
+      message: `${where}: item 2 is a boolean, expected a string`,
+    },
+    {
+      name: "an empty item",
+      cm: configMap({ images: "- alpine\n-\n" }),
+      message: `${where}: item 2 is null, expected a string`,
+    },
+    {
+      name: "a mapping item",
+      cm: configMap({ images: "- name: alpine\n  tag: 3.20\n" }),
+      message: `${where}: item 1 is an object, expected a string`,
+    },
+    {
+      name: "a nested list item",
+      cm: configMap({ images: '[["alpine"]]' }),
+      message: `${where}: item 1 is a list, expected a string`,
+    },
+    {
+      name: "several YAML documents",
+      cm: configMap({ images: "- alpine\n---\n- busybox\n" }),
+      message: `${where}: invalid YAML: 2 documents, expected one list`,
+    },
+    {
+      name: "aliases expanding without bound",
+      cm: configMap({
+        images:
+          "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
+          "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+      }),
+      message: `${where}: invalid YAML: `,
+    },
+    {
+      name: "binary-looking data",
+      cm: configMap({ images: "\u0000\u0001\u0002\uFFFD\uFFFDPK\u0003\u0004" }),
+      message: `${where}: `,
+    },
+    {
+      name: "a value over the size limit",
+      cm: configMap({ images: "- alpine\n".repeat(Math.ceil(MAX_VALUE_LENGTH / 9) + 1) }),
+      message: `${where}: value is `,
+    },
+    {
+      name: "a non-string value",
+      cm: configMap({ images: ["alpine"] }),
+      message: `${where}: expected a string value, got a list`,
+    },
+    { name: "the key missing", cm: configMap({ other: "[]" }), message: `${where} is missing` },
+    { name: "no data at all", cm: configMap(undefined), message: `${where} is missing` },
+    {
+      name: "the list in binaryData",
+      cm: { ...configMap(undefined), binaryData: { images: "WyJhbHBpbmUiXQ==" } },
+      message: `${where} is missing from data (binaryData is not read)`,
+    },
+    {
+      name: "not an object",
+      cm: "ConfigMap",
+      message: 'ConfigMap "" key "images" is missing',
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      assertThrows(() => imagesFromConfigMap(c.cm), TypeError, c.message);
+    });
+  }
+});
+
+Deno.test("imagesFromConfigMap() names cluster-less objects by name alone", () => {
+  assertThrows(
+    () => imagesFromConfigMap({ metadata: { name: "loose" }, data: {} }),
+    TypeError,
+    'ConfigMap "loose" key "images" is missing',
+  );
+});
+
+Deno.test("imagesFromConfigMap() reads a 1 MiB list of 10,000 references quickly", async (t) => {
+  // 10,000 references of 100 characters each: just under the 1 MiB a ConfigMap holds.
+  const refs = Array.from({ length: 10_000 }, (_, i) => {
+    const ref = `registry.example.com/team-${i % 50}/service-${i}:v1.${i}.0-build.`;
+    return ref.padEnd(100, "0");
+  });
+  const cases = [
+    { name: "YAML block list", value: refs.map((r) => `- ${r}`).join("\n") + "\n" },
+    { name: "JSON array", value: JSON.stringify(refs) },
+    { name: "YAML flow list", value: `[${refs.join(", ")}]` },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      assert(c.value.length > 1_000_000, `only ${c.value.length} characters`);
+      const started = performance.now();
+      const { images } = imagesFromConfigMap(configMap({ images: c.value }));
+      const elapsed = performance.now() - started;
+      assertEquals(images, refs);
+      // Generous: the YAML parser takes a few hundred ms on a loaded machine.
+      assert(elapsed < 3_000, `took ${elapsed} ms`);
+    });
+  }
+});
+
+Deno.test("imagesFromConfigMap() reads block lists exactly as the YAML parser does", () => {
+  const plain = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,20}$/);
+  const tricky = fc.constantFrom(
+    "true",
+    "False",
+    "null",
+    "~",
+    "12",
+    "0x1F",
+    "1e3",
+    ".5",
+    "a:",
+    "0o17",
+  );
+  fc.assert(
+    fc.property(fc.array(fc.oneof(plain, tricky), { minLength: 1, maxLength: 8 }), (items) => {
+      const value = items.map((item) => `- ${item}`).join("\n");
+      const expected: unknown = parse(value);
+      let actual: unknown;
+      try {
+        actual = imagesFromConfigMap(configMap({ images: value })).images;
+      } catch (error) {
+        // Only non-strings may fail, and the parser must agree they are not strings.
+        assert(error instanceof TypeError);
+        assert(Array.isArray(expected) && expected.some((v) => typeof v !== "string"));
+        return;
+      }
+      assertEquals(actual, expected);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("imagesFromConfigMap() throws only TypeError on arbitrary input", () => {
+  const data = fc.oneof(
+    fc.string(),
+    fc.string({ unit: "binary" }),
+    fc.jsonValue().map((v) => JSON.stringify(v)),
+    fc.jsonValue(),
+  );
+  fc.assert(
+    fc.property(data, fc.option(fc.string()), (value, key) => {
+      const cm = configMap(
+        { images: value, ...(key === null ? {} : { [key]: value }) },
+        key === null ? undefined : { [KEY_ANNOTATION]: key },
+      );
+      try {
+        const { images } = imagesFromConfigMap(cm);
+        assert(images.every((image) => typeof image === "string"));
+      } catch (error) {
+        assert(error instanceof TypeError, String(error));
+      }
+    }),
+    { numRuns: 100 },
+  );
+});
