@@ -12,7 +12,10 @@ export interface DenyRule {
   readonly verb?: string;
   /** Plural, optionally with subresource: `configmaps`, `pods/status`. */
   readonly resource?: string;
-  /** Namespace; rules with a namespace never match cluster-scoped requests. */
+  /**
+   * Namespace; `""` means the cluster scope (lists across all namespaces and cluster-scoped
+   * resources). Omitted = any scope.
+   */
   readonly namespace?: string;
 }
 
@@ -53,7 +56,7 @@ export class Authorizer {
     const denied = this.#rules.some((rule) =>
       (rule.verb === undefined || rule.verb === attributes.verb) &&
       (rule.resource === undefined || rule.resource === full) &&
-      (rule.namespace === undefined || rule.namespace === attributes.namespace)
+      (rule.namespace === undefined || rule.namespace === (attributes.namespace ?? ""))
     );
     return denied ? forbidden(attributes) : undefined;
   }

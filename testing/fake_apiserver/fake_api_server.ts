@@ -69,13 +69,22 @@ export interface DirectListOptions {
 
 /** Fault injection switches. */
 export interface FaultControls {
-  /** Ends every open watch; `abrupt` drops the connection instead of ending the stream cleanly. */
-  dropWatches(options?: { abrupt?: boolean }): number;
+  /**
+   * Ends every open watch stream cleanly (as kube-apiserver does when it closes a watch);
+   * clients see the stream end and reconnect. With `silent`, the streams instead stop
+   * delivering events but stay open, like a network partition: clients notice only through
+   * their own inactivity timeout (client-node's Watch: `requestTimeoutMs`, 30 s).
+   * Returns how many watches were hit.
+   */
+  dropWatches(options?: { silent?: boolean }): number;
   /** Answers the next `n` matching requests with `status` (Retry-After on 429/503). */
   failNext(n: number, status: InjectedStatus, options?: FailNextOptions): void;
   /** Adds `ms` of latency before every request (0 removes it). */
   setLatency(ms: number): void;
-  /** Drops every connection and open watch and refuses new ones until {@linkcode up}. Await it to know the listener is closed. */
+  /**
+   * Ends every open watch, closes the listener and its connections, and so refuses new ones
+   * until {@linkcode up}. Await it to know the listener is closed.
+   */
   down(): Promise<void>;
   /** Listens again on the same port. Await it to know the listener is back. */
   up(): Promise<void>;
@@ -230,7 +239,7 @@ class FakeApiServerImpl implements FakeApiServer {
     for (const node of options.nodes ?? []) this.addNode(node);
     const isDown = () => this.#down;
     this.faults = {
-      dropWatches: (options) => this.#watches.closeAll({ abrupt: options?.abrupt ?? false }),
+      dropWatches: (options) => this.#watches.closeAll({ silence: options?.silent ?? false }),
       failNext: (n, status, options) => this.#faults.failNext(n, status, options),
       setLatency: (ms) => {
         this.#faults.latencyMs = ms;
@@ -246,7 +255,7 @@ class FakeApiServerImpl implements FakeApiServer {
   async #goDown(): Promise<void> {
     if (this.#down || this.#closed) return;
     this.#down = true;
-    this.#watches.closeAll({ abrupt: true });
+    this.#watches.closeAll();
     const http = this.#http;
     this.#http = undefined;
     await http?.shutdown();
@@ -293,7 +302,15 @@ class FakeApiServerImpl implements FakeApiServer {
       this.#notifyWatchWaiters();
       return response;
     };
-    const base = { hostname: this.#hostname, port: this.#port, onListen: () => {} };
+    const base = {
+      hostname: this.#hostname,
+      port: this.#port,
+      onListen: () => {},
+      onError: (error: unknown) => {
+        this.#logger.debug("Fake API server connection error", { error });
+        return new Response(null, { status: 500 });
+      },
+    };
     this.#http = this.#tls
       ? Deno.serve({ ...base, cert: this.#tls.cert, key: this.#tls.key }, handler)
       : Deno.serve(base, handler);

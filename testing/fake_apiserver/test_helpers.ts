@@ -44,17 +44,3 @@ export async function rejection(promise: Promise<unknown>): Promise<{
   }
   throw new Error("Expected the call to fail, but it succeeded");
 }
-
-/** Resolves when `condition()` holds, polling each `intervalMs`; rejects after `timeoutMs`. */
-export async function eventually(
-  condition: () => boolean,
-  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<void> {
-  const deadline = Date.now() + (options.timeoutMs ?? 5000);
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out waiting for ${options.what ?? "a condition"}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 5));
-  }
-}

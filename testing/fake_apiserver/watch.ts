@@ -24,7 +24,8 @@ interface ActiveWatch {
   readonly info: ResourceInfo;
   readonly allowBookmarks: boolean;
   send(line: string): void;
-  close(abrupt: boolean): void;
+  /** `"end"` finishes the stream cleanly; `"silence"` stops feeding it but leaves it open. */
+  close(how: "end" | "silence"): void;
 }
 
 const encoder = new TextEncoder();
@@ -34,6 +35,8 @@ export class WatchRegistry {
   readonly #store: Store;
   readonly #bookmarkIntervalMs: number;
   readonly #active = new Set<ActiveWatch>();
+  /** Silenced streams: still open (the client has not noticed), ended on close. */
+  readonly #silenced = new Set<ActiveWatch>();
   #bookmarkTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(store: Store, options: { bookmarkIntervalMs: number }) {
@@ -52,13 +55,18 @@ export class WatchRegistry {
     let unsubscribe: (() => void) | undefined;
     let timeout: ReturnType<typeof setTimeout> | undefined;
     let closed = false;
-    const finish = () => {
-      if (closed) return false;
-      closed = true;
+    const detach = () => {
       unsubscribe?.();
+      unsubscribe = undefined;
       if (timeout !== undefined) clearTimeout(timeout);
       if (watch) this.#active.delete(watch);
       this.#updateBookmarkTimer();
+    };
+    const finish = () => {
+      if (closed) return false;
+      closed = true;
+      detach();
+      if (watch) this.#silenced.delete(watch);
       return true;
     };
     return new ReadableStream<Uint8Array>({
@@ -70,10 +78,15 @@ export class WatchRegistry {
           info: request.info,
           allowBookmarks: request.allowBookmarks,
           send,
-          close: (abrupt) => {
-            if (!finish()) return;
-            if (abrupt) controller.error(new Error("Watch dropped by fault injection"));
-            else controller.close();
+          close: (how) => {
+            if (closed) return;
+            if (how === "silence") {
+              detach();
+              this.#silenced.add(watch!);
+              return;
+            }
+            finish();
+            controller.close();
           },
         };
         try {
@@ -91,7 +104,7 @@ export class WatchRegistry {
         this.#active.add(watch);
         this.#updateBookmarkTimer();
         if (request.timeoutSeconds !== undefined && request.timeoutSeconds > 0) {
-          timeout = setTimeout(() => watch!.close(false), request.timeoutSeconds * 1000);
+          timeout = setTimeout(() => watch!.close("end"), request.timeoutSeconds * 1000);
         }
       },
       cancel: () => {
@@ -100,13 +113,23 @@ export class WatchRegistry {
     });
   }
 
-  /** Ends every open watch (optionally only those of one resource); abrupt = no clean end. */
-  closeAll(options: { abrupt?: boolean; resource?: ResourceInfo } = {}): number {
+  /**
+   * Ends every open watch cleanly, or with `silence` stops feeding them while leaving the
+   * connections open (a silent network partition: clients notice only through their own
+   * inactivity timeout). `resource` limits it to one resource. Returns how many were hit.
+   */
+  closeAll(options: { silence?: boolean; resource?: ResourceInfo } = {}): number {
     let count = 0;
     for (const watch of [...this.#active]) {
       if (options.resource && watch.info !== options.resource) continue;
-      watch.close(options.abrupt ?? false);
+      watch.close(options.silence ? "silence" : "end");
       count++;
+    }
+    if (!options.silence) {
+      for (const watch of [...this.#silenced]) {
+        if (options.resource && watch.info !== options.resource) continue;
+        watch.close("end");
+      }
     }
     return count;
   }
