@@ -70,13 +70,15 @@ export interface DirectListOptions {
 /** Fault injection switches. */
 export interface FaultControls {
   /**
-   * Ends every open watch stream cleanly (as kube-apiserver does when it closes a watch);
-   * clients see the stream end and reconnect. With `silent`, the streams instead stop
-   * delivering events but stay open, like a network partition: clients notice only through
-   * their own inactivity timeout (client-node's Watch: `requestTimeoutMs`, 30 s).
-   * Returns how many watches were hit.
+   * Ends every open watch stream; returns how many were hit.
+   * - default: a clean end (as kube-apiserver closes a watch); clients reconnect at once.
+   * - `abrupt`: the response is aborted mid-body (no terminating chunk), as when a connection
+   *   is cut. Caveat: client-node's undici under Deno does not notice a cut response body,
+   *   so such a client sees a silent stream until its own inactivity timeout (client-node's
+   *   Watch: 30 s), then reconnects from its last resourceVersion.
+   * - `silent`: the streams stop delivering but stay open, like a network partition.
    */
-  dropWatches(options?: { silent?: boolean }): number;
+  dropWatches(options?: { abrupt?: boolean; silent?: boolean }): number;
   /** Answers the next `n` matching requests with `status` (Retry-After on 429/503). */
   failNext(n: number, status: InjectedStatus, options?: FailNextOptions): void;
   /** Adds `ms` of latency before every request (0 removes it). */
@@ -239,7 +241,11 @@ class FakeApiServerImpl implements FakeApiServer {
     for (const node of options.nodes ?? []) this.addNode(node);
     const isDown = () => this.#down;
     this.faults = {
-      dropWatches: (options) => this.#watches.closeAll({ silence: options?.silent ?? false }),
+      dropWatches: (options) =>
+        this.#watches.closeAll({
+          silence: options?.silent ?? false,
+          cut: options?.abrupt ?? false,
+        }),
       failNext: (n, status, options) => this.#faults.failNext(n, status, options),
       setLatency: (ms) => {
         this.#faults.latencyMs = ms;

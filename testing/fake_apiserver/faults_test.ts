@@ -74,7 +74,7 @@ Deno.test("setLatency delays every answer", async () => {
   });
 });
 
-Deno.test("dropWatches ends open watches cleanly, or silences them like a network partition", async (t) => {
+Deno.test("dropWatches ends open watches cleanly, cuts them, or silences them like a network partition", async (t) => {
   await withServer({}, async (server) => {
     await t.step("clean end", async () => {
       const w = await openWatch(server);
@@ -83,6 +83,20 @@ Deno.test("dropWatches ends open watches cleanly, or silences them like a networ
       assertEquals(await w.ended, null);
       assertEquals(server.openWatches(), 0);
     });
+    await t.step(
+      "abrupt: the response is cut mid-body (seen here through Deno's fetch)",
+      async () => {
+        const res = await fetch(
+          `${server.url}/api/v1/configmaps?watch=true&resourceVersion=${server.resourceVersion}`,
+        );
+        assertEquals(res.status, 200);
+        const reader = res.body!.getReader();
+        const read = reader.read().then(() => "ended", (error: Error) => `error: ${error.message}`);
+        await server.waitForWatches(1);
+        assertEquals(server.faults.dropWatches({ abrupt: true }), 1);
+        assertMatch(await read, /^error: /);
+      },
+    );
     await t.step("silent: the stream stays open but delivers nothing more", async () => {
       const watch = new Watch(server.kubeConfig());
       const record = async (seen: string[]) =>

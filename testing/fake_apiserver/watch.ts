@@ -24,8 +24,11 @@ interface ActiveWatch {
   readonly info: ResourceInfo;
   readonly allowBookmarks: boolean;
   send(line: string): void;
-  /** `"end"` finishes the stream cleanly; `"silence"` stops feeding it but leaves it open. */
-  close(how: "end" | "silence"): void;
+  /**
+   * `"end"` finishes the stream cleanly; `"cut"` aborts it (no terminating chunk);
+   * `"silence"` stops feeding it but leaves it open.
+   */
+  close(how: "end" | "cut" | "silence"): void;
 }
 
 const encoder = new TextEncoder();
@@ -86,7 +89,9 @@ export class WatchRegistry {
               return;
             }
             finish();
-            controller.close();
+            if (how === "cut") {
+              controller.error(new Error("Watch connection cut by fault injection"));
+            } else controller.close();
           },
         };
         try {
@@ -114,15 +119,17 @@ export class WatchRegistry {
   }
 
   /**
-   * Ends every open watch cleanly, or with `silence` stops feeding them while leaving the
-   * connections open (a silent network partition: clients notice only through their own
-   * inactivity timeout). `resource` limits it to one resource. Returns how many were hit.
+   * Ends every open watch cleanly, or with `cut` aborts the streams mid-body, or with
+   * `silence` stops feeding them while leaving the connections open (a silent network
+   * partition). `resource` limits it to one resource. Returns how many were hit.
    */
-  closeAll(options: { silence?: boolean; resource?: ResourceInfo } = {}): number {
+  closeAll(
+    options: { silence?: boolean; cut?: boolean; resource?: ResourceInfo } = {},
+  ): number {
     let count = 0;
     for (const watch of [...this.#active]) {
       if (options.resource && watch.info !== options.resource) continue;
-      watch.close(options.silence ? "silence" : "end");
+      watch.close(options.silence ? "silence" : options.cut ? "cut" : "end");
       count++;
     }
     if (!options.silence) {
