@@ -8,7 +8,13 @@
 // First: npm code must see only the permitted environment before it loads
 // (see docs/PERMISSIONS.md).
 import "./permissions/install_process_env.ts";
-import { type Config, helpText, loadConfig, readEnv } from "./config/config.ts";
+import {
+  type Config,
+  helpText,
+  loadConfig,
+  readEnv,
+  requireDaemonIdentity,
+} from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import { createLogger } from "./log/logger.ts";
 import { loadKubeConfig } from "./kube/client.ts";
@@ -58,6 +64,7 @@ export async function main(args: readonly string[]): Promise<number> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let kubeConfig;
   try {
+    requireDaemonIdentity(config);
     kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, env: readEnv });
   } catch (error) {
     printError(`image-cache-daemon: ${(error as Error).message}`);

@@ -97,18 +97,24 @@ export function podOutcome(ref: string, pod: PodView): PullResult | PullError | 
     });
   }
   const initWaiting = pod.init?.state?.waiting;
-  if (initWaiting?.reason && /ErrImagePull|ImagePullBackOff|InvalidImageName/.test(initWaiting.reason)) {
+  if (
+    initWaiting?.reason && /ErrImagePull|ImagePullBackOff|InvalidImageName/.test(initWaiting.reason)
+  ) {
     return new PullError(
       ref,
       "ErrImagePull",
-      `Cannot pull the warden image for ${ref}: ${initWaiting.message ?? initWaiting.reason} (check --warden-image)`,
+      `Cannot pull the warden image for ${ref}: ${
+        initWaiting.message ?? initWaiting.reason
+      } (check --warden-image)`,
     );
   }
   if (pod.phase === "Failed") {
     return new PullError(
       ref,
       "PodRejected",
-      `Pull pod ${pod.name} failed: ${pod.reason ?? "Failed"}${pod.message ? `: ${pod.message}` : ""}`,
+      `Pull pod ${pod.name} failed: ${pod.reason ?? "Failed"}${
+        pod.message ? `: ${pod.message}` : ""
+      }`,
     );
   }
   if (terminated) {

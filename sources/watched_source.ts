@@ -96,7 +96,9 @@ export class WatchedSource implements Source {
   status(): SourceStatus {
     const statuses = this.#reflectors.map((r) => r.status());
     const reasons = statuses.map((s) => s.reason).filter((r): r is string => !!r);
-    const activity = statuses.map((s) => s.lastActivity).filter((t): t is number => t !== undefined);
+    const activity = statuses.map((s) => s.lastActivity).filter((t): t is number =>
+      t !== undefined
+    );
     return {
       name: this.name,
       synced: statuses.every((s) => s.synced),
@@ -140,7 +142,7 @@ export class WatchedSource implements Source {
       unavailable: (status) => {
         // 404: the resource type is gone, and with it every object. 403: the
         // objects may well exist; keep what they asked for (nothing lost).
-        if (status === 404) for (const key of [...owned.keys()]) forget(key);
+        if (status === 404) { for (const key of [...owned.keys()]) forget(key); }
       },
     };
   }
