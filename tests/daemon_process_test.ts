@@ -1,0 +1,142 @@
+/**
+ * The daemon as it ships: a process under exactly the production permission
+ * set (`-P=daemon`, plus reading its kubeconfig), against the fake API server
+ * over TLS. It pulls, serves its endpoints, makes only API calls its RBAC
+ * allows, and on SIGTERM deletes its in-flight pull pods and exits 0.
+ */
+import { parse } from "yaml";
+import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
+import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { spawnDaemon } from "../testing/daemon_process.ts";
+import { waitFor } from "../testing/wait.ts";
+import {
+  apiCallOf,
+  type InstalledRules,
+  isAllowed,
+  type PolicyRule,
+} from "../manifests/rbac_expectations.ts";
+
+const NS = "image-cache-daemon";
+const NODE = "node-1";
+const PART_OF = "app.kubernetes.io/part-of=image-cache-daemon";
+const LABELS = { "app.kubernetes.io/part-of": "image-cache-daemon" };
+
+async function installedRules(): Promise<InstalledRules> {
+  const read = async (file: string) =>
+    parse(await Deno.readTextFile(new URL(`../manifests/base/${file}`, import.meta.url))) as {
+      rules: PolicyRule[];
+    };
+  return {
+    cluster: (await read("clusterrole.yaml")).rules,
+    namespaced: (await read("role.yaml")).rules,
+    namespace: NS,
+  };
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+Deno.test("The daemon process under -P=daemon pulls over TLS, stays within its RBAC, and exits 0 on SIGTERM with its pods cleaned", async () => {
+  const server = await startFakeApiServer({ tls: true, nodes: [NODE] });
+  const dir = await Deno.makeTempDir({ prefix: "icd-process-" });
+  let child: Deno.ChildProcess | undefined;
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+    const self = server.create("pods", {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { namespace: NS, name: "icd-self" },
+      spec: { containers: [{ name: "daemon", image: "icd:0.1.0" }], tolerations: [] },
+    });
+    server.create("configmaps", {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { namespace: "apps", name: "list", labels: LABELS },
+      data: { images: '["alpine:3.20", "nginx:1.27"]' },
+    });
+    server.create("workflowtemplates", {
+      apiVersion: "argoproj.io/v1alpha1",
+      kind: "WorkflowTemplate",
+      metadata: { namespace: "argo", name: "ci" },
+      spec: { templates: [{ name: "main", container: { image: "golang:1.23" } }] },
+    });
+    const kubeconfig = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(kubeconfig, server.kubeconfigYaml());
+    const port = freePort();
+    child = spawnDaemon([
+      `--kubeconfig=${kubeconfig}`,
+      `--node-name=${NODE}`,
+      `--pod-namespace=${NS}`,
+      "--pod-name=icd-self",
+      `--pod-uid=${self.metadata.uid}`,
+      `--metrics-bind-address=127.0.0.1:${port}`,
+    ], { denoFlags: [`--allow-read=${kubeconfig}`] });
+    const stderr = new Response(child.stderr).text();
+    const base = `http://127.0.0.1:${port}`;
+    const expected = [
+      "docker.io/library/alpine:3.20",
+      "docker.io/library/golang:1.23",
+      "docker.io/library/nginx:1.27",
+    ];
+    await waitFor(
+      () => expected.every((ref) => server.kubelet(NODE).imagesPresent().includes(ref)),
+      { what: "images on the node", timeoutMs: 20_000 },
+    );
+    const ready = await waitFor(async () => {
+      const response = await fetch(`${base}/readyz`);
+      await response.body?.cancel();
+      return response.status === 200;
+    }, { what: "/readyz 200" });
+    assert(ready);
+    const metrics = await waitFor(async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      return /image_cache_daemon_pulls_total\{result="success"\} 3\b/.test(text) ? text : undefined;
+    }, { what: "three successful pulls in /metrics" });
+    assertMatch(metrics, /image_cache_daemon_desired_images 3\b/);
+
+    // A slow pull in flight when SIGTERM arrives.
+    server.kubelet(NODE).setPullDelay("docker.io/library/slow:1", 60_000);
+    const cm = server.get("configmaps", "apps", "list")!;
+    server.update("configmaps", { ...cm, data: { images: '["alpine:3.20", "slow:1"]' } });
+    await waitFor(
+      () => server.list("pods", { namespace: NS, labelSelector: PART_OF }).length === 1,
+      {
+        what: "slow pull pod",
+      },
+    );
+    const started = Date.now();
+    child.kill("SIGTERM");
+    const status = await child.status;
+    child = undefined;
+    assertEquals(status.code, 0, await stderr);
+    assert(Date.now() - started < 10_000, "exits within 10 s");
+    assertEquals(server.list("pods", { namespace: NS, labelSelector: PART_OF }).length, 0);
+
+    // Every request it made is one its RBAC allows.
+    const rules = await installedRules();
+    const calls = server.requests.entries()
+      .filter((r) => r.url.startsWith("/api/") || r.url.startsWith("/apis/"))
+      .map((r) => ({ record: r, call: apiCallOf(r.method, r.url) }));
+    assert(calls.length > 0);
+    for (const { record, call } of calls) {
+      assert(isAllowed(rules, call), `not allowed by RBAC: ${record.method} ${record.url}`);
+    }
+    // No per-object reads but the daemon's own pod (for its tolerations).
+    const gets = calls.filter(({ call }) => call.verb === "get").map(({ call }) =>
+      `${call.resource}/${call.name}`
+    );
+    assertEquals(gets, ["pods/icd-self"]);
+  } finally {
+    if (child) {
+      child.kill("SIGKILL");
+      await child.status;
+      await child.stderr.cancel().catch(() => {});
+    }
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
