@@ -269,7 +269,15 @@ Deno.test("an informer whose resourceVersion expired relists (410 → list again
       server.delete("configmaps", "default", "a");
       server.create("configmaps", cm("b"));
       server.compact();
-      await waitFor(() => server.requests.counts()["list configmaps"] === 2, { what: "relist" });
+      await waitFor(() => server.requests.counts()["list configmaps"] === 2, {
+        what: "relist",
+      }).catch((e) => {
+        throw new Error(
+          `${e.message}: ${
+            JSON.stringify(server.requests.entries().map((r) => `${r.verb} ${r.url} ${r.status}`))
+          } open=${server.openWatches()}`,
+        );
+      });
       await waitFor(() => informer.list("default").map((o) => o.metadata!.name).join() === "b", {
         what: "cache converged",
       });
