@@ -265,31 +265,39 @@ export async function runDaemon(
     strategy: strategy.name,
     sources: sources.map((s) => s.name),
   });
+  // The daemon's own lifetime: the caller's signal, or a failure of its own
+  // (such as an unreachable CRI socket), stops every loop it started.
+  const stopping = new AbortController();
+  const lifetime = AbortSignal.any([signal, stopping.signal]);
   const watching = [
-    ...sources.map((s) => s.run(signal)),
-    nodeImages.run(signal),
+    ...sources.map((s) => s.run(lifetime)),
+    nodeImages.run(lifetime),
   ];
-  // No action before sync: an image missing from a half-filled cache is
-  // never a reason to drop it, so the puller waits for every source.
-  await Promise.race([
-    Promise.all([...sources.map((s) => s.synced), nodeImages.synced]),
-    untilAborted(signal),
-  ]);
-  if (!signal.aborted) {
-    log.info("All sources synced", {
-      images: desired.size,
-      rejected: desired.rejections().length,
-      sources: Object.fromEntries(sources.map((s) => [s.name, s.status().objects])),
-    });
-    await strategy.start?.(signal);
+  try {
+    // No action before sync: an image missing from a half-filled cache is
+    // never a reason to drop it, so the puller waits for every source.
+    await Promise.race([
+      Promise.all([...sources.map((s) => s.synced), nodeImages.synced]),
+      untilAborted(lifetime),
+    ]);
+    if (!lifetime.aborted) {
+      log.info("All sources synced", {
+        images: desired.size,
+        rejected: desired.rejections().length,
+        sources: Object.fromEntries(sources.map((s) => [s.name, s.status().objects])),
+      });
+      await strategy.start?.(lifetime);
+    }
+    if (!lifetime.aborted) {
+      pullerRunning = true;
+      await puller.run(lifetime);
+    }
+  } finally {
+    pullerRunning = false;
+    stopping.abort();
+    await strategy.close?.();
+    await Promise.all(watching);
+    await events.flush();
   }
-  if (!signal.aborted) {
-    pullerRunning = true;
-    await puller.run(signal);
-  }
-  pullerRunning = false;
-  await strategy.close?.();
-  await Promise.all(watching);
-  await events.flush();
   log.info("Stopped", { node });
 }

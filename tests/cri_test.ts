@@ -13,6 +13,9 @@ import { criPullHook } from "../puller/cri/pull_hook.ts";
 import { authForImage, parseDockerConfigJson } from "../puller/cri/registry_auth.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../testing/assert.ts";
 import { type KubeObject, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { waitFor } from "../testing/wait.ts";
+import { loadConfig } from "../config/config.ts";
+import { type DaemonParts, runDaemon } from "../daemon.ts";
 
 const ENV_FILE = Deno.env.get("ICD_CRI_ENV_FILE") ??
   new URL("../.ci/containerd.env", import.meta.url).pathname;
@@ -429,6 +432,51 @@ function defineRealRuntimeTests(env: CriEnv): void {
       assertMatch(decoder.decode(denied.stderr), /Requires net access to "unix:/);
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  Deno.test("the daemon with --pull-strategy=cri pulls through containerd, creates no pods, and backs off a missing tag", async () => {
+    const server = await startFakeApiServer({ nodes: ["node-1"] });
+    const controller = new AbortController();
+    let parts: DaemonParts | undefined;
+    const missing = `${reg}/icd/busybox:no-such-tag`;
+    const { config } = loadConfig([
+      "--node-name=node-1",
+      "--pod-namespace=image-cache-daemon",
+      "--pull-strategy=cri",
+      `--cri-socket=${env.socket}`,
+      `--image=${env.image}`,
+      `--image=${missing}`,
+      "--pull-backoff-max=1s",
+      "--metrics-bind-address=0",
+      "--watch-argo-workflow-templates=false",
+      "--watch-argo-cluster-workflow-templates=false",
+      "--watch-argo-cron-workflows=false",
+    ], () => undefined);
+    const running = runDaemon(config, {
+      kubeConfig: server.kubeConfig(),
+      log: recordingLogger(),
+      onStarted: (p) => parts = p,
+    }, controller.signal);
+    try {
+      const state = (ref: string) => parts?.puller.status().find((s) => s.ref === ref);
+      await waitFor(() => state(env.image)?.state === "present", { what: "image present" });
+      assertMatch(state(env.image)!.digest ?? "", /^sha256:[0-9a-f]{64}$/);
+      await waitFor(() => (state(missing)?.attempts ?? 0) >= 2, {
+        what: "missing tag retried",
+        timeoutMs: 15_000,
+      });
+      assertEquals(state(missing)!.lastErrorReason, "ErrImagePull");
+      assertEquals(state(missing)!.permanent ?? false, false);
+      await withClient(async (client) => {
+        const image = await client.imageStatus(env.image);
+        assert(image !== undefined, "containerd holds the image");
+      });
+      assertEquals(server.list("pods").length, 0, "CRI mode creates no pods");
+    } finally {
+      controller.abort();
+      await running;
+      await server.close();
     }
   });
 }
