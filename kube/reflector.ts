@@ -276,6 +276,8 @@ export class Reflector<T> {
         (type: string, obj: KubernetesObject & { code?: number; message?: string }) => {
           if (settled) return;
           this.#lastActivity = this.#clock.now();
+          // The watch delivers again: an earlier transient error is history.
+          if (type !== "ERROR" && this.#available) this.#reason = undefined;
           if (type === "ERROR") {
             if (obj?.code === 410) finish(new WatchExpired(obj.message ?? "Expired"));
             else {
