@@ -28,7 +28,10 @@ Deno.test("fake-cluster writes a kubeconfig that answers the daemon's client, an
       timeoutMs: 20_000,
       what: "startup banner",
     });
-    assertMatch(printed, /deno task start --kubeconfig \S+ --node-name node-1/);
+    assertMatch(
+      printed,
+      /deno run -P=daemon --allow-read=(\S+) main\.ts --kubeconfig \1 --node-name node-1/,
+    );
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfig);
     const core = kc.makeApiClient(CoreV1Api);
