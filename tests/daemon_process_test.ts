@@ -40,7 +40,36 @@ function freePort(): number {
   return port;
 }
 
+/** Builds the release bundle the way `deno task bundle` does. */
+async function buildBundle(out: string): Promise<void> {
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", "--platform=deno", "main.ts", "-o", out],
+    cwd: new URL("../", import.meta.url),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(built.code, 0, new TextDecoder().decode(built.stderr));
+}
+
 Deno.test("The daemon process under -P=daemon pulls over TLS, stays within its RBAC, and exits 0 on SIGTERM with its pods cleaned", async () => {
+  await endToEnd({});
+});
+
+Deno.test("The bundle, run under the same permission set, does the same", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "icd-bundle-" });
+  try {
+    const entry = `${dir}/image-cache-daemon.js`;
+    await buildBundle(entry);
+    // Outside the repository the permission set is found through --config.
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    await endToEnd({ entry, denoFlags: [`--config=${config}`] });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Promise<void> {
   const server = await startFakeApiServer({ tls: true, nodes: [NODE] });
   const dir = await Deno.makeTempDir({ prefix: "icd-process-" });
   let child: Deno.ChildProcess | undefined;
@@ -74,7 +103,10 @@ Deno.test("The daemon process under -P=daemon pulls over TLS, stays within its R
       "--pod-name=icd-self",
       `--pod-uid=${self.metadata.uid}`,
       `--metrics-bind-address=127.0.0.1:${port}`,
-    ], { denoFlags: [`--allow-read=${kubeconfig}`] });
+    ], {
+      entry: options.entry,
+      denoFlags: [...(options.denoFlags ?? []), `--allow-read=${kubeconfig}`],
+    });
     const stderr = new Response(child.stderr).text();
     const base = `http://127.0.0.1:${port}`;
     const expected = [
@@ -139,4 +171,4 @@ Deno.test("The daemon process under -P=daemon pulls over TLS, stays within its R
     await server.close();
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
