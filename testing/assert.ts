@@ -29,29 +29,40 @@ export function assertMatch(text: string, pattern: RegExp, message?: string): vo
   else nodeAssert.match(text, pattern, message);
 }
 
+// deno-lint-ignore no-explicit-any -- an Error constructor of any signature
+type ErrorClass<E> = new (...args: any[]) => E;
+
+/** Checks a caught error against the expected class and message fragment. */
+function checkError<E extends Error>(
+  error: unknown,
+  ErrorClass?: ErrorClass<E>,
+  includes?: string,
+): E {
+  if (ErrorClass && !(error instanceof ErrorClass)) {
+    throw new nodeAssert.AssertionError({
+      message: `Expected ${ErrorClass.name}, got ${String(error)}`,
+    });
+  }
+  if (includes && !String((error as Error).message).includes(includes)) {
+    throw new nodeAssert.AssertionError({
+      message: `Expected message to include ${JSON.stringify(includes)}: ${
+        (error as Error).message
+      }`,
+    });
+  }
+  return error as E;
+}
+
 /** Asserts that `fn` throws an instance of `ErrorClass` (any Error by default) and returns it. */
 export function assertThrows<E extends Error = Error>(
   fn: () => unknown,
-  // deno-lint-ignore no-explicit-any -- an Error constructor of any signature
-  ErrorClass?: new (...args: any[]) => E,
+  ErrorClass?: ErrorClass<E>,
   includes?: string,
 ): E {
   try {
     fn();
   } catch (error) {
-    if (ErrorClass && !(error instanceof ErrorClass)) {
-      throw new nodeAssert.AssertionError({
-        message: `Expected ${ErrorClass.name}, got ${String(error)}`,
-      });
-    }
-    if (includes && !String((error as Error).message).includes(includes)) {
-      throw new nodeAssert.AssertionError({
-        message: `Expected message to include ${JSON.stringify(includes)}: ${
-          (error as Error).message
-        }`,
-      });
-    }
-    return error as E;
+    return checkError(error, ErrorClass, includes);
   }
   throw new nodeAssert.AssertionError({ message: "Expected function to throw" });
 }
@@ -59,26 +70,13 @@ export function assertThrows<E extends Error = Error>(
 /** Async variant of {@linkcode assertThrows}. */
 export async function assertRejects<E extends Error = Error>(
   fn: () => Promise<unknown>,
-  // deno-lint-ignore no-explicit-any -- an Error constructor of any signature
-  ErrorClass?: new (...args: any[]) => E,
+  ErrorClass?: ErrorClass<E>,
   includes?: string,
 ): Promise<E> {
   try {
     await fn();
   } catch (error) {
-    if (ErrorClass && !(error instanceof ErrorClass)) {
-      throw new nodeAssert.AssertionError({
-        message: `Expected ${ErrorClass.name}, got ${String(error)}`,
-      });
-    }
-    if (includes && !String((error as Error).message).includes(includes)) {
-      throw new nodeAssert.AssertionError({
-        message: `Expected message to include ${JSON.stringify(includes)}: ${
-          (error as Error).message
-        }`,
-      });
-    }
-    return error as E;
+    return checkError(error, ErrorClass, includes);
   }
   throw new nodeAssert.AssertionError({ message: "Expected promise to reject" });
 }

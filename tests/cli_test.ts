@@ -4,32 +4,14 @@
  */
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { runDaemonProcess } from "../testing/daemon_process.ts";
+import { FLAGS } from "../config/config.ts";
 
 Deno.test("main.ts --help lists every flag and exits 0 under the daemon permissions", async () => {
   const { code, stdout } = await runDaemonProcess(["--help"]);
   assertEquals(code, 0);
-  for (
-    const flag of [
-      "--image",
-      "--configmap-selector",
-      "--node-name",
-      "--pod-name",
-      "--pod-namespace",
-      "--pod-uid",
-      "--resync-period",
-      "--warden-image",
-      "--watch-argo-workflow-templates",
-      "--watch-argo-cluster-workflow-templates",
-      "--watch-argo-cron-workflows",
-      "--watch-configmaps",
-      "--kubeconfig",
-      "--log-level",
-      "--log-format",
-      "--version",
-      "-h, --help",
-    ]
-  ) {
-    assert(stdout.includes(flag), `help lacks ${flag}`);
+  for (const spec of FLAGS) {
+    const name = spec.short ? `-${spec.short}, --${spec.name}` : `--${spec.name}`;
+    assert(stdout.includes(name), `help lacks ${name}`);
   }
 });
 
