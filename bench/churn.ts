@@ -1,0 +1,196 @@
+/**
+ * Scenario 2, churn: WorkflowTemplate updates at a steady rate, each adding
+ * or removing one image; latency from the fake API server emitting the watch
+ * event to the pull pod for the added image existing in the API server.
+ *
+ * Measurement: the fake server's store emits watch events synchronously
+ * inside `update()`, so the clock starts just before that call. It stops when
+ * the store commits a pod in the daemon's namespace whose `main` container
+ * runs the image (the daemon's create request has been answered by then, so
+ * both network hops and the daemon's whole reaction are inside the number).
+ * The daemon runs as its own process, as in production, so its event loop is
+ * not shared with the fake server's.
+ *
+ * @module
+ */
+import { normalizeReference } from "../images/reference.ts";
+import {
+  daemonArgs,
+  machineLoad,
+  percentile,
+  printTable,
+  round,
+  sleep,
+  spawnDaemonChild,
+  startCluster,
+} from "./harness.ts";
+import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
+
+const NODE = "node-1";
+const OBJECTS = 100;
+const BASE_IMAGES = 50;
+
+/** Scale of scenario 2. */
+export function churnScale(quick: boolean): {
+  ratePerSecond: number;
+  durationMs: number;
+  maxConcurrentPulls: number;
+} {
+  return { ratePerSecond: 50, durationMs: quick ? 10_000 : 60_000, maxConcurrentPulls: 10 };
+}
+
+function template(name: string, base: readonly string[], churn: readonly string[]) {
+  return {
+    apiVersion: "argoproj.io/v1alpha1",
+    kind: "WorkflowTemplate",
+    metadata: { namespace: "churn", name },
+    spec: {
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: [[{ name: "run", template: "run" }], [{ name: "extra", template: "extra" }]],
+        },
+        { name: "run", container: { image: base[0], command: ["/bin/run"] } },
+        {
+          name: "extra",
+          containerSet: {
+            containers: [base[1], ...churn].map((image, i) => ({
+              name: `c${i}`,
+              image,
+              command: ["/bin/step"],
+            })),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Runs scenario 2. */
+export async function churn(options: ScenarioOptions): Promise<ScenarioResult> {
+  const scale = churnScale(options.quick);
+  const cluster = await startCluster({ nodes: [NODE] });
+  const { server } = cluster;
+  try {
+    const base = (i: number) => [
+      `registry.example.com/base/app-${i % BASE_IMAGES}:1.0`,
+      `registry.example.com/base/app-${(i + 1) % BASE_IMAGES}:1.0`,
+    ];
+    const churnImages: string[][] = [];
+    for (let i = 0; i < OBJECTS; i++) {
+      churnImages.push([]);
+      server.create("workflowtemplates", template(`churn-${i}`, base(i), []));
+    }
+    const child = await spawnDaemonChild(
+      cluster,
+      daemonArgs(cluster, NODE, [`--max-concurrent-pulls=${scale.maxConcurrentPulls}`]),
+      { denoFlags: options.denoFlags },
+    );
+    const latencies: number[] = [];
+    let missed = 0;
+    let sent = 0;
+    let adds = 0;
+    let removes = 0;
+    let lagMaxMs = 0;
+    const samples: [number, number][] = [];
+    const loadBefore = machineLoad();
+    try {
+      await child.waitForLog("Every desired image is present on this node");
+      const waits: Promise<void>[] = [];
+      const interval = 1000 / scale.ratePerSecond;
+      const total = Math.round(scale.durationMs / interval);
+      const start = performance.now();
+      for (let i = 0; i < total; i++) {
+        // Pace against absolute times so a slow tick does not lower the rate.
+        const due = start + i * interval;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        lagMaxMs = Math.max(lagMaxMs, performance.now() - due);
+        const k = i % OBJECTS;
+        const list = churnImages[k];
+        const adding = Math.floor(i / OBJECTS) % 2 === 0 || list.length === 0;
+        let added: string | undefined;
+        if (adding) {
+          added = `registry.example.com/churn/obj-${k}:rev-${i}`;
+          list.push(added);
+          adds++;
+        } else {
+          list.shift();
+          removes++;
+        }
+        if (added !== undefined) {
+          const ref = normalizeReference(added);
+          const t0 = performance.now();
+          const seen = server.waitFor(
+            "pods",
+            (pod) =>
+              ((pod.spec as { containers?: { image?: string }[] })?.containers ?? [])
+                .some((c) => c.image === ref),
+            { namespace: "image-cache-daemon", timeoutMs: 30_000 },
+          );
+          waits.push(seen.then(
+            () => {
+              const ms = performance.now() - t0;
+              latencies.push(ms);
+              samples.push([round(t0 - start, 0), round(ms)]);
+            },
+            () => {
+              missed++;
+            },
+          ));
+        }
+        server.update("workflowtemplates", template(`churn-${k}`, base(k), list));
+        sent++;
+      }
+      const elapsedMs = performance.now() - start;
+      await Promise.all(waits);
+      latencies.sort((a, b) => a - b);
+      // When the slowest happened (ms into the run), to tell warm-up from steady state.
+      const slowest = samples.sort((a, b) => b[1] - a[1]).slice(0, 8);
+      const p50 = percentile(latencies, 50);
+      const p99 = percentile(latencies, 99);
+      const max = latencies[latencies.length - 1];
+      const result: ScenarioResult = {
+        scenario: "churn",
+        quick: options.quick,
+        updates: sent,
+        achievedRatePerSecond: round(sent / (elapsedMs / 1000)),
+        adds,
+        removes,
+        measured: latencies.length,
+        missed,
+        p50Ms: round(p50),
+        p99Ms: round(p99),
+        maxMs: round(max),
+        maxConcurrentPulls: scale.maxConcurrentPulls,
+        pacingLagMaxMs: round(lagMaxMs),
+        slowestAtMs: slowest,
+        targets: { p99Ms: 50 },
+        met: missed === 0 && p99 <= 50,
+        loadBefore,
+        loadAfter: machineLoad(),
+      };
+      printTable("Scenario 2: churn (watch event → pull pod created; daemon as a process)", [
+        [
+          "updates (rate)",
+          `${sent} (${result.achievedRatePerSecond}/s), ${adds} add, ${removes} remove`,
+        ],
+        ["pulls measured / missed", `${latencies.length} / ${missed}`],
+        [
+          "p50 / p99 / max",
+          `${result.p50Ms} / ${result.p99Ms} / ${result.maxMs} ms (target p99 ≤ 50)`,
+        ],
+        ["--max-concurrent-pulls", scale.maxConcurrentPulls],
+        ["bench pacing lag max", `${result.pacingLagMaxMs} ms`],
+        ["slowest [ms into run, ms]", JSON.stringify(slowest.slice(0, 4))],
+        ["load before / after", `${loadBefore} / ${result.loadAfter}`],
+      ]);
+      return result;
+    } finally {
+      await child.stop();
+    }
+  } finally {
+    await cluster.close();
+  }
+}
