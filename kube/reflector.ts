@@ -101,6 +101,9 @@ export function objectKey(obj: KubernetesObject): string {
 
 class WatchExpired extends Error {}
 
+/** The shortest silence that ends a watch whose server sends bookmarks. */
+const MIN_IDLE_MS = 5_000;
+
 /** Keeps a {@linkcode ReflectorHandler} in step with one collection. */
 export class Reflector<T> {
   readonly #o: ReflectorOptions<T>;
@@ -113,6 +116,8 @@ export class Reflector<T> {
   #restarts = 0;
   #lastActivity?: number;
   #failures = 0;
+  /** Longest wait for a BOOKMARK seen so far: the server's heartbeat, if it sends any. */
+  #heartbeatMs?: number;
   #resolveSynced!: () => void;
   /** Resolves after the first complete list (or when the API is found unavailable). */
   readonly synced: Promise<void>;
@@ -250,12 +255,31 @@ export class Reflector<T> {
     // The field is private in the typings but is the documented knob.
     (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 30) *
       1000;
+    // Real time, as the silence of a connection is.
+    let lastBeat = performance.now();
     return new Promise<void>((resolve, reject) => {
       let controller: AbortController | undefined;
       let settled = false;
+      // Why a watchdog of our own: a connection that dies mid-stream (peer
+      // reset, a proxy dropping it) is never reported on this runtime, and
+      // aborting it does not end it either (client-node's undici under Deno
+      // goes silent), so client-node's own idle timeout never calls back. Once
+      // the server has shown a bookmark heartbeat, three missed beats mean a
+      // dead watch; without bookmarks, only the server-side timeout ends it.
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const watchdog = () => {
+        clearTimeout(idle);
+        if (this.#heartbeatMs === undefined) return;
+        const ms = Math.max(MIN_IDLE_MS, 3 * this.#heartbeatMs);
+        idle = setTimeout(
+          () => finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`)),
+          ms,
+        );
+      };
       const finish = (error?: unknown) => {
         if (settled) return;
         settled = true;
+        clearTimeout(idle);
         signal.removeEventListener("abort", onAbort);
         controller?.abort();
         if (error === undefined) resolve();
@@ -276,6 +300,7 @@ export class Reflector<T> {
         (type: string, obj: KubernetesObject & { code?: number; message?: string }) => {
           if (settled) return;
           this.#lastActivity = this.#clock.now();
+          watchdog();
           // The watch delivers again: an earlier transient error is history.
           if (type !== "ERROR" && this.#available) this.#reason = undefined;
           if (type === "ERROR") {
@@ -289,7 +314,13 @@ export class Reflector<T> {
           }
           const rv = obj?.metadata?.resourceVersion;
           if (rv) this.#resourceVersion = rv;
-          if (type === "BOOKMARK") return;
+          if (type === "BOOKMARK") {
+            const now = performance.now();
+            this.#heartbeatMs = Math.max(this.#heartbeatMs ?? 0, now - lastBeat);
+            lastBeat = now;
+            watchdog();
+            return;
+          }
           const key = objectKey(obj);
           if (type === "DELETED") handler.remove(key);
           else handler.upsert(key, handler.transform(obj));
@@ -298,6 +329,7 @@ export class Reflector<T> {
       ).then((c) => {
         controller = c;
         if (settled || signal.aborted) c.abort();
+        else watchdog();
       }, finish);
     });
   }
