@@ -1,10 +1,12 @@
 /**
- * `deno task bench [--quick] [--only=1,3] [--json=FILE]`: runs the benchmark
+ * `deno task bench [--quick] [--only=1,3] [--json=FILE] [--daemon-flags="…"]`: runs the benchmark
  * scenarios against the fake API server and prints, for each, a readable
  * table and one JSON line (prefixed `RESULT `), and a closing summary.
  *
  * `--quick` is the small run CI can afford (under a minute); the full run
- * takes several minutes (scenario 3 idles for five of them).
+ * takes several minutes (scenario 3 idles for five of them). `--daemon-flags`
+ * adds Deno flags to the daemon child processes (scenarios 1–4), e.g.
+ * `--daemon-flags=--v8-flags=--optimize-for-size` or `--cpu-prof`.
  *
  * @module
  */
@@ -36,6 +38,8 @@ export interface BenchArgs {
   quick: boolean;
   only?: Set<number>;
   json?: string;
+  /** Extra Deno flags for daemon child processes, space-separated on the command line. */
+  daemonFlags?: string[];
 }
 
 /**
@@ -55,7 +59,13 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
         }
       }
     } else if (arg.startsWith("--json=")) out.json = arg.slice("--json=".length);
-    else throw new TypeError(`Unknown flag "${arg}": use --quick, --only=1,2 or --json=FILE`);
+    else if (arg.startsWith("--daemon-flags=")) {
+      out.daemonFlags = arg.slice("--daemon-flags=".length).split(" ").filter((f) => f !== "");
+    } else {
+      throw new TypeError(
+        `Unknown flag "${arg}": use --quick, --only=1,2, --json=FILE or --daemon-flags="…"`,
+      );
+    }
   }
   return out;
 }
@@ -96,13 +106,19 @@ export async function runBench(args: BenchArgs): Promise<number> {
     const t0 = performance.now();
     let result: ScenarioResult;
     try {
-      result = await run({ quick: args.quick });
+      result = await run({ quick: args.quick, denoFlags: args.daemonFlags });
     } catch (error) {
       failed++;
       result = { scenario: name, error: (error as Error).stack ?? String(error) };
       print(`\nScenario ${id} (${name}) failed: ${(error as Error).message}`);
     }
-    result = { id, ...result, commit, wallMs: Math.round(performance.now() - t0) };
+    result = {
+      id,
+      ...result,
+      commit,
+      daemonFlags: args.daemonFlags,
+      wallMs: Math.round(performance.now() - t0),
+    };
     results.push(result);
     print(`RESULT ${JSON.stringify(result)}`);
   }

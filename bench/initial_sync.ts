@@ -37,6 +37,25 @@ export function initialSyncScale(quick: boolean): {
     : { templates: 10_000, configMaps: 2_000, images: 2_000, pullMs: 10_000 };
 }
 
+/** Peak RSS of the daemon with nothing to watch, a second after it synced: its fixed cost. */
+async function emptyDaemonPeakKiB(options: ScenarioOptions): Promise<number> {
+  const cluster = await startCluster({ nodes: [NODE] });
+  try {
+    const child = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE), {
+      denoFlags: options.denoFlags,
+    });
+    try {
+      await child.waitForLog("All sources synced");
+      await sleep(1_000);
+      return child.memory()?.peakKiB ?? NaN;
+    } finally {
+      await child.stop();
+    }
+  } finally {
+    await cluster.close();
+  }
+}
+
 /** Runs scenario 1. */
 export async function initialSync(options: ScenarioOptions): Promise<ScenarioResult> {
   const scale = initialSyncScale(options.quick);
@@ -66,6 +85,7 @@ export async function initialSync(options: ScenarioOptions): Promise<ScenarioRes
       });
     }
     const idlePeakKiB = await idleDenoPeakKiB();
+    const emptyPeakKiB = await emptyDaemonPeakKiB(options);
     server.requests.reset();
     const loadBefore = machineLoad();
     const child = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE), {
@@ -117,6 +137,7 @@ export async function initialSync(options: ScenarioOptions): Promise<ScenarioRes
       peakRssAtSyncMiB: round(atSyncKiB / 1024),
       peakRssMiB: round(peakKiB / 1024),
       idleDenoPeakRssMiB: round(idlePeakKiB / 1024),
+      emptyClusterDaemonPeakRssMiB: round(emptyPeakKiB / 1024),
       rssOverIdleMiB: round((peakKiB - idlePeakKiB) / 1024),
       pullWindowMs: scale.pullMs,
       pullsInWindow: pulls,
@@ -139,6 +160,7 @@ export async function initialSync(options: ScenarioOptions): Promise<ScenarioRes
         `${result.peakRssMiB} MiB (target ≤ 100)`,
       ],
       ["idle Deno peak RSS", `${result.idleDenoPeakRssMiB} MiB`],
+      ["daemon on an empty cluster, peak RSS", `${result.emptyClusterDaemonPeakRssMiB} MiB`],
       ["list requests", JSON.stringify(listRequests)],
       ["load before / after", `${loadBefore} / ${result.loadAfter}`],
     ]);
