@@ -16,6 +16,43 @@ export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccoun
  */
 export const IN_CLUSTER_HOST = "kubernetes.default.svc";
 
+type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, unknown>) => unknown;
+
+/**
+ * Makes `kc` reuse one HTTP connection pool per API server and TLS identity.
+ *
+ * Why: client-node 2.0.1 builds a new undici Agent, hence a new TCP and TLS
+ * connection, for every request (its private `createDispatcher`). Across
+ * thousands of daemons that is a TLS handshake on the API server for every
+ * list, watch, pod create and delete. The pool is keyed by what the Agent is
+ * built from, so a rotated CA or client certificate gets a new pool.
+ */
+export function reuseConnections(kc: KubeConfig): KubeConfig {
+  // The method is private in the typings; it is the one place Agents are made.
+  const target = kc as unknown as { createDispatcher: CreateDispatcher };
+  const create = target.createDispatcher.bind(kc);
+  const pools = new Map<string, unknown>();
+  target.createDispatcher = (cluster, agentOptions) => {
+    const o = agentOptions;
+    const key = JSON.stringify([
+      cluster?.server,
+      String(o.ca ?? ""),
+      String(o.cert ?? ""),
+      String(o.key ?? ""),
+      String(o.pfx ?? ""),
+      o.rejectUnauthorized,
+      o.servername,
+    ]);
+    if (!pools.has(key)) {
+      // Bounded: only a rotation adds a key, and old pools are not reused.
+      if (pools.size >= 4) pools.delete(pools.keys().next().value!);
+      pools.set(key, create(cluster, agentOptions));
+    }
+    return pools.get(key);
+  };
+  return kc;
+}
+
 /** Options for {@linkcode loadKubeConfig}. */
 export interface KubeConfigOptions {
   /** Path of a kubeconfig file (`--kubeconfig` or `KUBECONFIG`). */
@@ -31,7 +68,7 @@ export interface KubeConfigOptions {
  * @throws {TypeError} with a fix hint when neither is usable.
  */
 export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = reuseConnections(new KubeConfig());
   if (options.kubeconfig) {
     try {
       kc.loadFromFile(options.kubeconfig);
