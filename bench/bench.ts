@@ -115,7 +115,8 @@ export async function runBench(args: BenchArgs): Promise<number> {
     result = {
       id,
       ...result,
-      commit,
+      // Per scenario: child daemons load the working tree as it is when they start.
+      commit: await gitCommit(),
       daemonFlags: args.daemonFlags,
       wallMs: Math.round(performance.now() - t0),
     };

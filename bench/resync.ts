@@ -29,7 +29,7 @@ const NODE = "node-1";
 /** Scale of scenario 4. */
 export function resyncScale(quick: boolean): { cases: number[]; resyncSeconds: number } {
   // The 200, and the most the Node reports (so all are visible).
-  return { cases: [200, NODE_IMAGES_LIMIT], resyncSeconds: quick ? 4 : 10 };
+  return { cases: [200, NODE_IMAGES_LIMIT], resyncSeconds: quick ? 3 : 10 };
 }
 
 interface CaseResult {
