@@ -41,25 +41,27 @@ export function configMapCollection(
   if (namespace) {
     return {
       watchPath: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
-      list: async ({ limit, continueToken }) =>
+      list: async ({ limit, continueToken, resourceVersion }) =>
         page(
           await api.listNamespacedConfigMap({
             namespace,
             labelSelector,
             limit,
             _continue: continueToken,
+            resourceVersion,
           }) as RawList,
         ),
     };
   }
   return {
     watchPath: "/api/v1/configmaps",
-    list: async ({ limit, continueToken }) =>
+    list: async ({ limit, continueToken, resourceVersion }) =>
       page(
         await api.listConfigMapForAllNamespaces({
           labelSelector,
           limit,
           _continue: continueToken,
+          resourceVersion,
         }) as RawList,
       ),
   };
@@ -74,7 +76,7 @@ export function customObjectCollection(
   const { group, version, plural } = options;
   return {
     watchPath: `/apis/${group}/${version}/${plural}`,
-    list: async ({ limit, continueToken }) =>
+    list: async ({ limit, continueToken, resourceVersion }) =>
       page(
         await api.listClusterCustomObject({
           group,
@@ -82,6 +84,7 @@ export function customObjectCollection(
           plural,
           limit,
           _continue: continueToken,
+          resourceVersion,
         }) as RawList,
       ),
   };
@@ -96,7 +99,7 @@ export function podCollection(
   const { namespace, labelSelector, fieldSelector } = options;
   return {
     watchPath: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
-    list: async ({ limit, continueToken }) =>
+    list: async ({ limit, continueToken, resourceVersion }) =>
       page(
         await api.listNamespacedPod({
           namespace,
@@ -104,6 +107,7 @@ export function podCollection(
           fieldSelector,
           limit,
           _continue: continueToken,
+          resourceVersion,
         }) as RawList,
       ),
   };
@@ -115,9 +119,14 @@ export function nodeCollection(kc: KubeConfig, options: { name: string }): Colle
   const fieldSelector = `metadata.name=${options.name}`;
   return {
     watchPath: "/api/v1/nodes",
-    list: async ({ limit, continueToken }) =>
+    list: async ({ limit, continueToken, resourceVersion }) =>
       page(
-        await api.listNode({ fieldSelector, limit, _continue: continueToken }) as RawList,
+        await api.listNode({
+          fieldSelector,
+          limit,
+          _continue: continueToken,
+          resourceVersion,
+        }) as RawList,
       ),
   };
 }

@@ -23,7 +23,15 @@ export interface ListPage {
 
 /** Lists one page of the collection. Errors are client-node's (with `code`). */
 export type Lister = (
-  options: { limit: number; continueToken?: string },
+  options: {
+    limit: number;
+    continueToken?: string;
+    /**
+     * `"0"`: any recent state, served from the API server's watch cache;
+     * `""`: the latest state, read from etcd. Only on the first page.
+     */
+    resourceVersion?: string;
+  },
 ) => Promise<ListPage>;
 
 /**
@@ -74,6 +82,12 @@ export interface ReflectorOptions<T> {
   /** Longest retry delay after errors. @default {30000} */
   backoffMaxMs?: number;
   /**
+   * Longest retry delay while the API is missing (404) or forbidden (403).
+   * Longer than for errors: a cluster without Argo must not get a request
+   * per node every 30 s forever. @default {300000}
+   */
+  unavailableBackoffMaxMs?: number;
+  /**
    * Server-side watch timeout. The real default of client-go is 5–10 min,
    * randomised so that many watchers do not reconnect in step.
    * @default {random between 300 and 600}
@@ -100,6 +114,12 @@ export function objectKey(obj: KubernetesObject): string {
 }
 
 class WatchExpired extends Error {}
+
+/** A watch the server ended at once without a single event: back off, as for an error. */
+class WatchClosedEarly extends Error {}
+
+/** A watch shorter than this with no event counts as {@linkcode WatchClosedEarly}. */
+const EARLY_CLOSE_MS = 1000;
 
 /** The shortest silence that ends a watch whose server sends bookmarks. */
 const MIN_IDLE_MS = 5_000;
@@ -144,17 +164,23 @@ export class Reflector<T> {
   /** Lists and watches until `signal` aborts. Never rejects on API errors. */
   async run(signal: AbortSignal): Promise<void> {
     const { log, name } = this.#o;
-    let needList = true;
+    // The first list may come from the API server's watch cache ("0"), as
+    // client-go does: a fleet of daemons starting at once must not each
+    // read every object from etcd. After a 410 the relist must be current.
+    let listFrom: "0" | "" | undefined = "0";
     while (!signal.aborted) {
+      let unavailable = false;
       try {
-        if (needList) {
-          await this.#list(signal);
-          needList = false;
+        if (listFrom !== undefined) {
+          await this.#list(signal, listFrom);
+          listFrom = undefined;
+          if (signal.aborted) break;
         }
         await this.#watch(signal);
         // A clean close (timeoutSeconds elapsed): resume from the last
         // resourceVersion without a relist, as client-go does.
         this.#failures = 0;
+        continue;
       } catch (error) {
         if (signal.aborted) break;
         if (error instanceof WatchExpired) {
@@ -162,25 +188,26 @@ export class Reflector<T> {
           // once; the relist's replace() heals anything missed meanwhile.
           log.info("Watch expired, relisting", { source: name });
           this.#restarts++;
-          needList = true;
+          listFrom = "";
           continue;
         }
         const status = apiStatus(error);
         const message = apiMessage(error);
         if (status === 404 || status === 403) {
           this.#markUnavailable(status, message);
-          needList = true;
+          unavailable = true;
+          listFrom ??= "0";
         } else {
           log.warn("Watch failed, retrying", { source: name, status, error: message });
           this.#reason = message;
         }
         this.#restarts++;
         // Why back off here: an API outage or a missing CRD must not become a
-        // tight loop of requests against a struggling API server.
+        // tight loop of requests against a struggling API server. Retry-After
+        // is a floor, not a replacement: jitter keeps a fleet out of step.
+        const backoff = this.#backoffDelay(this.#failures++, unavailable);
         const retryAfter = retryAfterSeconds(error);
-        const delay = retryAfter !== undefined
-          ? retryAfter * 1000
-          : this.#backoffDelay(this.#failures++);
+        const delay = Math.max(backoff, (retryAfter ?? 0) * 1000 * (1 + 0.2 * this.#random()));
         try {
           await this.#clock.sleep(delay, signal);
         } catch {
@@ -190,18 +217,22 @@ export class Reflector<T> {
     }
   }
 
-  #backoffDelay(failures: number): number {
+  #backoffDelay(failures: number, unavailable: boolean): number {
     const base = this.#o.backoffBaseMs ?? 500;
-    const max = this.#o.backoffMaxMs ?? 30_000;
+    const max = unavailable
+      ? Math.max(this.#o.unavailableBackoffMaxMs ?? 300_000, this.#o.backoffMaxMs ?? 0)
+      : this.#o.backoffMaxMs ?? 30_000;
     const exp = Math.min(max, base * 2 ** Math.min(failures, 30));
     return Math.round(exp * (0.8 + 0.4 * this.#random()));
   }
 
   #markUnavailable(status: number, message: string): void {
-    const reason = status === 404
-      ? `API not found (is the CRD installed?): ${message}`
-      : `Forbidden (check the RBAC rules): ${message}`;
-    if (this.#available || this.#reason !== reason) {
+    const hint = status === 404
+      ? "API not found (is the CRD installed?)"
+      : "Forbidden (check the RBAC rules)";
+    const reason = `${hint}: ${message}`;
+    // Say it once per cause: the list and the watch word the same 404 differently.
+    if (this.#available || !this.#reason?.startsWith(hint)) {
       this.#o.log.warn("Source unavailable", { source: this.#o.name, status, reason });
     }
     this.#available = false;
@@ -217,14 +248,19 @@ export class Reflector<T> {
     }
   }
 
-  async #list(signal: AbortSignal): Promise<void> {
+  async #list(signal: AbortSignal, from: "0" | ""): Promise<void> {
     const { handler, list } = this.#o;
     const items = new Map<string, T>();
     let continueToken: string | undefined;
     let resourceVersion = "";
     do {
       if (signal.aborted) return;
-      const page = await list({ limit: this.#o.pageSize ?? 500, continueToken });
+      const page = await list({
+        limit: this.#o.pageSize ?? 500,
+        continueToken,
+        // A continue token carries its own snapshot; both may not be sent.
+        resourceVersion: continueToken ? undefined : from,
+      });
       for (const obj of page.items) items.set(objectKey(obj), handler.transform(obj));
       resourceVersion = page.resourceVersion;
       continueToken = page.continueToken || undefined;
@@ -257,7 +293,10 @@ export class Reflector<T> {
       1000;
     // Real time, as the silence of a connection is.
     let lastBeat = performance.now();
+    const opened = performance.now();
+    let events = 0;
     return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return resolve();
       let controller: AbortController | undefined;
       let settled = false;
       // Why a watchdog of our own: a connection that dies mid-stream (peer
@@ -271,10 +310,12 @@ export class Reflector<T> {
         clearTimeout(idle);
         if (this.#heartbeatMs === undefined) return;
         const ms = Math.max(MIN_IDLE_MS, 3 * this.#heartbeatMs);
-        idle = setTimeout(
-          () => finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`)),
-          ms,
-        );
+        idle = setTimeout(() => {
+          // The learned heartbeat may have been short; widen it so that a
+          // server whose beats slowed down does not get reconnects forever.
+          this.#heartbeatMs = ms;
+          finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`));
+        }, ms);
       };
       const finish = (error?: unknown) => {
         if (settled) return;
@@ -299,6 +340,7 @@ export class Reflector<T> {
         query,
         (type: string, obj: KubernetesObject & { code?: number; message?: string }) => {
           if (settled) return;
+          events++;
           this.#lastActivity = this.#clock.now();
           watchdog();
           // The watch delivers again: an earlier transient error is history.
@@ -325,7 +367,17 @@ export class Reflector<T> {
           if (type === "DELETED") handler.remove(key);
           else handler.upsert(key, handler.transform(obj));
         },
-        (error: unknown) => finish(error ?? undefined),
+        (error: unknown) => {
+          if (apiStatus(error) === 410) {
+            finish(new WatchExpired("Watch answered 410 Gone"));
+          } else if (!error && events === 0 && performance.now() - opened < EARLY_CLOSE_MS) {
+            // A proxy or a draining API server that closes every watch at
+            // once would otherwise get a tight reconnect loop.
+            finish(new WatchClosedEarly("Watch closed at once without any event"));
+          } else {
+            finish(error ?? undefined);
+          }
+        },
       ).then((c) => {
         controller = c;
         if (settled || signal.aborted) c.abort();

@@ -162,7 +162,7 @@ Deno.test("Reflector counts a forbidden list as synced-but-unavailable and keeps
   }
 });
 
-Deno.test("Reflector waits as long as Retry-After says before trying again", async () => {
+Deno.test("Reflector waits at least as long as Retry-After says, with jitter, before trying again", async () => {
   const server = await startFakeApiServer();
   try {
     server.create("configmaps", cm("a", "1"));
@@ -175,7 +175,8 @@ Deno.test("Reflector waits as long as Retry-After says before trying again", asy
       await clock.advance(29_000);
       await new Promise((resolve) => setTimeout(resolve, 50));
       assertEquals(r.status().synced, false, "not retried before Retry-After");
-      await clock.advance(1_000);
+      // Retry-After is a floor; up to 20 % jitter keeps a fleet out of step.
+      await clock.advance(7_000);
       await r.synced;
       assertEquals(m.state.size, 1);
     });

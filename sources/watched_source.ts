@@ -37,6 +37,8 @@ export interface WatchedSourceOptions {
   backoffMaxMs?: number;
   /** First wait after an error. @default {500} */
   backoffBaseMs?: number;
+  /** Longest wait while the API is missing or forbidden. @default {300000} */
+  unavailableBackoffMaxMs?: number;
 }
 
 /** What a source keeps of one object: its images or its error, never the object. */
@@ -84,6 +86,7 @@ export class WatchedSource implements Source {
         clock: options.clock,
         backoffBaseMs: options.backoffBaseMs,
         backoffMaxMs: options.backoffMaxMs,
+        unavailableBackoffMaxMs: options.unavailableBackoffMaxMs,
       })
     );
     this.synced = Promise.all(this.#reflectors.map((r) => r.synced)).then(() => {});
