@@ -57,6 +57,10 @@ export interface ArgoSourceOptions {
   /** Longest wait between retries while Argo is absent or the API fails. @default {30000} */
   backoffMaxMs?: number;
   backoffBaseMs?: number;
+  /** Longest wait while Argo is absent or forbidden. @default {300000} */
+  unavailableBackoffMaxMs?: number;
+  /** How long Argo must be absent before its images are dropped. @default {600000} */
+  goneAfterMs?: number;
 }
 
 /** Watches one Argo kind in all namespaces (or cluster-wide). */

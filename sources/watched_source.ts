@@ -5,7 +5,7 @@
  * @module
  */
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import type { Clock } from "../clock.ts";
+import { type Clock, realClock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { EventSink, InvolvedObject } from "../kube/events.ts";
 import type { Collection } from "../kube/listers.ts";
@@ -39,6 +39,11 @@ export interface WatchedSourceOptions {
   backoffBaseMs?: number;
   /** Longest wait while the API is missing or forbidden. @default {300000} */
   unavailableBackoffMaxMs?: number;
+  /**
+   * How long the API must answer 404 before the source concludes its objects
+   * are gone and drops their images. @default {600000}
+   */
+  goneAfterMs?: number;
 }
 
 /** What a source keeps of one object: its images or its error, never the object. */
@@ -128,6 +133,8 @@ export class WatchedSource implements Source {
       this.#errors.delete(origin);
       this.#reported.delete(origin);
     };
+    // When this scope's API started answering 404, if it does.
+    let missingSince: number | undefined;
     return {
       transform: (obj) => this.#transform(obj),
       upsert: (key, entry) => {
@@ -136,16 +143,27 @@ export class WatchedSource implements Source {
       },
       remove: forget,
       replace: (items) => {
-        for (const key of [...owned.keys()]) if (!items.has(key)) forget(key);
+        missingSince = undefined;
+        // New state first, then what is gone: an image that moved from one
+        // object to another never leaves the desired set on the way.
         for (const [key, entry] of items) {
           owned.set(key, entry.origin);
           this.#apply(entry);
         }
+        for (const key of [...owned.keys()]) if (!items.has(key)) forget(key);
       },
       unavailable: (status) => {
-        // 404: the resource type is gone, and with it every object. 403: the
-        // objects may well exist; keep what they asked for (nothing lost).
-        if (status === 404) { for (const key of [...owned.keys()]) forget(key); }
+        // 403: the objects may well exist; keep what they asked for (nothing
+        // lost). 404: a deleted CRD deletes its objects first, and their
+        // DELETED events have already removed them; a 404 alone may be an
+        // API server that does not serve the CRD's routes for a moment
+        // (restart, upgrade). Only a lasting one means the objects are gone.
+        if (status !== 404) return;
+        const now = (this.#o.clock ?? realClock).now();
+        missingSince ??= now;
+        if (now - missingSince >= (this.#o.goneAfterMs ?? 600_000)) {
+          for (const key of [...owned.keys()]) forget(key);
+        }
       },
     };
   }

@@ -305,3 +305,49 @@ Deno.test("RBAC revoked for a namespace keeps that namespace's images (nothing l
   await waitFor(() => source.status().available === false, { what: "forbidden seen" });
   assertEquals(h.desired.refs(), [ALPINE, NGINX]);
 });
+
+Deno.test("A brief 404 (CRD routes not served) keeps Argo's images; a lasting one drops them", async () => {
+  await using h = await harness();
+  h.server.create("workflowtemplates", workflowTemplate("wf", "a", "nginx:1.27"));
+  const source = newArgoSource("workflowtemplate", {
+    kubeConfig: h.server.kubeConfig(),
+    sink: h.desired,
+    log: h.log,
+    events: h.events,
+    backoffBaseMs: 20,
+    backoffMaxMs: 50,
+    unavailableBackoffMaxMs: 50,
+    goneAfterMs: 1500,
+  });
+  await h.start(source);
+  assertEquals(h.desired.refs(), [NGINX]);
+  h.server.uninstallArgo({ keepObjects: true });
+  await waitFor(() => source.status().available === false, { what: "404 seen" });
+  assertEquals(h.desired.refs(), [NGINX], "a brief 404 loses nothing");
+  h.server.installArgo();
+  await waitFor(() => source.status().available, { what: "back" });
+  assertEquals(h.desired.refs(), [NGINX]);
+
+  h.server.uninstallArgo({ keepObjects: true });
+  await waitFor(() => h.desired.size === 0, { what: "dropped after goneAfterMs" });
+  assertEquals(source.status().available, false);
+});
+
+Deno.test("A relist applies new objects before dropping deleted ones, so a moved image is never removed", async () => {
+  await using h = await harness({ retainedEvents: 3 });
+  h.server.create("configmaps", configMap("ns", "old", { images: '["alpine"]' }));
+  await h.start(cmSource(h));
+  const removed: string[] = [];
+  h.desired.subscribe((change) => removed.push(...change.removed));
+  h.server.faults.dropWatches();
+  h.server.delete("configmaps", "ns", "old");
+  h.server.create("configmaps", configMap("ns", "new", { images: '["alpine"]' }));
+  for (let i = 0; i < 5; i++) {
+    h.server.create("configmaps", configMap("noise", `n${i}`, { images: "[]" }));
+  }
+  h.server.compact();
+  await waitFor(() => h.desired.originsOf(ALPINE).join() === "configmap/ns/new", {
+    what: "moved origin",
+  });
+  assertEquals(removed, []);
+});

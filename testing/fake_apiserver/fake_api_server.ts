@@ -166,8 +166,13 @@ export interface FakeApiServer {
 
   /** Installs the Argo CRDs: argoproj.io paths answer again. */
   installArgo(): void;
-  /** Uninstalls them: argoproj.io paths answer 404; their objects are deleted (DELETED events) and their watches end, as deleting a CRD does. */
-  uninstallArgo(): void;
+  /**
+   * Uninstalls them: argoproj.io paths answer 404; their objects are deleted
+   * (DELETED events) and their watches end, as deleting a CRD does. With
+   * `keepObjects`, the objects stay and come back with `installArgo()`, as when
+   * an API server briefly does not serve the CRD's routes (restart, upgrade).
+   */
+  uninstallArgo(options?: { keepObjects?: boolean }): void;
   /** Forgets watch history: any older resourceVersion now gets 410 Expired. */
   compact(): void;
   /** The kubelet of a node. @throws {TypeError} for an unknown node. */
@@ -486,11 +491,13 @@ class FakeApiServerImpl implements FakeApiServer {
     this.#argo = true;
   }
 
-  uninstallArgo(): void {
+  uninstallArgo(options: { keepObjects?: boolean } = {}): void {
     this.#argo = false;
     for (const info of RESOURCES.filter((r) => r.group === ARGO_GROUP)) {
-      for (const obj of this.#store.list(info, buildFilter(info, {})).items) {
-        this.#store.delete(info, obj.metadata.namespace, obj.metadata.name!);
+      if (!options.keepObjects) {
+        for (const obj of this.#store.list(info, buildFilter(info, {})).items) {
+          this.#store.delete(info, obj.metadata.namespace, obj.metadata.name!);
+        }
       }
       this.#watches.closeAll({ resource: info });
     }
