@@ -87,6 +87,12 @@ export interface NodePullerOptions {
   /** How long after its last success an image is pulled again (`--resync-period`); 0 disables. */
   resyncPeriodMs: number;
   /**
+   * Spread of the resync period, as a fraction either way (0.1: 90–110 %).
+   * Why: images added at once would otherwise be pulled again in step, on
+   * every node, every period. @default {0.1}
+   */
+  resyncJitter?: number;
+  /**
    * The image names the node reports in `status.images` (normalised,
    * `domain/path@digest` or `domain/path:tag@digest`). A digest-pinned
    * reference found here is never pulled: not at start, not at resync. Called
@@ -268,6 +274,12 @@ export class NodePuller {
   #woken = false;
   #wakeUp?: () => void;
   #lastFullReconcile = -Infinity;
+
+  #resyncDelay(): number {
+    const jitter = this.#options.resyncJitter ?? 0.1;
+    const random = this.#options.random ?? Math.random;
+    return Math.round(this.#options.resyncPeriodMs * (1 + jitter * (2 * random() - 1)));
+  }
 
   /** @throws {RangeError} when a limit is out of range. */
   constructor(options: NodePullerOptions) {
@@ -555,7 +567,7 @@ export class NodePuller {
       entry.nextAttempt = undefined;
       this.#backoff.reset(ref);
       if (this.#options.resyncPeriodMs > 0) {
-        this.#schedule(entry, now + this.#options.resyncPeriodMs);
+        this.#schedule(entry, now + this.#resyncDelay());
       }
       if (first) this.#log.debug("Image already on the node", { image: ref });
       return;
@@ -682,7 +694,7 @@ export class NodePuller {
     entry.lastLoggedReason = undefined;
     if (result.digest !== undefined) entry.digest = result.digest;
     if (this.#options.resyncPeriodMs > 0) {
-      this.#schedule(entry, now + this.#options.resyncPeriodMs);
+      this.#schedule(entry, now + this.#resyncDelay());
     } else {
       entry.nextAttempt = undefined;
     }

@@ -474,6 +474,22 @@ Deno.test("NodePuller pulls a tag again with refresh every resync period after i
   await h.stop();
 });
 
+Deno.test("NodePuller spreads resync by ±10 % so nodes do not pull in step", async (t) => {
+  for (const [random, due] of [[0, 54_000], [0.5, 60_000], [1, 66_000]] as const) {
+    await t.step(`random ${random} → resync ${due} ms after success`, async () => {
+      const h = await start({
+        images: [ALPINE],
+        resyncPeriodMs: 60_000,
+        random: () => random,
+        plan: () => ({ afterMs: 1_000, ...ok() }),
+      });
+      await h.clock.advance(1_000);
+      assertEquals(h.puller.status()[0].nextAttempt, 1_000_000 + 1_000 + due);
+      await h.stop();
+    });
+  }
+});
+
 Deno.test("NodePuller starts no pull for digest-pinned images the node reports, at start or resync", async () => {
   const reported = new Set([PINNED, `docker.io/library/nginx@${DIGEST}`]);
   const h = await start({
