@@ -110,10 +110,8 @@ export async function main(args: readonly string[]): Promise<number> {
     );
     return 0;
   } catch (error) {
-    if (error instanceof TypeError) {
-      printError(`image-cache-daemon: ${error.message}`);
-      return 2;
-    }
+    // Configuration errors were reported before this point; anything here
+    // (an unreachable CRI socket, a bug) is a failure of the running daemon.
     log.error("Daemon failed", { error });
     return 1;
   } finally {
