@@ -61,6 +61,9 @@ interface Waiter {
 
 const PERMANENT_REASONS = new Set(["InvalidImageName"]);
 
+/** Longest wait between attempts to delete a pull pod whose deletion failed. */
+const MAX_DELETE_RETRY_MS = 30_000;
+
 function view(obj: KubernetesObject): PodView {
   const pod = obj as V1Pod;
   return {
@@ -296,7 +299,7 @@ export class WardenPodStrategy implements PullStrategy {
     );
   }
 
-  async #delete(name: string): Promise<void> {
+  async #delete(name: string, retry = 0): Promise<void> {
     try {
       await this.#api.deleteNamespacedPod({
         name,
@@ -306,9 +309,21 @@ export class WardenPodStrategy implements PullStrategy {
       this.#o.log.debug("Pull pod deleted", { node: this.#o.node, pod: name });
     } catch (error) {
       if (apiStatus(error) === 404) return;
-      // Why absorb: the ownerReference lets the garbage collector remove the
-      // pod if the daemon goes, and the next start deletes leftovers.
-      this.#o.log.warn("Cannot delete pull pod", { pod: name, error: apiMessage(error) });
+      // Why absorb: the pull's outcome does not depend on it. Why retry in the
+      // background: a pod left behind holds a pod slot on the node until the
+      // daemon restarts. On shutdown the next start deletes leftovers, and the
+      // ownerReference lets the garbage collector remove them if the daemon goes.
+      if (retry === 0) {
+        this.#o.log.warn("Cannot delete pull pod; will retry", {
+          pod: name,
+          error: apiMessage(error),
+        });
+      }
+      const delay = Math.min(MAX_DELETE_RETRY_MS, 1_000 * 2 ** retry);
+      (this.#o.clock ?? realClock).sleep(delay, this.#stop.signal).then(
+        () => this.#delete(name, retry + 1),
+        () => {},
+      );
     }
   }
 }
