@@ -53,6 +53,26 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
   return kc;
 }
 
+/** How long one API request (not a watch) may take. */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
+/**
+ * Bounds every API request `kc` makes, except watches, by `timeoutMs`.
+ *
+ * Why: client-node's calls take no signal, so a request to an API server that
+ * stopped answering would wait for undici's own timeouts (minutes), holding
+ * up shutdown and every loop behind it. Watches set their own signal on the
+ * fetch and are bounded by their server-side timeout and watchdog instead.
+ */
+export function boundRequests(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): KubeConfig {
+  const apply = kc.applySecurityAuthentication.bind(kc);
+  kc.applySecurityAuthentication = async (context) => {
+    await apply(context);
+    if (context.getSignal() === undefined) context.setSignal(AbortSignal.timeout(timeoutMs));
+  };
+  return kc;
+}
+
 /** Options for {@linkcode loadKubeConfig}. */
 export interface KubeConfigOptions {
   /** Path of a kubeconfig file (`--kubeconfig` or `KUBECONFIG`). */
@@ -68,7 +88,7 @@ export interface KubeConfigOptions {
  * @throws {TypeError} with a fix hint when neither is usable.
  */
 export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
-  const kc = reuseConnections(new KubeConfig());
+  const kc = boundRequests(reuseConnections(new KubeConfig()));
   if (options.kubeconfig) {
     try {
       kc.loadFromFile(options.kubeconfig);

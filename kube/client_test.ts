@@ -1,7 +1,19 @@
-import { RequestContext } from "@kubernetes/client-node";
-import { assert, assertEquals, assertMatch, assertThrows } from "../testing/assert.ts";
+import { CoreV1Api, RequestContext } from "@kubernetes/client-node";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "../testing/assert.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
-import { apiMessage, apiStatus, loadKubeConfig, retryAfterSeconds } from "./client.ts";
+import {
+  apiMessage,
+  apiStatus,
+  boundRequests,
+  loadKubeConfig,
+  retryAfterSeconds,
+} from "./client.ts";
 
 async function dispatcherOf(kc: ReturnType<typeof loadKubeConfig>, url: string) {
   const ctx = new RequestContext(url, "GET" as never);
@@ -46,4 +58,18 @@ Deno.test("apiStatus(), apiMessage() and retryAfterSeconds() read client-node er
   assertEquals(apiStatus(Object.assign(new Error("x"), { statusCode: 404 })), 404);
   assertMatch(apiMessage(new Error("plain\nmore")), /^plain$/);
   assertEquals(retryAfterSeconds(new Error("x")), undefined);
+});
+
+Deno.test("boundRequests() gives every API request a timeout, so a silent API server cannot hang a call", async () => {
+  const server = await startFakeApiServer();
+  try {
+    const kc = boundRequests(server.kubeConfig(), 200);
+    server.faults.setLatency(1_500);
+    const started = Date.now();
+    await assertRejects(() => kc.makeApiClient(CoreV1Api).listNamespace());
+    assert(Date.now() - started < 1_000, "the call was not bounded");
+  } finally {
+    server.faults.setLatency(0);
+    await server.close();
+  }
 });
