@@ -21,12 +21,7 @@ import { NodePuller } from "./puller/node_puller.ts";
 import { NodeImages } from "./puller/node_images.ts";
 import type { PullStrategy } from "./puller/strategy.ts";
 import { WardenPodStrategy } from "./puller/warden_strategy.ts";
-import { CriPullStrategy } from "./puller/cri/cri_strategy.ts";
-import {
-  type AuthConfig,
-  authForImage,
-  parseDockerConfigJson,
-} from "./puller/cri/registry_auth.ts";
+import type { AuthConfig } from "./puller/cri/registry_auth.ts";
 import type { PullFinished } from "./puller/node_puller.ts";
 import type { DaemonMetrics } from "./operate/metrics.ts";
 import type { InvolvedObject } from "./kube/events.ts";
@@ -125,6 +120,7 @@ async function pullSecretAuths(
   kubeConfig: KubeConfig,
   log: Logger,
 ): Promise<Map<string, AuthConfig>[]> {
+  const { parseDockerConfigJson } = await import("./puller/cri/registry_auth.ts");
   const api = kubeConfig.makeApiClient(CoreV1Api);
   const auths: Map<string, AuthConfig>[] = [];
   for (const name of config.imagePullSecrets) {
@@ -150,6 +146,12 @@ async function buildStrategy(
   tolerations: V1Toleration[] | undefined,
 ): Promise<PullStrategy> {
   if (config.pullStrategy === "cri") {
+    // Loaded only in CRI mode: gRPC and protobuf cost memory the default
+    // strategy does not need.
+    const [{ CriPullStrategy }, { authForImage }] = await Promise.all([
+      import("./puller/cri/cri_strategy.ts"),
+      import("./puller/cri/registry_auth.ts"),
+    ]);
     const auths = await pullSecretAuths(config, deps.kubeConfig, deps.log);
     return new CriPullStrategy({
       socket: config.criSocket,
@@ -247,6 +249,7 @@ export async function runDaemon(
     backoffMaxMs: config.pullBackoffMaxMs,
     resyncPeriodMs: config.resyncPeriodMs,
     presentImages: () => nodeImages.names(),
+    presentImagesComplete: () => nodeImages.complete(),
     onPullStarted: (ref) => deps.metrics?.pullStarted(ref),
     onPullFinished,
   });

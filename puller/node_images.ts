@@ -19,6 +19,20 @@ export interface NodeImagesOptions {
   clock?: Clock;
 }
 
+/** How many images the kubelet reports at most, by default (`--node-status-max-images`). */
+export const NODE_STATUS_MAX_IMAGES = 50;
+
+/** What is kept of the Node: its image names, and whether the list can be complete. */
+interface NodeView {
+  readonly names: ReadonlySet<string>;
+  readonly complete: boolean;
+}
+
+function nodeView(obj: KubernetesObject): NodeView {
+  const count = (obj as V1Node).status?.images?.length ?? 0;
+  return { names: imageNamesOfNode(obj), complete: count < NODE_STATUS_MAX_IMAGES };
+}
+
 /** Normalised image names of a Node's `status.images`. Pure. */
 export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
   const names = new Set<string>();
@@ -37,8 +51,8 @@ export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
  * content is there.
  */
 export class NodeImages {
-  #names: ReadonlySet<string> = new Set();
-  readonly #reflector: Reflector<ReadonlySet<string>>;
+  #view: NodeView = { names: new Set(), complete: true };
+  readonly #reflector: Reflector<NodeView>;
   /** Resolves after the first list (or when the Node cannot be read). */
   readonly synced: Promise<void>;
 
@@ -53,10 +67,11 @@ export class NodeImages {
       log: options.log,
       clock: options.clock,
       handler: {
-        transform: imageNamesOfNode,
-        replace: (items) => this.#names = items.values().next().value ?? new Set(),
-        upsert: (_key, names) => this.#names = names,
-        remove: () => this.#names = new Set(),
+        transform: nodeView,
+        replace: (items) =>
+          this.#view = items.values().next().value ?? { names: new Set(), complete: true },
+        upsert: (_key, view) => this.#view = view,
+        remove: () => this.#view = { names: new Set(), complete: true },
       },
     });
     this.synced = this.#reflector.synced;
@@ -64,7 +79,15 @@ export class NodeImages {
 
   /** The normalised names the node reports now (a maintained set: cheap to call). */
   names(): ReadonlySet<string> {
-    return this.#names;
+    return this.#view.names;
+  }
+
+  /**
+   * Whether {@linkcode names} can be every image on the node: false once the
+   * list reaches the kubelet's cap, where absence proves nothing.
+   */
+  complete(): boolean {
+    return this.#view.complete;
   }
 
   /** Watches until `signal` aborts. */

@@ -100,6 +100,19 @@ export interface NodePullerOptions {
    * (return a maintained set, do not build one per call).
    */
   presentImages?: () => ReadonlySet<string>;
+  /**
+   * Whether {@linkcode presentImages} lists every image on the node. The
+   * kubelet reports at most 50 by default, so on a busy node absence proves
+   * nothing. @default {() => true}
+   */
+  presentImagesComplete?: () => boolean;
+  /**
+   * How long a digest-pinned image this puller pulled counts as present while
+   * the node's list is incomplete and does not show it. A digest's content
+   * cannot change, only image garbage collection can remove it; this bounds
+   * how long such a loss goes unnoticed. @default {21600000} (6 h)
+   */
+  digestRecheckMs?: number;
   /** Called when an attempt starts, for metrics, events and benchmarks. */
   onPullStarted?(ref: string): void;
   /** Called when an attempt settles (exactly once per {@linkcode onPullStarted}). */
@@ -546,18 +559,23 @@ export class NodePuller {
     return Math.min(untilDue, IDLE_WAKE_MS);
   }
 
-  #isOnNode(entry: Entry): boolean {
+  #isOnNode(entry: Entry, now: number): boolean {
     const names = entry.presenceNames;
     if (names === undefined || this.#options.presentImages === undefined) return false;
     const present = this.#options.presentImages();
-    return names.some((name) => present.has(name));
+    if (names.some((name) => present.has(name))) return true;
+    // Not listed. On a full list that proves nothing: an image this puller
+    // pulled by digest is taken as still there until the recheck is due.
+    const complete = this.#options.presentImagesComplete?.() ?? true;
+    return !complete && entry.lastSuccess !== undefined &&
+      now - entry.lastSuccess < (this.#options.digestRecheckMs ?? 6 * 3_600_000);
   }
 
   #start(entry: Entry, now: number): void {
     const { ref } = entry;
     // A digest names immutable content: if the node reports it, pulling again
     // cannot change anything, so it costs no pod at all.
-    if (this.#isOnNode(entry)) {
+    if (this.#isOnNode(entry, now)) {
       const first = !entry.everPresent;
       entry.state = "present";
       entry.everPresent = true;

@@ -544,6 +544,28 @@ Deno.test("NodePuller treats a failing digest-pinned image as present once the n
   await h.stop();
 });
 
+Deno.test("NodePuller trusts a digest it pulled while the node's list is full, and rechecks it every 6 h", async (t) => {
+  for (const complete of [false, true]) {
+    await t.step(complete ? "complete list: absence means gone" : "full list", async () => {
+      const h = await start({
+        images: [PINNED],
+        resyncPeriodMs: 60_000,
+        presentImages: () => new Set<string>(),
+        presentImagesComplete: () => complete,
+        plan: () => ({ afterMs: 0, ...ok() }),
+      });
+      await h.clock.advance(60 * 60_000);
+      // Pulled once; then, with a full list, no pod per resync for an hour.
+      assertEquals(h.strategy.calls.length, complete ? 61 : 1);
+      if (!complete) {
+        await h.clock.advance(5 * 3_600_000);
+        assertEquals(h.strategy.calls.length, 2, "rechecked after 6 h");
+      }
+      await h.stop();
+    });
+  }
+});
+
 Deno.test("NodePuller never pulls again when resync is disabled", async () => {
   const h = await start({
     images: [ALPINE, PINNED],
