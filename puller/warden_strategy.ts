@@ -141,6 +141,11 @@ export class WardenPodStrategy implements PullStrategy {
   readonly #pods = new Map<string, PodView>();
   readonly #reflector: Reflector<PodView>;
   readonly #stop = new AbortController();
+  /**
+   * Names of pods deleted recently, so a deletion seen before the pull that
+   * created the pod registered its waiter is not missed. Bounded.
+   */
+  readonly #deleted = new Set<string>();
   #running?: Promise<void>;
 
   constructor(options: WardenPodStrategyOptions) {
@@ -172,7 +177,9 @@ export class WardenPodStrategy implements PullStrategy {
           for (const name of [...this.#waiters.keys()]) {
             const pod = this.#pods.get(name);
             if (pod) this.#settle(pod);
-            else this.#gone(name);
+            // Not in the list: it may have been created after the list's
+            // snapshot. Ask before failing a pull that may be running fine.
+            else void this.#confirmGone(name);
           }
         },
         upsert: (_key, pod) => {
@@ -182,6 +189,7 @@ export class WardenPodStrategy implements PullStrategy {
         remove: (key) => {
           const name = key.slice(key.indexOf("/") + 1);
           this.#pods.delete(name);
+          this.#rememberDeleted(name);
           this.#gone(name);
         },
       },
@@ -266,6 +274,7 @@ export class WardenPodStrategy implements PullStrategy {
         });
         const seen = this.#pods.get(name);
         if (seen) this.#settle(seen);
+        else if (this.#deleted.has(name)) this.#gone(name);
       });
     } finally {
       this.#waiters.delete(name);
@@ -288,6 +297,23 @@ export class WardenPodStrategy implements PullStrategy {
     this.#waiters.delete(pod.name);
     if (outcome instanceof PullError) waiter.reject(outcome);
     else waiter.resolve(outcome);
+  }
+
+  #rememberDeleted(name: string): void {
+    this.#deleted.add(name);
+    if (this.#deleted.size > 256) this.#deleted.delete(this.#deleted.values().next().value!);
+  }
+
+  async #confirmGone(name: string): Promise<void> {
+    try {
+      const pod = await this.#api.readNamespacedPod({ name, namespace: this.#o.namespace });
+      const seen = view(pod);
+      this.#pods.set(name, seen);
+      this.#settle(seen);
+    } catch (error) {
+      if (apiStatus(error) === 404) this.#gone(name);
+      // Otherwise keep waiting: the watch or the pull timeout settles it.
+    }
   }
 
   #gone(name: string): void {

@@ -297,3 +297,38 @@ Deno.test("Resync pulls tag references again, with imagePullPolicy Always", asyn
     await run.stop();
   }
 });
+
+Deno.test("A pull pod deleted while the pod watch was down fails its pull as PodDeleted after the relist, and is retried", async () => {
+  const run = await startDaemon(["--pull-backoff-max=1s"], (s) => {
+    s.kubelet(NODE).setPullDelay("docker.io/library/slow:1", 60_000);
+    s.create("configmaps", {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { namespace: "apps", name: "list", labels: LABELS },
+      data: { images: '["slow:1"]' },
+    });
+  }, { retainedEvents: 5 });
+  try {
+    await waitFor(() => run.pods.alive.size === 1, { what: "pod in flight" });
+    const [name] = run.pods.alive;
+    // In one tick: the watch goes, the pod goes, and the history with it, so
+    // the daemon can learn of the deletion only by relisting.
+    run.server.faults.dropWatches();
+    run.server.delete("pods", NS, name, { gracePeriodSeconds: 0 });
+    run.server.compact();
+    const ref = "docker.io/library/slow:1";
+    await waitFor(() => state(run, ref)?.lastErrorReason === "PodDeleted", {
+      what: "PodDeleted",
+    });
+    // (This test's own pod tracker lost its watch too, so ask the puller.)
+    await waitFor(() => (state(run, ref)?.attempts ?? 0) >= 2, { what: "retried" });
+    await waitFor(
+      () =>
+        run.server.list("pods", { namespace: NS, labelSelector: "image-cache-daemon/node=node-1" })
+          .length === 1,
+      { what: "a new pull pod" },
+    );
+  } finally {
+    await run.stop();
+  }
+});
