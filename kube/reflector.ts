@@ -311,9 +311,11 @@ export class Reflector<T> {
         if (this.#heartbeatMs === undefined) return;
         const ms = Math.max(MIN_IDLE_MS, 3 * this.#heartbeatMs);
         idle = setTimeout(() => {
-          // The learned heartbeat may have been short; widen it so that a
-          // server whose beats slowed down does not get reconnects forever.
-          this.#heartbeatMs = ms;
+          // Learn the heartbeat again from the next watch's first bookmark: a
+          // server whose beats slowed down costs one reconnect, while widening
+          // on each timeout would leave every later dead connection unnoticed
+          // for longer (three times longer per fault).
+          this.#heartbeatMs = undefined;
           finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`));
         }, ms);
       };
