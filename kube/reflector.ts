@@ -311,11 +311,10 @@ export class Reflector<T> {
         if (this.#heartbeatMs === undefined) return;
         const ms = Math.max(MIN_IDLE_MS, 3 * this.#heartbeatMs);
         idle = setTimeout(() => {
-          // Learn the heartbeat again from the next watch's first bookmark: a
-          // server whose beats slowed down costs one reconnect, while widening
-          // on each timeout would leave every later dead connection unnoticed
-          // for longer (three times longer per fault).
-          this.#heartbeatMs = undefined;
+          // The learned heartbeat may have been short; widen it so that a
+          // server whose beats slowed down does not get reconnects forever.
+          // Bookmarks narrow it again (see below).
+          this.#heartbeatMs = ms;
           finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`));
         }, ms);
       };
@@ -360,7 +359,11 @@ export class Reflector<T> {
           if (rv) this.#resourceVersion = rv;
           if (type === "BOOKMARK") {
             const now = performance.now();
-            this.#heartbeatMs = Math.max(this.#heartbeatMs ?? 0, now - lastBeat);
+            // The longest recent gap: a slower beat widens it at once, faster
+            // beats halve it back, so widening after one dead connection does
+            // not leave the next one unnoticed for longer (as a lasting
+            // maximum did: 5 s, 15 s, 45 s, … after each fault).
+            this.#heartbeatMs = Math.max(now - lastBeat, (this.#heartbeatMs ?? 0) / 2);
             lastBeat = now;
             watchdog();
             return;
