@@ -388,6 +388,24 @@ faultTest(
     });
     const daemon = await cluster.spawn();
     await assertSettles(cluster, daemon, [app("nested"), app("good")]);
+    // Each odd object is reported once, with a specific message and an Event.
+    const odd = [
+      "cluster-null",
+      "hostile",
+      "junk-templates",
+      "no-spec",
+      "null-spec",
+      "null-templates",
+    ];
+    assertEquals(daemon.count("Invalid image list"), odd.length);
+    await waitFor(
+      () =>
+        server.list("events")
+          .filter((e) => (e as { reason?: string }).reason === "InvalidImageList")
+          .map((e) => (e as unknown as { involvedObject: { name: string } }).involvedObject.name)
+          .sort().join() === odd.join(),
+      { what: "one InvalidImageList Event per odd object", timeoutMs: SETTLE_MS },
+    );
     await assertCleanExit(cluster, daemon);
   },
 );

@@ -351,3 +351,35 @@ Deno.test("A relist applies new objects before dropping deleted ones, so a moved
   });
   assertEquals(removed, []);
 });
+
+Deno.test("A WorkflowTemplate with null templates is reported once, with an Event, and contributes nothing", async () => {
+  await using h = await harness();
+  h.server.create("workflowtemplates", {
+    apiVersion: "argoproj.io/v1alpha1",
+    kind: "WorkflowTemplate",
+    metadata: { namespace: "wf", name: "broken" },
+    spec: { templates: null },
+  });
+  h.server.create("workflowtemplates", workflowTemplate("wf", "fine", "alpine"));
+  const source = newArgoSource("workflowtemplate", {
+    kubeConfig: h.server.kubeConfig(),
+    sink: h.desired,
+    log: h.log,
+    events: h.events,
+  });
+  await h.start(source);
+  assertEquals(h.desired.refs(), [ALPINE]);
+  assertEquals(source.status().errors, 1);
+  const lines = h.log.lines.filter((l) => l.msg === "Invalid image list");
+  assertEquals(lines.map((l) => l.error), [
+    'WorkflowTemplate "wf/broken": spec.templates is null, expected a list of templates',
+  ]);
+  await h.events.flush();
+  const events = h.server.list("events", { namespace: "wf" }) as unknown as {
+    reason: string;
+    involvedObject: { kind: string; name: string };
+  }[];
+  assertEquals(events.map((e) => `${e.involvedObject.kind}/${e.involvedObject.name}:${e.reason}`), [
+    "WorkflowTemplate/broken:InvalidImageList",
+  ]);
+});
