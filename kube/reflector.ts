@@ -95,6 +95,8 @@ export interface ReflectorOptions<T> {
   watchTimeoutSeconds?: () => number;
   /** Randomness for jitter. @default {Math.random} */
   random?: () => number;
+  /** The shortest silence that ends a watch whose server sends bookmarks. @default {5000} */
+  minWatchIdleMs?: number;
 }
 
 /** A point-in-time view of a reflector. */
@@ -136,8 +138,10 @@ export class Reflector<T> {
   #restarts = 0;
   #lastActivity?: number;
   #failures = 0;
-  /** Longest wait for a BOOKMARK seen so far: the server's heartbeat, if it sends any. */
+  /** The latest gap between BOOKMARKs: the server's heartbeat, if it sends any. */
   #heartbeatMs?: number;
+  /** Watchdog timeouts in a row with no BOOKMARK since; each doubles the next wait. */
+  #silentTimeouts = 0;
   #resolveSynced!: () => void;
   /** Resolves after the first complete list (or when the API is found unavailable). */
   readonly synced: Promise<void>;
@@ -309,12 +313,14 @@ export class Reflector<T> {
       const watchdog = () => {
         clearTimeout(idle);
         if (this.#heartbeatMs === undefined) return;
-        const ms = Math.max(MIN_IDLE_MS, 3 * this.#heartbeatMs);
+        // Timeouts in a row without a bookmark between them widen the wait
+        // (a server whose beat slowed down must not get reconnects forever);
+        // the next bookmark resets it, so one dead connection costs nothing
+        // later (widening for good made each fault wait 1.5x longer).
+        const ms = Math.max(this.#o.minWatchIdleMs ?? MIN_IDLE_MS, 3 * this.#heartbeatMs) *
+          2 ** Math.min(this.#silentTimeouts, 4);
         idle = setTimeout(() => {
-          // The learned heartbeat may have been short; widen it so that a
-          // server whose beats slowed down does not get reconnects forever.
-          // Bookmarks narrow it again (see below).
-          this.#heartbeatMs = ms;
+          this.#silentTimeouts++;
           finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`));
         }, ms);
       };
@@ -359,11 +365,8 @@ export class Reflector<T> {
           if (rv) this.#resourceVersion = rv;
           if (type === "BOOKMARK") {
             const now = performance.now();
-            // The longest recent gap: a slower beat widens it at once, faster
-            // beats halve it back, so widening after one dead connection does
-            // not leave the next one unnoticed for longer (as a lasting
-            // maximum did: 5 s, 15 s, 45 s, … after each fault).
-            this.#heartbeatMs = Math.max(now - lastBeat, (this.#heartbeatMs ?? 0) / 2);
+            this.#heartbeatMs = now - lastBeat;
+            this.#silentTimeouts = 0;
             lastBeat = now;
             watchdog();
             return;

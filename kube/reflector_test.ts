@@ -47,7 +47,12 @@ function cm(name: string, v: string) {
   };
 }
 
-function reflect(server: FakeApiServer, m: ReturnType<typeof mirror>, clock?: FakeClock) {
+function reflect(
+  server: FakeApiServer,
+  m: ReturnType<typeof mirror>,
+  clock?: FakeClock,
+  minWatchIdleMs?: number,
+) {
   const kubeConfig = server.kubeConfig();
   const collection = configMapCollection(kubeConfig, { labelSelector: "pick=yes" });
   return new Reflector({
@@ -62,6 +67,7 @@ function reflect(server: FakeApiServer, m: ReturnType<typeof mirror>, clock?: Fa
     pageSize: 2,
     backoffBaseMs: 10,
     backoffMaxMs: 50,
+    minWatchIdleMs,
   });
 }
 
@@ -179,6 +185,33 @@ Deno.test("Reflector waits at least as long as Retry-After says, with jitter, be
       await clock.advance(7_000);
       await r.synced;
       assertEquals(m.state.size, 1);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("Reflector's watchdog ends a silently dead watch after three missed bookmarks, every time alike", async () => {
+  const server = await startFakeApiServer({ bookmarkIntervalMs: 50 });
+  try {
+    const m = mirror();
+    const r = reflect(server, m, undefined, 100);
+    await withRun(r, async () => {
+      await r.synced;
+      // Let the watch learn the heartbeat.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const recoveries: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        server.faults.dropWatches({ silent: true });
+        const started = performance.now();
+        server.create("configmaps", cm(`after-${i}`, "x"));
+        await waitFor(() => m.state.has(`ns/after-${i}`), { what: `recovery ${i}` });
+        recoveries.push(performance.now() - started);
+        // Bookmarks of the new watch before the next fault.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      // Widening for good after each fault would make these grow (×1.5 each).
+      assert(Math.max(...recoveries) < 700, `recoveries ${recoveries.map(Math.round)} ms`);
     });
   } finally {
     await server.close();
