@@ -220,24 +220,26 @@ export async function runDaemon(
     }
     : undefined;
   let announcedAllPresent = false;
+  const onPresent = () => {
+    if (announcedAllPresent || desired.size === 0 || !puller.allPresent()) return;
+    announcedAllPresent = true;
+    log.info("Every desired image is present on this node", { images: desired.size });
+    if (self) {
+      events.emit(
+        "Normal",
+        self,
+        "AllImagesPresent",
+        `Node ${node} holds all ${desired.size} desired images`,
+      );
+    }
+  };
   const onPullFinished = (ref: string, result: PullFinished) => {
     deps.metrics?.pullFinished(ref, result);
     if (result.error && self) {
       events.emit("Warning", self, "PullFailed", `${ref}: ${result.error.message}`);
     }
-    if (!announcedAllPresent && puller.allPresent() && desired.size > 0) {
-      announcedAllPresent = true;
-      log.info("Every desired image is present on this node", { images: desired.size });
-      if (self) {
-        events.emit(
-          "Normal",
-          self,
-          "AllImagesPresent",
-          `Node ${node} holds all ${desired.size} desired images`,
-        );
-      }
-    }
   };
+
   const puller = new NodePuller({
     node,
     strategy,
@@ -252,6 +254,7 @@ export async function runDaemon(
     presentImagesComplete: () => nodeImages.complete(),
     onPullStarted: (ref) => deps.metrics?.pullStarted(ref),
     onPullFinished,
+    onPresent,
   });
   deps.onStarted?.({
     desired,

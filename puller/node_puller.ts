@@ -117,6 +117,8 @@ export interface NodePullerOptions {
   onPullStarted?(ref: string): void;
   /** Called when an attempt settles (exactly once per {@linkcode onPullStarted}). */
   onPullFinished?(ref: string, result: PullFinished): void;
+  /** Called whenever an image is (again) known present: pulled, or found on the node. */
+  onPresent?(ref: string): void;
 }
 
 /** How often, at most, a wake-up re-reads the whole desired set to heal drift. */
@@ -588,6 +590,7 @@ export class NodePuller {
         this.#schedule(entry, now + this.#resyncDelay());
       }
       if (first) this.#log.debug("Image already on the node", { image: ref });
+      this.#hook(() => this.#options.onPresent?.(ref));
       return;
     }
 
@@ -721,6 +724,7 @@ export class NodePuller {
     this.#hook(() =>
       this.#options.onPullFinished?.(ref, { ok: true, durationMs, digest: result.digest })
     );
+    this.#hook(() => this.#options.onPresent?.(ref));
   }
 
   #failed(attempt: Attempt, error: PullError, now: number, durationMs: number): void {

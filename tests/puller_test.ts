@@ -332,3 +332,32 @@ Deno.test("A pull pod deleted while the pod watch was down fails its pull as Pod
     await run.stop();
   }
 });
+
+Deno.test("The daemon's pod gets one Normal AllImagesPresent Event, also when nothing needed pulling", async (t) => {
+  const allPresentEvents = (run: Run) =>
+    run.server.list("events", { namespace: NS }).filter((e) =>
+      (e as { reason?: string }).reason === "AllImagesPresent"
+    ) as unknown as { type: string; involvedObject: { name: string }; message: string }[];
+  await t.step("after pulls", async () => {
+    const run = await startDaemon(["--image=alpine:3.20", "--image=nginx:1.27"]);
+    try {
+      await waitFor(() => allPresentEvents(run).length === 1, { what: "Event" });
+      const [event] = allPresentEvents(run);
+      assertEquals(event.type, "Normal");
+      assertEquals(event.involvedObject.name, "icd-self");
+      assertMatch(event.message, /Node node-1 holds all 2 desired images/);
+    } finally {
+      await run.stop();
+    }
+  });
+  await t.step("with every image already on the node", async () => {
+    const ref = `docker.io/library/alpine@${DIGEST}`;
+    const run = await startDaemon([`--image=${ref}`], (s) => s.kubelet(NODE).preloadImage(ref));
+    try {
+      await waitFor(() => allPresentEvents(run).length === 1, { what: "Event" });
+      assertEquals(run.pods.created.length, 0);
+    } finally {
+      await run.stop();
+    }
+  });
+});
