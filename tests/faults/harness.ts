@@ -252,10 +252,10 @@ async function fetchText(url: string): Promise<string> {
 /** The entry point the daemon processes run. */
 const ENTRY = "main.ts";
 
-async function startProcess(
+function startProcess(
   kubeconfigPath: string,
   args: readonly string[],
-): Promise<DaemonProcess> {
+): DaemonProcess {
   const port = freePort();
   const child = spawnDaemon([
     `--kubeconfig=${kubeconfigPath}`,
@@ -448,7 +448,14 @@ export async function assertSettles(
     intervalMs: 100,
   }).catch((error) => {
     const images = last?.images.map((i) => `${i.image}=${i.state}/${i.lastErrorReason ?? ""}`);
-    throw new Error(`${(error as Error).message}\nlast status: ${images?.join(", ")}`);
+    const sources = last?.sources?.map((s) => JSON.stringify(s)).join("\n");
+    // The daemon's own account of the wait, for whoever reads a failure.
+    const recent = daemon.lines.slice(-40).map((l) => JSON.stringify(l)).join("\n");
+    throw new Error(
+      `${(error as Error).message}\nlast status: ${
+        images?.join(", ")
+      }\nsources:\n${sources}\ndaemon log (last 40 lines):\n${recent}`,
+    );
   });
   const present = new Set(cluster.server.kubelet(NODE).imagesPresent());
   for (const ref of want) assert(present.has(ref), `${ref} is not on the node`);
