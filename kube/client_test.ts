@@ -1,4 +1,4 @@
-import { CoreV1Api, RequestContext } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import {
   assert,
   assertEquals,
@@ -12,6 +12,7 @@ import {
   apiStatus,
   boundRequests,
   loadKubeConfig,
+  RequestTimeoutError,
   retryAfterSeconds,
 } from "./client.ts";
 
@@ -71,5 +72,48 @@ Deno.test("boundRequests() gives every API request a timeout, so a silent API se
   } finally {
     server.faults.setLatency(0);
     await server.close();
+  }
+});
+
+Deno.test("boundRequests() ends a call whose response body is cut or stalls, which an abort alone does not", async (t) => {
+  for (const mode of ["cut", "stalled"] as const) {
+    await t.step(mode, async () => {
+      const server = Deno.serve(
+        { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+        () =>
+          new Response(
+            new ReadableStream({
+              start: (c) =>
+                mode === "cut"
+                  ? c.error(new Error("connection cut"))
+                  : c.enqueue(new TextEncoder().encode('{"kind":"NamespaceList","items":[')),
+            }),
+            { headers: { "content-type": "application/json" } },
+          ),
+      );
+      try {
+        const kc = new KubeConfig();
+        kc.loadFromOptions({
+          clusters: [{
+            name: "c",
+            server: `http://127.0.0.1:${server.addr.port}`,
+            skipTLSVerify: true,
+          }],
+          users: [{ name: "u" }],
+          contexts: [{ name: "x", cluster: "c", user: "u" }],
+          currentContext: "x",
+        });
+        boundRequests(kc, 300);
+        const started = Date.now();
+        await assertRejects(
+          () => kc.makeApiClient(CoreV1Api).listNamespace(),
+          RequestTimeoutError,
+          "API request listNamespace timed out after 300 ms",
+        );
+        assert(Date.now() - started < 2_000);
+      } finally {
+        await server.shutdown().catch(() => {});
+      }
+    });
   }
 });

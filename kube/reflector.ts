@@ -312,7 +312,16 @@ export class Reflector<T> {
       let idle: ReturnType<typeof setTimeout> | undefined;
       const watchdog = () => {
         clearTimeout(idle);
-        if (this.#heartbeatMs === undefined) return;
+        if (this.#heartbeatMs === undefined) {
+          // No bookmark seen yet: a watch that stays silent past its own
+          // server-side timeout is dead (client-node's idle timer aborts, and
+          // an abort does not end a dead connection on this runtime).
+          idle = setTimeout(
+            () => finish(new Error(`Watch silent past its ${timeoutSeconds} s timeout`)),
+            (timeoutSeconds + 30) * 1000,
+          );
+          return;
+        }
         // Timeouts in a row without a bookmark between them widen the wait
         // (a server whose beat slowed down must not get reconnects forever);
         // the next bookmark resets it, so one dead connection costs nothing
