@@ -579,16 +579,7 @@ export class NodePuller {
     // cannot change anything, so it costs no pod at all.
     if (this.#isOnNode(entry, now)) {
       const first = !entry.everPresent;
-      entry.state = "present";
-      entry.everPresent = true;
-      entry.permanent = undefined;
-      entry.consecutiveFailures = 0;
-      entry.lastLoggedReason = undefined;
-      entry.nextAttempt = undefined;
-      this.#backoff.reset(ref);
-      if (this.#options.resyncPeriodMs > 0) {
-        this.#schedule(entry, now + this.#resyncDelay());
-      }
+      this.#markPresent(entry, now);
       if (first) this.#log.debug("Image already on the node", { image: ref });
       this.#hook(() => this.#options.onPresent?.(ref));
       return;
@@ -703,22 +694,24 @@ export class NodePuller {
     this.#wake();
   }
 
-  #succeeded(attempt: Attempt, result: PullResult, now: number, durationMs: number): void {
-    const { entry } = attempt;
-    const { ref } = entry;
-    this.#backoff.reset(ref);
+  /** Records that an image is on the node; with resync on, it is looked at again one period on. */
+  #markPresent(entry: Entry, now: number): void {
+    this.#backoff.reset(entry.ref);
     entry.state = "present";
     entry.everPresent = true;
-    entry.lastSuccess = now;
     entry.consecutiveFailures = 0;
     entry.permanent = undefined;
     entry.lastLoggedReason = undefined;
+    entry.nextAttempt = undefined;
+    if (this.#options.resyncPeriodMs > 0) this.#schedule(entry, now + this.#resyncDelay());
+  }
+
+  #succeeded(attempt: Attempt, result: PullResult, now: number, durationMs: number): void {
+    const { entry } = attempt;
+    const { ref } = entry;
+    entry.lastSuccess = now;
     if (result.digest !== undefined) entry.digest = result.digest;
-    if (this.#options.resyncPeriodMs > 0) {
-      this.#schedule(entry, now + this.#resyncDelay());
-    } else {
-      entry.nextAttempt = undefined;
-    }
+    this.#markPresent(entry, now);
     const fields = { image: ref, digest: result.digest, durationMs, skipped: result.skipped };
     this.#log.info(attempt.refresh ? "Image refreshed" : "Image pulled", fields);
     this.#hook(() =>
