@@ -5,10 +5,7 @@
  *
  * @module
  */
-import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import type { Clock } from "../clock.ts";
-import type { Logger } from "../log/logger.ts";
-import type { EventSink } from "../kube/events.ts";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { customObjectCollection } from "../kube/listers.ts";
 import {
   imagesFromClusterWorkflowTemplate,
@@ -16,8 +13,7 @@ import {
   imagesFromWorkflowTemplate,
   MAX_INLINE_DEPTH,
 } from "./argo_images.ts";
-import type { ImageSink } from "./source.ts";
-import { WatchedSource } from "./watched_source.ts";
+import { WatchedSource, type WatchedSourceDeps } from "./watched_source.ts";
 
 /** Argo's API group and version. */
 export const ARGO_GROUP = "argoproj.io";
@@ -118,20 +114,7 @@ export function argoObjectProblem(kind: ArgoKind, obj: unknown): string | undefi
 export type ArgoKind = keyof typeof ARGO_KINDS;
 
 /** Options for {@linkcode newArgoSource}. */
-export interface ArgoSourceOptions {
-  kubeConfig: KubeConfig;
-  sink: ImageSink;
-  log: Logger;
-  events: EventSink;
-  clock?: Clock;
-  /** Longest wait between retries while Argo is absent or the API fails. @default {30000} */
-  backoffMaxMs?: number;
-  backoffBaseMs?: number;
-  /** Longest wait while Argo is absent or forbidden. @default {300000} */
-  unavailableBackoffMaxMs?: number;
-  /** How long Argo must be absent before its images are dropped. @default {600000} */
-  goneAfterMs?: number;
-}
+export type ArgoSourceOptions = WatchedSourceDeps;
 
 /** Watches one Argo kind in all namespaces (or cluster-wide). */
 export function newArgoSource(kind: ArgoKind, options: ArgoSourceOptions): WatchedSource {

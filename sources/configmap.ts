@@ -4,28 +4,16 @@
  *
  * @module
  */
-import type { KubeConfig } from "@kubernetes/client-node";
-import type { Clock } from "../clock.ts";
-import type { Logger } from "../log/logger.ts";
-import type { EventSink } from "../kube/events.ts";
 import { configMapCollection } from "../kube/listers.ts";
 import { imagesFromConfigMap } from "./configmap_images.ts";
-import type { ImageSink } from "./source.ts";
-import { WatchedSource } from "./watched_source.ts";
+import { WatchedSource, type WatchedSourceDeps } from "./watched_source.ts";
 
 /** Options for {@linkcode newConfigMapSource}. */
-export interface ConfigMapSourceOptions {
-  kubeConfig: KubeConfig;
+export interface ConfigMapSourceOptions extends WatchedSourceDeps {
   /** `--configmap-selector`. */
   labelSelector: string;
   /** `--configmap-namespaces`; empty means all namespaces. */
   namespaces?: readonly string[];
-  sink: ImageSink;
-  log: Logger;
-  events: EventSink;
-  clock?: Clock;
-  backoffMaxMs?: number;
-  backoffBaseMs?: number;
 }
 
 /**

@@ -46,6 +46,20 @@ export interface WatchedSourceOptions {
   goneAfterMs?: number;
 }
 
+/** What every API-backed source is built from, besides what it watches. */
+export type WatchedSourceDeps = Pick<
+  WatchedSourceOptions,
+  | "kubeConfig"
+  | "sink"
+  | "log"
+  | "events"
+  | "clock"
+  | "backoffMaxMs"
+  | "backoffBaseMs"
+  | "unavailableBackoffMaxMs"
+  | "goneAfterMs"
+>;
+
 /** What a source keeps of one object: its images or its error, never the object. */
 interface Entry {
   readonly origin: string;
