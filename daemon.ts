@@ -16,7 +16,7 @@ import { EventRecorder } from "./kube/events.ts";
 import { StaticSource } from "./sources/static.ts";
 import { newConfigMapSource } from "./sources/configmap.ts";
 import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
-import type { Source } from "./sources/source.ts";
+import type { Source, SourceStatus } from "./sources/source.ts";
 import { NodePuller } from "./puller/node_puller.ts";
 import { NodeImages } from "./puller/node_images.ts";
 import type { PullStrategy } from "./puller/strategy.ts";
@@ -49,6 +49,8 @@ export interface DaemonParts {
   readonly strategy: PullStrategy;
   readonly nodeImages: NodeImages;
   readonly events: EventRecorder;
+  /** The daemon's own watches (its pull pods, its Node), for health and status. */
+  readonly watches: readonly { status(): SourceStatus }[];
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
 }
@@ -263,6 +265,7 @@ export async function runDaemon(
     strategy,
     nodeImages,
     events,
+    watches: strategy instanceof WardenPodStrategy ? [nodeImages, strategy] : [nodeImages],
     ready: () => pullerRunning,
   });
   log.info("Starting image-cache-daemon", {

@@ -99,6 +99,29 @@ export interface ReflectorOptions<T> {
   minWatchIdleMs?: number;
 }
 
+/**
+ * A point-in-time view of something that watches the API (a source, or the
+ * daemon's own pull-pod and Node watches), for readiness, status and metrics.
+ */
+export interface WatchStatus {
+  /** The watcher's name; for a source, also the first segment of its origins. */
+  readonly name: string;
+  /** True once the first full list has been applied (or the API is unavailable). */
+  readonly synced: boolean;
+  /** False while the API is missing or forbidden. */
+  readonly available: boolean;
+  /** Why it is unavailable or degraded. */
+  readonly reason?: string;
+  /** Number of objects currently contributing. */
+  readonly objects: number;
+  /** Number of objects whose data is currently in error. */
+  readonly errors: number;
+  /** Times the watch was restarted after an error or expiry. */
+  readonly restarts: number;
+  /** Last time it heard from its API (list, event or bookmark), epoch ms. */
+  readonly lastActivity?: number;
+}
+
 /** A point-in-time view of a reflector. */
 export interface ReflectorStatus {
   readonly synced: boolean;

@@ -104,7 +104,10 @@ export class HealthCheck {
   /** Judges the parts at time `now` (epoch ms) and remembers what it saw. */
   report(parts: ObservedParts, now: number): HealthReport {
     const problems = [
-      ...this.#sourceProblems(parts.sources.map((s) => s.status()), now),
+      ...this.#sourceProblems(
+        [...parts.sources, ...(parts.watches ?? [])].map((s) => s.status()),
+        now,
+      ),
       ...this.#pullerProblems(parts.puller.status(), parts.puller.inFlight(), now),
     ];
     return { ok: problems.length === 0, problems };

@@ -157,3 +157,14 @@ Deno.test("readinessReport() lists unsynced sources and a puller not running", (
   parts.isReady = true;
   assertEquals(readinessReport(parts), { ready: true, notReady: [] });
 });
+
+Deno.test("HealthCheck judges the daemon's own watches (pull pods, its Node) like sources", () => {
+  const pods = new FakeSource("pull-pods", { lastActivity: T0 });
+  const parts = { ...fakeParts([]), watches: [pods] };
+  const check = new HealthCheck({ stallMs: 10 * MIN });
+  assertEquals(check.report(parts, T0).ok, true);
+  assertEquals(check.report(parts, T0 + 10 * MIN).ok, true);
+  const report = check.report(parts, T0 + 11 * MIN);
+  assertEquals(report.ok, false);
+  assertMatch(report.problems[0], /"pull-pods" has not heard from its API/);
+});

@@ -21,6 +21,8 @@ export interface ObservedParts {
   };
   /** The enabled sources. */
   readonly sources: readonly { status(): SourceStatus }[];
+  /** The daemon's own watches (its pull pods, its Node), judged like sources for health. */
+  readonly watches?: readonly { status(): SourceStatus }[];
   /** This node's puller (`NodePuller`). */
   readonly puller: {
     /** Every tracked image. */

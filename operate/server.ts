@@ -88,6 +88,10 @@ function statusDocument(parts: ObservedParts, node: string | undefined, ready: b
       const s = source.status();
       return { ...s, lastActivity: iso(s.lastActivity) };
     }),
+    watches: (parts.watches ?? []).map((watch) => {
+      const s = watch.status();
+      return { ...s, lastActivity: iso(s.lastActivity) };
+    }),
     rejected: parts.desired.rejections().map(({ origin, input, reason }) => ({
       origin,
       input,

@@ -8,7 +8,7 @@ import type { KubeConfig, KubernetesObject, V1Node } from "@kubernetes/client-no
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { nodeCollection } from "../kube/listers.ts";
-import { Reflector } from "../kube/reflector.ts";
+import { Reflector, type WatchStatus } from "../kube/reflector.ts";
 import { tryNormalizeReference } from "../images/reference.ts";
 
 /** Options for {@linkcode NodeImages}. */
@@ -88,6 +88,21 @@ export class NodeImages {
    */
   complete(): boolean {
     return this.#view.complete;
+  }
+
+  /** The Node watch's state, in the shape of a source's, for health and status. */
+  status(): WatchStatus {
+    const r = this.#reflector.status();
+    return {
+      name: "node",
+      synced: r.synced,
+      available: r.available,
+      reason: r.reason,
+      objects: this.#view.names.size,
+      errors: 0,
+      restarts: r.restarts,
+      lastActivity: r.lastActivity,
+    };
   }
 
   /** Watches until `signal` aborts. */

@@ -18,7 +18,7 @@ import { PullError, type PullFailureReason } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
 import { podCollection } from "../kube/listers.ts";
-import { Reflector } from "../kube/reflector.ts";
+import { Reflector, type WatchStatus } from "../kube/reflector.ts";
 import type { PullOptions, PullResult, PullStrategy } from "./strategy.ts";
 import { newWardenPod, wardenPodSelector } from "./warden_pod.ts";
 
@@ -194,6 +194,21 @@ export class WardenPodStrategy implements PullStrategy {
         },
       },
     });
+  }
+
+  /** The pull-pod watch's state, in the shape of a source's, for health and status. */
+  status(): WatchStatus {
+    const r = this.#reflector.status();
+    return {
+      name: "pull-pods",
+      synced: r.synced,
+      available: r.available,
+      reason: r.reason,
+      objects: this.#pods.size,
+      errors: 0,
+      restarts: r.restarts,
+      lastActivity: r.lastActivity,
+    };
   }
 
   /** Pull pods this strategy currently sees on its node. */

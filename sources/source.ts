@@ -6,6 +6,7 @@
  * @module
  */
 import type { SetResult } from "../images/desired_images.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 
 /** Where a source reports image sets; {@linkcode DesiredImages} implements it. */
 export interface ImageSink {
@@ -18,24 +19,7 @@ export interface ImageSink {
 }
 
 /** A point-in-time view of a source, for readiness, status and metrics. */
-export interface SourceStatus {
-  /** The source's name, also the first segment of its origins. */
-  readonly name: string;
-  /** True once the first full list has been applied (or the source is unavailable). */
-  readonly synced: boolean;
-  /** False while the source's API is missing or forbidden. */
-  readonly available: boolean;
-  /** Why the source is unavailable or degraded. */
-  readonly reason?: string;
-  /** Number of objects currently contributing. */
-  readonly objects: number;
-  /** Number of objects whose image data is currently in error. */
-  readonly errors: number;
-  /** Times the watch was restarted after an error or expiry. */
-  readonly restarts: number;
-  /** Last time the source heard from its API (list, event or bookmark), epoch ms. */
-  readonly lastActivity?: number;
-}
+export type SourceStatus = WatchStatus;
 
 /** An image source. */
 export interface Source {

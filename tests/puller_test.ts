@@ -361,3 +361,18 @@ Deno.test("The daemon's pod gets one Normal AllImagesPresent Event, also when no
     }
   });
 });
+
+Deno.test("The daemon's pull-pod and Node watches report their state for health and status", async () => {
+  const run = await startDaemon(["--image=alpine:3.20"]);
+  try {
+    await waitFor(() => run.parts.puller.allPresent(), { what: "present" });
+    const watches = run.parts.watches.map((w) => w.status());
+    assertEquals(watches.map((w) => [w.name, w.synced, w.available]), [
+      ["node", true, true],
+      ["pull-pods", true, true],
+    ]);
+    assert(watches.every((w) => w.lastActivity !== undefined));
+  } finally {
+    await run.stop();
+  }
+});
