@@ -25,6 +25,9 @@ import { denoImagesIo, runImagesCommand } from "./cli/images_command.ts";
 
 const encoder = new TextEncoder();
 
+/** Longest graceful shutdown after SIGTERM/SIGINT. */
+const SHUTDOWN_DEADLINE_MS = 9_000;
+
 /** Writes command output (not logs) to standard output. */
 export function print(text: string): void {
   Deno.stdout.writeSync(encoder.encode(text.endsWith("\n") ? text : text + "\n"));
@@ -81,6 +84,15 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     log.info("Shutting down");
     controller.abort();
+    // The kubelet kills the pod after its grace period (15 s in the
+    // manifests); leave on our own before that, cleanly logged. Pull pods
+    // still left are deleted by the next start (and by the garbage collector
+    // through their ownerReference).
+    const deadline = setTimeout(() => {
+      log.error("Shutdown did not finish in time; exiting", { afterMs: SHUTDOWN_DEADLINE_MS });
+      Deno.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    Deno.unrefTimer(deadline);
   };
   const metrics = new DaemonMetrics({ version: VERSION });
   let parts: DaemonParts | undefined;

@@ -141,6 +141,8 @@ export class WardenPodStrategy implements PullStrategy {
   readonly #pods = new Map<string, PodView>();
   readonly #reflector: Reflector<PodView>;
   readonly #stop = new AbortController();
+  /** The daemon's lifetime (from {@linkcode start}), or until {@linkcode close}. */
+  #lifetime: AbortSignal = this.#stop.signal;
   /**
    * Names of pods deleted recently, so a deletion seen before the pull that
    * created the pod registered its waiter is not missed. Bounded.
@@ -222,6 +224,7 @@ export class WardenPodStrategy implements PullStrategy {
    */
   async start(signal: AbortSignal): Promise<void> {
     const both = AbortSignal.any([signal, this.#stop.signal]);
+    this.#lifetime = both;
     this.#running = this.#reflector.run(both);
     await Promise.race([
       this.#reflector.synced,
@@ -340,31 +343,40 @@ export class WardenPodStrategy implements PullStrategy {
     );
   }
 
-  async #delete(name: string, retry = 0): Promise<void> {
-    try {
-      await this.#api.deleteNamespacedPod({
-        name,
-        namespace: this.#o.namespace,
-        gracePeriodSeconds: 0,
-      });
-      this.#o.log.debug("Pull pod deleted", { node: this.#o.node, pod: name });
-    } catch (error) {
-      if (apiStatus(error) === 404) return;
-      // Why absorb: the pull's outcome does not depend on it. Why retry in the
-      // background: a pod left behind holds a pod slot on the node until the
-      // daemon restarts. On shutdown the next start deletes leftovers, and the
-      // ownerReference lets the garbage collector remove them if the daemon goes.
-      if (retry === 0) {
-        this.#o.log.warn("Cannot delete pull pod; will retry", {
-          pod: name,
-          error: apiMessage(error),
+  /**
+   * Deletes a pull pod, retrying with backoff until it is gone or the daemon
+   * stops. Why wait: the pull that owns the pod keeps its concurrency slot
+   * until then, so a delete failing (an API storm) cannot let more pull pods
+   * exist on the node than `--max-concurrent-pulls`. Why give up on stop: the
+   * next start deletes leftovers, and the ownerReference lets the garbage
+   * collector remove them if the daemon goes.
+   */
+  async #delete(name: string): Promise<void> {
+    for (let retry = 0;; retry++) {
+      try {
+        await this.#api.deleteNamespacedPod({
+          name,
+          namespace: this.#o.namespace,
+          gracePeriodSeconds: 0,
         });
+        this.#o.log.debug("Pull pod deleted", { node: this.#o.node, pod: name });
+        return;
+      } catch (error) {
+        if (apiStatus(error) === 404) return;
+        if (retry === 0) {
+          this.#o.log.warn("Cannot delete pull pod; will retry", {
+            pod: name,
+            error: apiMessage(error),
+          });
+        }
+        if (this.#lifetime.aborted) return;
+        const delay = Math.min(MAX_DELETE_RETRY_MS, 1_000 * 2 ** retry);
+        try {
+          await (this.#o.clock ?? realClock).sleep(delay, this.#lifetime);
+        } catch {
+          return;
+        }
       }
-      const delay = Math.min(MAX_DELETE_RETRY_MS, 1_000 * 2 ** retry);
-      (this.#o.clock ?? realClock).sleep(delay, this.#stop.signal).then(
-        () => this.#delete(name, retry + 1),
-        () => {},
-      );
     }
   }
 }

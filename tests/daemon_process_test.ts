@@ -172,3 +172,70 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+Deno.test("Signals: SIGINT exits 0, a second signal exits at once, and SIGTERM with the API down still exits within 10 s", async (t) => {
+  const server = await startFakeApiServer({ nodes: [NODE] });
+  const dir = await Deno.makeTempDir({ prefix: "icd-signals-" });
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+    server.kubelet(NODE).setPullDelay("docker.io/library/slow:1", 60_000);
+    const kubeconfig = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(kubeconfig, server.kubeconfigYaml());
+    const start = () => {
+      const child = spawnDaemon([
+        `--kubeconfig=${kubeconfig}`,
+        `--node-name=${NODE}`,
+        `--pod-namespace=${NS}`,
+        "--image=slow:1",
+        "--metrics-bind-address=0",
+      ], { denoFlags: [`--allow-read=${kubeconfig}`] });
+      const stderr = new Response(child.stderr).text();
+      return { child, stderr };
+    };
+    const pullPods = () => server.list("pods", { namespace: NS, labelSelector: PART_OF }).length;
+    const exit = async (d: ReturnType<typeof start>) => {
+      const started = Date.now();
+      const status = await d.child.status;
+      return { code: status.code, ms: Date.now() - started, stderr: await d.stderr };
+    };
+
+    await t.step("SIGINT: pods cleaned, exit 0", async () => {
+      const d = start();
+      await waitFor(() => pullPods() === 1, { what: "pull in flight" });
+      d.child.kill("SIGINT");
+      const { code, stderr } = await exit(d);
+      assertEquals(code, 0, stderr);
+      assertEquals(pullPods(), 0);
+    });
+
+    await t.step("a second signal exits at once with 130", async () => {
+      const d = start();
+      await waitFor(() => pullPods() === 1, { what: "pull in flight" });
+      server.faults.setLatency(5_000); // the clean-up would take a while
+      d.child.kill("SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      d.child.kill("SIGTERM");
+      const { code, ms, stderr } = await exit(d);
+      server.faults.setLatency(0);
+      assertEquals(code, 130, stderr);
+      assert(ms < 3_000, `took ${ms} ms`);
+      assertMatch(stderr, /Second signal, exiting at once/);
+      await server.delete("pods", NS, server.list("pods", { namespace: NS })[0].metadata.name!);
+    });
+
+    await t.step("SIGTERM with the API down: out within 10 s, the deadline logged", async () => {
+      const d = start();
+      await waitFor(() => pullPods() === 1, { what: "pull in flight" });
+      server.faults.setLatency(11_000); // every request hangs past the deadline
+      d.child.kill("SIGTERM");
+      const { code, ms, stderr } = await exit(d);
+      server.faults.setLatency(0);
+      assert(ms < 10_000, `took ${ms} ms`);
+      assertEquals(code, 1, stderr);
+      assertMatch(stderr, /Shutdown did not finish in time/);
+    });
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
