@@ -179,7 +179,7 @@ export function helpText(): string {
 
 const flagName = (key: string) => `--${key}`;
 
-const duration = (flag: string) =>
+const duration = (flag: string, options: { positive?: string } = {}) =>
   z.string().transform((text, ctx) => {
     try {
       const ms = parseDuration(text);
@@ -187,6 +187,15 @@ const duration = (flag: string) =>
         ctx.addIssue({
           code: "custom",
           message: `${flagName(flag)} ${JSON.stringify(text)}: must not be negative`,
+        });
+        return z.NEVER;
+      }
+      if (options.positive && ms === 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${flagName(flag)} ${
+            JSON.stringify(text)
+          }: must be greater than 0, such as ${options.positive}`,
         });
         return z.NEVER;
       }
@@ -206,7 +215,18 @@ const bool = z.string().transform((v) => v === "true");
 const optionalName = z.string().optional().transform((v) => v === "" ? undefined : v);
 
 const schema = z.object({
-  image: z.array(z.string()).default([]),
+  image: z.array(z.string()).default([]).superRefine((images, ctx) => {
+    for (const image of images) {
+      try {
+        parseReference(image);
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--image ${JSON.stringify(image)}: ${(error as Error).message}`,
+        });
+      }
+    }
+  }),
   "configmap-selector": z.string().superRefine((v, ctx) => {
     try {
       parseLabelSelector(v);
@@ -252,18 +272,17 @@ const schema = z.object({
     }
     return n;
   }),
-  "pull-timeout": duration("pull-timeout").refine((ms) => ms > 0, {
-    message: "--pull-timeout: must be greater than 0",
-  }),
-  "pull-backoff-max": duration("pull-backoff-max").refine((ms) => ms > 0, {
-    message: "--pull-backoff-max: must be greater than 0",
-  }),
+  "pull-timeout": duration("pull-timeout", { positive: "10m" }),
+  "pull-backoff-max": duration("pull-backoff-max", { positive: "1h" }),
   "image-pull-secret": z.array(z.string()).default([]),
   "pull-priority-class": optionalName,
   "pull-strategy": z.string().refine((v) => v === "pod" || v === "cri", {
     error: (issue) => `--pull-strategy ${JSON.stringify(issue.input)}: expected pod or cri`,
   }).transform((v) => v as "pod" | "cri"),
-  "cri-socket": z.string().min(1, { message: "--cri-socket: must not be empty" }),
+  "cri-socket": z.string().min(1, {
+    message:
+      '--cri-socket "": must not be empty; expected a socket path such as /run/containerd/containerd.sock',
+  }),
   "metrics-bind-address": z.string().transform((v, ctx) => {
     if (v === "0") return undefined;
     const m = v.match(/^(\[[0-9a-fA-F:]+\]|[^:]*):(\d{1,5})$/);

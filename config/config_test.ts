@@ -94,7 +94,14 @@ Deno.test("loadConfig() rejects invalid values naming the flag, the value and th
       ["--resync-period", "15 minutes"],
       '--resync-period "15 minutes": expected a Go duration such as 15m or 1h30m',
     ],
-    [["--pull-timeout=0"], "--pull-timeout: must be greater than 0"],
+    [["--pull-timeout=0"], '--pull-timeout "0": must be greater than 0'],
+    [["--pull-backoff-max=0s"], '--pull-backoff-max "0s": must be greater than 0, such as 1h'],
+    [["--cri-socket="], '--cri-socket "": must not be empty'],
+    [
+      ["--image=alpine", "--image=Alpine"],
+      '--image "Alpine": Cannot parse image reference "Alpine": repository name must be lowercase',
+    ],
+    [["--image={{inputs.parameters.image}}"], "templated, not resolvable"],
     [["--pull-backoff-max=soon"], '--pull-backoff-max "soon": expected a Go duration'],
     [["--resync-period=-5m"], '--resync-period "-5m": must not be negative'],
     [
