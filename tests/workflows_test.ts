@@ -5,6 +5,7 @@
  * parts that must agree with the code (Deno version, permission sets,
  * Dockerfile targets, the ConfigMap label) against the code.
  */
+import { imagesFromConfigMap } from "../sources/configmap_images.ts";
 import { parse } from "yaml";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { FLAGS } from "../config/config.ts";
@@ -175,5 +176,15 @@ Deno.test("the e2e workflow installs the manifests and asks through the default 
   );
   assertMatch(run, /crictl images -o json/);
   assertMatch(run, /status\.images/);
+  // The ConfigMap the workflow creates must hold a list the daemon accepts.
+  const literal = run.match(/--from-literal=images="((?:[^"\\]|\\.)*)"/)?.[1];
+  assert(literal !== undefined, "the workflow creates the images ConfigMap from a literal");
+  const image = (wf.env as Record<string, string>).E2E_IMAGE;
+  const value = literal.replace(/\\"/g, '"').replaceAll("$E2E_IMAGE", image);
+  assertEquals(
+    imagesFromConfigMap({ metadata: { namespace: "e2e", name: "images" }, data: { images: value } })
+      .images,
+    [image],
+  );
   assertEquals(actions(wf).includes("helm/kind-action@v1"), true);
 });
