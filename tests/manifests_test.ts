@@ -250,8 +250,8 @@ Deno.test("the probes and the metrics port match the daemon's HTTP server", asyn
 Deno.test("the daemon requests little and has a memory limit but no CPU limit", async () => {
   const container = daemonContainer(await render("manifests"));
   assertEquals(container.resources, {
-    requests: { cpu: "20m", memory: "128Mi" },
-    limits: { memory: "256Mi" },
+    requests: { cpu: "20m", memory: "192Mi" },
+    limits: { memory: "512Mi" },
   });
 });
 
