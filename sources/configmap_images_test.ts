@@ -222,7 +222,7 @@ Deno.test("imagesFromConfigMap() names cluster-less objects by name alone", () =
   );
 });
 
-Deno.test("imagesFromConfigMap() reads a 1 MiB list of 10,000 references quickly", async (t) => {
+Deno.test("imagesFromConfigMap() reads a 1 MiB list of 10,000 references in every format", async (t) => {
   // 10,000 references of 100 characters each: just under the 1 MiB a ConfigMap holds.
   const refs = Array.from({ length: 10_000 }, (_, i) => {
     const ref = `registry.example.com/team-${i % 50}/service-${i}:v1.${i}.0-build.`;
@@ -236,12 +236,9 @@ Deno.test("imagesFromConfigMap() reads a 1 MiB list of 10,000 references quickly
   for (const c of cases) {
     await t.step(c.name, () => {
       assert(c.value.length > 1_000_000, `only ${c.value.length} characters`);
-      const started = performance.now();
+      // Speed is for benchmarks to measure (deno task bench), never for a unit test.
       const { images } = imagesFromConfigMap(configMap({ images: c.value }));
-      const elapsed = performance.now() - started;
       assertEquals(images, refs);
-      // Generous: the YAML parser takes a few hundred ms on a loaded machine.
-      assert(elapsed < 3_000, `took ${elapsed} ms`);
     });
   }
 });
