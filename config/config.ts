@@ -130,7 +130,8 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "string",
     default: "/run/containerd/containerd.sock",
     metavar: "path",
-    help: "CRI runtime socket, with --pull-strategy=cri",
+    help:
+      "CRI runtime socket, with --pull-strategy=cri (the released CRI build may open only the default path: mount the runtime's socket there)",
   },
   {
     name: "metrics-bind-address",
