@@ -52,6 +52,7 @@ async function startDaemon(
   args: string[],
   setup: (server: FakeApiServer) => void | Promise<void> = () => {},
   serverOptions: Parameters<typeof startFakeApiServer>[0] = {},
+  options: { waitReady?: boolean } = {},
 ): Promise<Run> {
   const server = await startFakeApiServer({ nodes: [NODE], ...serverOptions });
   server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
@@ -89,7 +90,8 @@ async function startDaemon(
     sourceBackoffMaxMs: 200,
     onStarted: (p) => parts = p,
   }, controller.signal);
-  await waitFor(() => parts?.ready(), { what: "daemon ready" });
+  if (options.waitReady ?? true) await waitFor(() => parts?.ready(), { what: "daemon ready" });
+  else await waitFor(() => parts, { what: "daemon started" });
   return {
     server,
     parts: parts!,
@@ -372,6 +374,34 @@ Deno.test("The daemon's pull-pod and Node watches report their state for health 
       ["pull-pods", true, true],
     ]);
     assert(watches.every((w) => w.lastActivity !== undefined));
+  } finally {
+    await run.stop();
+  }
+});
+
+Deno.test("No pull starts until every enabled source has synced", async () => {
+  const run = await startDaemon(
+    ["--image=alpine:3.20"],
+    (s) => {
+      // The WorkflowTemplate source cannot list for a while (500 is not
+      // "unavailable", so it does not count as synced).
+      s.faults.failNext(15, 500, { match: { verb: "list", resource: "workflowtemplates" } });
+    },
+    {},
+    { waitReady: false },
+  );
+  try {
+    await waitFor(
+      () => run.server.requests.counts()["list workflowtemplates"] >= 3,
+      { what: "the source retrying its list" },
+    );
+    assertEquals(run.parts.ready(), false);
+    assertEquals(run.pods.created.length, 0, "a pull started before every source synced");
+    await waitFor(() => run.parts.puller.allPresent(), {
+      what: "pulled once synced",
+      timeoutMs: 30_000,
+    });
+    assertEquals(run.pods.created.length, 1);
   } finally {
     await run.stop();
   }
