@@ -157,6 +157,20 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
     for (const { record, call } of calls) {
       assert(isAllowed(rules, call), `not allowed by RBAC: ${record.method} ${record.url}`);
     }
+    // Each daemon watches only its own node: pull pods by spec.nodeName, the
+    // Node by name; never every pod or every node of the cluster.
+    for (const { record, call } of calls) {
+      const query = new URL(record.url, "http://x").searchParams;
+      if (call.resource === "pods" && (call.verb === "list" || call.verb === "watch")) {
+        assertEquals(query.get("fieldSelector"), `spec.nodeName=${NODE}`, record.url);
+        assertEquals(call.namespace, NS, record.url);
+      }
+      if (call.resource === "nodes") {
+        assertEquals(query.get("fieldSelector"), `metadata.name=${NODE}`, record.url);
+      }
+    }
+    assert(calls.some(({ call }) => call.resource === "nodes" && call.verb === "watch"));
+    assert(calls.some(({ call }) => call.resource === "pods" && call.verb === "watch"));
     // No per-object reads but the daemon's own pod (for its tolerations).
     const gets = calls.filter(({ call }) => call.verb === "get").map(({ call }) =>
       `${call.resource}/${call.name}`
