@@ -1,0 +1,133 @@
+import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
+import { PullError } from "../errors.ts";
+import { podOutcome } from "./warden_strategy.ts";
+
+const REF = "docker.io/library/alpine:3.20";
+type Pod = Parameters<typeof podOutcome>[1];
+const waiting = (reason: string, message?: string) => ({
+  name: "main",
+  image: REF,
+  imageID: "",
+  ready: false,
+  restartCount: 0,
+  state: { waiting: { reason, message } },
+});
+
+Deno.test("podOutcome() reads a pull pod's status", async (t) => {
+  const cases: {
+    name: string;
+    pod: Pod;
+    expect:
+      | { ok: string }
+      | { reason: string; permanent: boolean; message: RegExp }
+      | "pending";
+  }[] = [
+    { name: "just created", pod: { name: "p", phase: "Pending" }, expect: "pending" },
+    {
+      name: "main terminated with an image ID",
+      pod: {
+        name: "p",
+        phase: "Succeeded",
+        main: {
+          name: "main",
+          image: REF,
+          imageID: "docker.io/library/alpine@sha256:" + "a".repeat(64),
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 0 } },
+        },
+      },
+      expect: { ok: "docker.io/library/alpine@sha256:" + "a".repeat(64) },
+    },
+    {
+      name: "main terminated with an error but an image ID: pulled all the same",
+      pod: {
+        name: "p",
+        phase: "Failed",
+        main: {
+          name: "main",
+          image: REF,
+          imageID: "sha256:" + "b".repeat(64),
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 1, reason: "Error" } },
+        },
+      },
+      expect: { ok: "sha256:" + "b".repeat(64) },
+    },
+    {
+      name: "ErrImagePull: retryable",
+      pod: { name: "p", main: waiting("ErrImagePull", "manifest unknown") },
+      expect: { reason: "ErrImagePull", permanent: false, message: /manifest unknown/ },
+    },
+    {
+      name: "ImagePullBackOff: retryable",
+      pod: { name: "p", main: waiting("ImagePullBackOff", "Back-off pulling image") },
+      expect: { reason: "ErrImagePull", permanent: false, message: /Back-off/ },
+    },
+    {
+      name: "no variant for the node's platform: parked",
+      pod: {
+        name: "p",
+        main: waiting(
+          "ErrImagePull",
+          "no matching manifest for linux/arm64/v8 in the manifest list entries",
+        ),
+      },
+      expect: { reason: "NoMatchingPlatform", permanent: true, message: /no matching manifest/ },
+    },
+    {
+      name: "InvalidImageName: parked",
+      pod: { name: "p", main: waiting("InvalidImageName", "couldn't parse image reference") },
+      expect: { reason: "InvalidImageName", permanent: true, message: /couldn't parse/ },
+    },
+    {
+      name: "the warden image cannot be pulled",
+      pod: {
+        name: "p",
+        init: { ...waiting("ImagePullBackOff", "not found"), name: "warden" },
+      },
+      expect: { reason: "ErrImagePull", permanent: false, message: /check --warden-image/ },
+    },
+    {
+      name: "the kubelet rejected the pod",
+      pod: {
+        name: "p",
+        phase: "Failed",
+        reason: "OutOfpods",
+        message: "Node didn't have enough resource: pods",
+      },
+      expect: { reason: "PodRejected", permanent: false, message: /OutOfpods: Node didn't have/ },
+    },
+    {
+      name: "main ended without an image ID",
+      pod: {
+        name: "p",
+        main: {
+          name: "main",
+          image: REF,
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 128, reason: "StartError" } },
+        },
+      },
+      expect: {
+        reason: "RuntimeError",
+        permanent: false,
+        message: /without an image ID: StartError/,
+      },
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const outcome = podOutcome(REF, c.pod);
+      if (c.expect === "pending") return assertEquals(outcome, undefined);
+      if ("ok" in c.expect) return assertEquals(outcome, { digest: c.expect.ok });
+      assert(outcome instanceof PullError, `expected a PullError, got ${JSON.stringify(outcome)}`);
+      assertEquals([outcome.reason, outcome.permanent], [c.expect.reason, c.expect.permanent]);
+      assertMatch(outcome.message, c.expect.message);
+      assertEquals(outcome.ref, REF);
+    });
+  }
+});
