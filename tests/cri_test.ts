@@ -479,4 +479,54 @@ function defineRealRuntimeTests(env: CriEnv): void {
       await server.close();
     }
   });
+
+  Deno.test("the daemon reads --image-pull-secret Secrets and its CRI pulls reach a registry that requires them", async () => {
+    const ref = `${env.authRegistry}/icd/busybox:1`;
+    const authorized = '/v2/icd/busybox/manifests/1 HTTP/1.1" 200 ';
+    await removeImage(env.socket, ref);
+    const server = await startFakeApiServer({ nodes: ["node-1"] });
+    server.create("secrets", {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { namespace: "image-cache-daemon", name: "regcred" },
+      type: "kubernetes.io/dockerconfigjson",
+      data: {
+        ".dockerconfigjson": btoa(JSON.stringify({
+          auths: { [env.authRegistry]: { auth: btoa(`${env.user}:${env.pass}`) } },
+        })),
+      },
+    });
+    const controller = new AbortController();
+    let parts: DaemonParts | undefined;
+    const { config } = loadConfig([
+      "--node-name=node-1",
+      "--pod-namespace=image-cache-daemon",
+      "--pull-strategy=cri",
+      `--cri-socket=${env.socket}`,
+      "--image-pull-secret=regcred",
+      `--image=${ref}`,
+      "--metrics-bind-address=0",
+      "--watch-argo-workflow-templates=false",
+      "--watch-argo-cluster-workflow-templates=false",
+      "--watch-argo-cron-workflows=false",
+    ], () => undefined);
+    const before = await requestCount(env.authRegistryLog, authorized);
+    const running = runDaemon(config, {
+      kubeConfig: server.kubeConfig(),
+      log: recordingLogger(),
+      onStarted: (p) => parts = p,
+    }, controller.signal);
+    try {
+      await waitFor(() => parts?.puller.status()[0]?.state === "present", {
+        what: "pulled with the Secret's credentials",
+        timeoutMs: 20_000,
+      });
+      assert(await requestCount(env.authRegistryLog, authorized) > before);
+      assertEquals(server.requests.counts()["get secrets"], 1);
+    } finally {
+      controller.abort();
+      await running;
+      await server.close();
+    }
+  });
 }
