@@ -22,18 +22,25 @@ interface Run {
   parts: DaemonParts;
   log: ReturnType<typeof recordingLogger>;
   /** Pull pods seen, in creation order, with the most alive at once. */
-  pods: { created: V1Pod[]; maxAlive: number; alive: Set<string> };
+  pods: { created: V1Pod[]; maxAlive: number; alive: Set<string>; events: string[] };
   stop(): Promise<void>;
 }
 
 /** Watches pull pods from the outside, to assert what the daemon created. */
 async function trackPods(server: FakeApiServer, signal: AbortSignal) {
-  const seen = { created: [] as V1Pod[], maxAlive: 0, alive: new Set<string>() };
+  const seen = {
+    created: [] as V1Pod[],
+    maxAlive: 0,
+    alive: new Set<string>(),
+    /** `ADDED name` / `DELETED name`, in the order the watch delivered them. */
+    events: [] as string[],
+  };
   const controller = await new Watch(server.kubeConfig()).watch(
     `/api/v1/namespaces/${NS}/pods`,
     { resourceVersion: "0", labelSelector: "app.kubernetes.io/part-of=image-cache-daemon" },
     (type: string, pod: V1Pod) => {
       const name = pod.metadata!.name!;
+      if (type === "ADDED" || type === "DELETED") seen.events.push(`${type} ${name}`);
       if (type === "ADDED") {
         seen.created.push(pod);
         seen.alive.add(name);
@@ -270,6 +277,13 @@ Deno.test("At start, pull pods left on this node by an earlier instance are dele
     });
     assertEquals(run.server.get("pods", NS, "old-1"), undefined);
     assertEquals(run.server.get("pods", NS, "old-2"), undefined);
+    // In that order: both leftovers gone before the first new pod exists.
+    const events = run.pods.events;
+    const firstNew = events.findIndex((e) => e.startsWith("ADDED") && !e.includes(" old-"));
+    for (const old of ["old-1", "old-2"]) {
+      const deleted = events.indexOf(`DELETED ${old}`);
+      assert(deleted !== -1 && deleted < firstNew, `order: ${events.join(", ")}`);
+    }
   } finally {
     await run.stop();
   }
