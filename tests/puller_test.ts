@@ -190,6 +190,17 @@ Deno.test("An unpullable image fails with ErrImagePull, backs off and is retried
     const s = state(run, ref)!;
     assertEquals(s.lastErrorReason, "ErrImagePull");
     assertMatch(s.lastError ?? "", /missing/);
+    // One Warning on the daemon's pod, naming the image; repeats are aggregated.
+    const failed = await waitFor(() => {
+      const events = run.server.list("events", { namespace: NS }).filter((e) =>
+        (e as { reason?: string }).reason === "PullFailed"
+      ) as unknown as { type: string; message: string; involvedObject: { name: string } }[];
+      return events.length > 0 ? events : undefined;
+    }, { what: "PullFailed Event" });
+    assertEquals(failed.length, 1);
+    assertEquals(failed[0].type, "Warning");
+    assertEquals(failed[0].involvedObject.name, "icd-self");
+    assertMatch(failed[0].message, /^ghcr\.io\/nope\/missing:1: /);
     await waitFor(() => run.pods.alive.size === 0, { what: "failed pods deleted" });
   } finally {
     await run.stop();
