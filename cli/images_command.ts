@@ -452,10 +452,29 @@ function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): v
 
 /** The command's I/O on the real file system, standard input and output. */
 export function denoImagesIo(): ImagesCommandIo {
+  // The daemon's permission set (and so the compiled binary) may not read
+  // files: say how to read them instead of only "Requires read access".
+  const readable = async <T>(read: () => Promise<T>): Promise<T> => {
+    try {
+      return await read();
+    } catch (error) {
+      if (
+        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+      ) {
+        throw new Error(
+          `${
+            firstLine(error)
+          }: the daemon's permissions read no files; use \`deno task images -f …\`, or pipe manifests to \`images -f -\``,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  };
   return {
-    readFile: (path) => Deno.readTextFile(path),
-    readDir: (path) => Array.fromAsync(Deno.readDir(path)),
-    isDirectory: async (path) => (await Deno.stat(path)).isDirectory,
+    readFile: (path) => readable(() => Deno.readTextFile(path)),
+    readDir: (path) => readable(() => Array.fromAsync(Deno.readDir(path))),
+    isDirectory: (path) => readable(async () => (await Deno.stat(path)).isDirectory),
     stdin: () => new Response(Deno.stdin.readable).text(),
     print: (text) => writeAll(Deno.stdout, text),
     printError: (text) => writeAll(Deno.stderr, text),
