@@ -383,3 +383,29 @@ Deno.test("A WorkflowTemplate with null templates is reported once, with an Even
     "WorkflowTemplate/broken:InvalidImageList",
   ]);
 });
+
+Deno.test("An Argo source that RBAC forbids reports it, counts as synced, keeps nothing lost, and recovers", async () => {
+  await using h = await harness();
+  const undo = h.server.authz.deny({ resource: "workflowtemplates" });
+  h.server.create("workflowtemplates", workflowTemplate("wf", "a", "nginx:1.27"));
+  const source = newArgoSource("workflowtemplate", {
+    kubeConfig: h.server.kubeConfig(),
+    sink: h.desired,
+    log: h.log,
+    events: h.events,
+    backoffBaseMs: 20,
+    backoffMaxMs: 50,
+    unavailableBackoffMaxMs: 50,
+  });
+  await h.start(source);
+  assertEquals(source.status().synced, true);
+  assertEquals(source.status().available, false);
+  assertMatch(
+    source.status().reason ?? "",
+    /Forbidden \(check the RBAC rules\).*workflowtemplates/,
+  );
+  assertEquals(h.desired.size, 0);
+  undo();
+  await waitFor(() => h.desired.has(NGINX), { what: "allowed again" });
+  assertEquals(source.status().available, true);
+});
