@@ -116,6 +116,8 @@ export interface KubeConfigOptions {
   kubeconfig?: string;
   /** Reads an environment variable. */
   env?: (name: string) => string | undefined;
+  /** Where the service account is mounted. @default {SERVICE_ACCOUNT_DIR} */
+  serviceAccountDir?: string;
 }
 
 /**
@@ -144,7 +146,8 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
     }
     return kc;
   }
-  const tokenFile = `${SERVICE_ACCOUNT_DIR}/token`;
+  const dir = options.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
+  const tokenFile = `${dir}/token`;
   try {
     Deno.statSync(tokenFile);
   } catch (error) {
@@ -157,11 +160,12 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   const cluster: Cluster = {
     name: "in-cluster",
     server: `https://${IN_CLUSTER_HOST}:${port}`,
-    caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt`,
+    caFile: `${dir}/ca.crt`,
     skipTLSVerify: false,
   };
-  // The token file is re-read by client-node on each request, so projected
-  // service-account tokens rotate without a restart.
+  // client-node reads the token file again at most once a minute (as
+  // client-go does), so projected service-account tokens, which the kubelet
+  // rotates long before they expire, need no restart.
   const user: User = {
     name: "in-cluster",
     authProvider: { name: "tokenFile", config: { tokenFile } },

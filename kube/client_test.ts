@@ -117,3 +117,38 @@ Deno.test("boundRequests() ends a call whose response body is cut or stalls, whi
     });
   }
 });
+
+Deno.test("loadKubeConfig() in a pod: kubernetes.default.svc, the mounted CA and the mounted token file", async () => {
+  const server = await startFakeApiServer({ tls: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/ca.crt`, server.caCert!);
+    await Deno.writeTextFile(`${dir}/token`, "first-token");
+    const kc = loadKubeConfig({
+      serviceAccountDir: dir,
+      env: (name) => (name === "KUBERNETES_SERVICE_PORT" ? "6443" : undefined),
+    });
+    assertEquals(kc.getCurrentCluster()?.server, "https://kubernetes.default.svc:6443");
+    assertEquals(kc.getCurrentCluster()?.caFile, `${dir}/ca.crt`);
+    const header = async () => {
+      const ctx = new RequestContext("https://kubernetes.default.svc:6443/api/v1", "GET" as never);
+      await kc.applySecurityAuthentication(ctx);
+      return ctx.getHeaders()["Authorization"];
+    };
+    assertEquals(await header(), "Bearer first-token");
+    // The token comes from the file (client-node re-reads it once a minute,
+    // so a rotated projected token is picked up without a restart).
+    assertEquals(kc.getCurrentUser()?.authProvider?.config?.tokenFile, `${dir}/token`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await server.close();
+  }
+});
+
+Deno.test("loadKubeConfig() outside a pod, without a kubeconfig, says what to pass", () => {
+  assertThrows(
+    () => loadKubeConfig({ serviceAccountDir: "/nonexistent" }),
+    TypeError,
+    "pass --kubeconfig, or run in a pod with a service account",
+  );
+});
