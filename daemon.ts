@@ -117,12 +117,12 @@ async function ownTolerations(
  * strategy, which must hand credentials to the runtime itself (pull pods
  * only name the secrets, and the kubelet reads them).
  */
-async function pullSecretAuths(
+async function pullSecretAuth(
   config: Config,
   kubeConfig: KubeConfig,
   log: Logger,
-): Promise<Map<string, AuthConfig>[]> {
-  const { parseDockerConfigJson } = await import("./puller/cri/registry_auth.ts");
+): Promise<(ref: string) => AuthConfig | undefined> {
+  const { authForImage, parseDockerConfigJson } = await import("./puller/cri/registry_auth.ts");
   const api = kubeConfig.makeApiClient(CoreV1Api);
   const auths: Map<string, AuthConfig>[] = [];
   for (const name of config.imagePullSecrets) {
@@ -139,7 +139,7 @@ async function pullSecretAuths(
       });
     }
   }
-  return auths;
+  return (ref) => authForImage(ref, auths);
 }
 
 async function buildStrategy(
@@ -150,16 +150,12 @@ async function buildStrategy(
   if (config.pullStrategy === "cri") {
     // Loaded only in CRI mode: gRPC and protobuf cost memory the default
     // strategy does not need.
-    const [{ CriPullStrategy }, { authForImage }] = await Promise.all([
-      import("./puller/cri/cri_strategy.ts"),
-      import("./puller/cri/registry_auth.ts"),
-    ]);
-    const auths = await pullSecretAuths(config, deps.kubeConfig, deps.log);
+    const { CriPullStrategy } = await import("./puller/cri/cri_strategy.ts");
     return new CriPullStrategy({
       socket: config.criSocket,
       log: deps.log,
       timeoutMs: config.pullTimeoutMs,
-      auth: (ref) => authForImage(ref, auths),
+      auth: await pullSecretAuth(config, deps.kubeConfig, deps.log),
     });
   }
   return new WardenPodStrategy({
