@@ -73,6 +73,21 @@ function cmSource(h: Harness, namespaces?: string[]) {
   });
 }
 
+/** An Argo source of `kind` on the harness, with backoff overrides for the test. */
+function argoSource(
+  h: Harness,
+  kind: Parameters<typeof newArgoSource>[0],
+  overrides: Partial<Parameters<typeof newArgoSource>[1]> = {},
+) {
+  return newArgoSource(kind, {
+    kubeConfig: h.server.kubeConfig(),
+    sink: h.desired,
+    log: h.log,
+    events: h.events,
+    ...overrides,
+  });
+}
+
 function workflowTemplate(namespace: string, name: string, image: string) {
   return {
     apiVersion: "argoproj.io/v1alpha1",
@@ -225,14 +240,7 @@ Deno.test("Sources survive dropped watches and a 500 storm without losing images
 
 Deno.test("Argo sources report unavailable without Argo, count as synced, and pick Argo up when installed", async () => {
   await using h = await harness({ argoInstalled: false });
-  const source = newArgoSource("workflowtemplate", {
-    kubeConfig: h.server.kubeConfig(),
-    sink: h.desired,
-    log: h.log,
-    events: h.events,
-    backoffBaseMs: 20,
-    backoffMaxMs: 100,
-  });
+  const source = argoSource(h, "workflowtemplate", { backoffBaseMs: 20, backoffMaxMs: 100 });
   await h.start(source);
   assertEquals(source.status().available, false);
   assertMatch(source.status().reason ?? "", /is the CRD installed/);
@@ -263,12 +271,7 @@ Deno.test("Argo sources read WorkflowTemplates, ClusterWorkflowTemplates and Cro
     },
   });
   for (const kind of ["workflowtemplate", "clusterworkflowtemplate", "cronworkflow"] as const) {
-    await h.start(newArgoSource(kind, {
-      kubeConfig: h.server.kubeConfig(),
-      sink: h.desired,
-      log: h.log,
-      events: h.events,
-    }));
+    await h.start(argoSource(h, kind));
   }
   assertEquals(h.desired.refs(), [ALPINE, BUSYBOX, NGINX]);
   assertEquals(h.desired.originsOf(NGINX), ["clusterworkflowtemplate/cluster"]);
@@ -309,11 +312,7 @@ Deno.test("RBAC revoked for a namespace keeps that namespace's images (nothing l
 Deno.test("A brief 404 (CRD routes not served) keeps Argo's images; a lasting one drops them", async () => {
   await using h = await harness();
   h.server.create("workflowtemplates", workflowTemplate("wf", "a", "nginx:1.27"));
-  const source = newArgoSource("workflowtemplate", {
-    kubeConfig: h.server.kubeConfig(),
-    sink: h.desired,
-    log: h.log,
-    events: h.events,
+  const source = argoSource(h, "workflowtemplate", {
     backoffBaseMs: 20,
     backoffMaxMs: 50,
     unavailableBackoffMaxMs: 50,
@@ -361,12 +360,7 @@ Deno.test("A WorkflowTemplate with null templates is reported once, with an Even
     spec: { templates: null },
   });
   h.server.create("workflowtemplates", workflowTemplate("wf", "fine", "alpine"));
-  const source = newArgoSource("workflowtemplate", {
-    kubeConfig: h.server.kubeConfig(),
-    sink: h.desired,
-    log: h.log,
-    events: h.events,
-  });
+  const source = argoSource(h, "workflowtemplate");
   await h.start(source);
   assertEquals(h.desired.refs(), [ALPINE]);
   assertEquals(source.status().errors, 1);
@@ -388,11 +382,7 @@ Deno.test("An Argo source that RBAC forbids reports it, counts as synced, keeps 
   await using h = await harness();
   const undo = h.server.authz.deny({ resource: "workflowtemplates" });
   h.server.create("workflowtemplates", workflowTemplate("wf", "a", "nginx:1.27"));
-  const source = newArgoSource("workflowtemplate", {
-    kubeConfig: h.server.kubeConfig(),
-    sink: h.desired,
-    log: h.log,
-    events: h.events,
+  const source = argoSource(h, "workflowtemplate", {
     backoffBaseMs: 20,
     backoffMaxMs: 50,
     unavailableBackoffMaxMs: 50,
