@@ -25,7 +25,7 @@ import type { AuthConfig } from "./puller/cri/registry_auth.ts";
 import type { PullFinished } from "./puller/node_puller.ts";
 import type { DaemonMetrics } from "./operate/metrics.ts";
 import type { InvolvedObject } from "./kube/events.ts";
-import { type Clock, realClock } from "./clock.ts";
+import { type Clock, realClock } from "./time/clock.ts";
 
 /** Dependencies of {@linkcode runDaemon} that tests replace. */
 export interface DaemonDeps {

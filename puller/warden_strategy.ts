@@ -13,8 +13,8 @@ import {
   type V1Pod,
   type V1Toleration,
 } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../clock.ts";
-import { PullError, type PullFailureReason } from "../errors.ts";
+import { type Clock, realClock } from "../time/clock.ts";
+import { PullError, type PullFailureReason } from "./errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
 import { podCollection } from "../kube/listers.ts";

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { PullError } from "../errors.ts";
+import { PullError } from "./errors.ts";
 import { podOutcome } from "./warden_strategy.ts";
 
 const REF = "docker.io/library/alpine:3.20";
