@@ -6,8 +6,7 @@
  * @module
  */
 import { CoreV1Api, type KubeConfig, type V1Toleration } from "@kubernetes/client-node";
-import type { Config } from "./config/config.ts";
-import { requireDaemonIdentity } from "./config/config.ts";
+import { type Config, type DaemonIdentity, requireDaemonIdentity } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import type { Logger } from "./log/logger.ts";
 import { DesiredImages } from "./images/desired_images.ts";
@@ -91,21 +90,21 @@ function buildSources(
 
 /** Reads the daemon pod's tolerations once, so pull pods land on the same tainted nodes. */
 async function ownTolerations(
-  config: Config,
+  identity: DaemonIdentity,
   kubeConfig: KubeConfig,
   log: Logger,
 ): Promise<V1Toleration[] | undefined> {
-  if (!config.podName || !config.podNamespace) return undefined;
+  if (!identity.pod) return undefined;
   try {
     const pod = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedPod({
-      name: config.podName,
-      namespace: config.podNamespace,
+      name: identity.pod.name,
+      namespace: identity.namespace,
     });
     return pod.spec?.tolerations;
   } catch (error) {
     // Why absorb: without them pulls still work on untainted nodes.
     log.warn("Cannot read the daemon's own pod; pull pods get no tolerations", {
-      pod: config.podName,
+      pod: identity.pod.name,
       error: apiMessage(error),
     });
     return undefined;
@@ -119,6 +118,7 @@ async function ownTolerations(
  */
 async function pullSecretAuth(
   config: Config,
+  identity: DaemonIdentity,
   kubeConfig: KubeConfig,
   log: Logger,
 ): Promise<(ref: string) => AuthConfig | undefined> {
@@ -127,7 +127,7 @@ async function pullSecretAuth(
   const auths: Map<string, AuthConfig>[] = [];
   for (const name of config.imagePullSecrets) {
     try {
-      const secret = await api.readNamespacedSecret({ name, namespace: config.podNamespace! });
+      const secret = await api.readNamespacedSecret({ name, namespace: identity.namespace });
       const data = secret.data?.[".dockerconfigjson"] ?? secret.data?.[".dockercfg"];
       if (data === undefined) throw new TypeError("it has no .dockerconfigjson key");
       auths.push(parseDockerConfigJson(data));
@@ -144,6 +144,7 @@ async function pullSecretAuth(
 
 async function buildStrategy(
   config: Config,
+  identity: DaemonIdentity,
   deps: DaemonDeps,
   tolerations: V1Toleration[] | undefined,
 ): Promise<PullStrategy> {
@@ -155,17 +156,15 @@ async function buildStrategy(
       socket: config.criSocket,
       log: deps.log,
       timeoutMs: config.pullTimeoutMs,
-      auth: await pullSecretAuth(config, deps.kubeConfig, deps.log),
+      auth: await pullSecretAuth(config, identity, deps.kubeConfig, deps.log),
     });
   }
   return new WardenPodStrategy({
     kubeConfig: deps.kubeConfig,
-    namespace: config.podNamespace!,
-    node: config.nodeName!,
+    namespace: identity.namespace,
+    node: identity.node,
     wardenImage: config.wardenImage,
-    owner: config.podName && config.podUid
-      ? { name: config.podName, uid: config.podUid }
-      : undefined,
+    owner: identity.pod?.uid ? { name: identity.pod.name, uid: identity.pod.uid } : undefined,
     imagePullSecrets: config.imagePullSecrets,
     tolerations,
     priorityClassName: config.pullPriorityClass,
@@ -192,29 +191,29 @@ export async function runDaemon(
   deps: DaemonDeps,
   signal: AbortSignal,
 ): Promise<void> {
-  requireDaemonIdentity(config);
+  const identity = requireDaemonIdentity(config);
   const { kubeConfig } = deps;
   const clock = deps.clock ?? realClock;
-  const node = config.nodeName!;
+  const { node } = identity;
   const log = deps.log.with({ node });
   const desired = new DesiredImages();
   const events = new EventRecorder({ kubeConfig, host: node, log, clock });
   const sources = buildSources(config, { ...deps, log }, desired, events);
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
   const tolerations = config.pullStrategy === "pod"
-    ? await ownTolerations(config, kubeConfig, log)
+    ? await ownTolerations(identity, kubeConfig, log)
     : undefined;
-  const strategy = await buildStrategy(config, { ...deps, log }, tolerations);
+  const strategy = await buildStrategy(config, identity, { ...deps, log }, tolerations);
   let pullerRunning = false;
   // Events about pulls go on the daemon's own pod: that is where an operator
   // looks (`kubectl describe pod`), and pull pods are deleted at once.
-  const self: InvolvedObject | undefined = config.podName
+  const self: InvolvedObject | undefined = identity.pod
     ? {
       apiVersion: "v1",
       kind: "Pod",
-      name: config.podName,
-      namespace: config.podNamespace,
-      uid: config.podUid,
+      name: identity.pod.name,
+      namespace: identity.namespace,
+      uid: identity.pod.uid,
     }
     : undefined;
   let announcedAllPresent = false;
