@@ -14,7 +14,7 @@ import { PullError } from "./errors.ts";
 import type { DesiredImages, ImageChange } from "../images/desired_images.ts";
 import { isDigestPinned, parseReference } from "../images/reference.ts";
 import type { Logger } from "../log/logger.ts";
-import { Backoff } from "./backoff.ts";
+import { Backoff } from "../time/backoff.ts";
 import type { PullResult, PullStrategy } from "./strategy.ts";
 import { WorkQueue } from "./work_queue.ts";
 
