@@ -9,7 +9,7 @@
 /** The registry assumed when a reference names none. */
 export const DEFAULT_DOMAIN = "docker.io";
 /** The tag assumed when a reference has neither tag nor digest. */
-export const DEFAULT_TAG = "latest";
+const DEFAULT_TAG = "latest";
 
 const MAX_NAME_LENGTH = 255;
 const ALPHANUMERIC = "[a-z0-9]+";

@@ -9,8 +9,8 @@ import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { EventSink, InvolvedObject } from "../kube/events.ts";
 import type { Collection } from "../kube/listers.ts";
-import { Reflector, type ReflectorHandler } from "../kube/reflector.ts";
-import { type ImageSink, originOf, type Source, type SourceStatus } from "./source.ts";
+import { Reflector, type ReflectorHandler, type WatchStatus } from "../kube/reflector.ts";
+import { type ImageSink, originOf, type Source } from "./source.ts";
 
 /** Options for {@linkcode WatchedSource}. */
 export interface WatchedSourceOptions {
@@ -115,7 +115,7 @@ export class WatchedSource implements Source {
     await Promise.all(this.#reflectors.map((r) => r.run(signal)));
   }
 
-  status(): SourceStatus {
+  status(): WatchStatus {
     const statuses = this.#reflectors.map((r) => r.status());
     const reasons = statuses.map((s) => s.reason).filter((r): r is string => !!r);
     const activity = statuses.map((s) => s.lastActivity).filter((t): t is number =>
