@@ -49,6 +49,12 @@ export class ScriptedCollection implements Collection {
     return obj;
   }
 
+  /** Removes an object (not announced to open watches). */
+  remove(name: string): void {
+    this.#objects.delete(name);
+    this.#rv++;
+  }
+
   /** The next list calls fail with these errors, one each. */
   failLists(...errors: unknown[]): void {
     this.#listFailures.push(...errors);
