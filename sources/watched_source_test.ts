@@ -1,7 +1,7 @@
 import { ApiException, type KubernetesObject } from "@kubernetes/client-node";
 import { assert, assertEquals } from "../testing/assert.ts";
 import { ScriptedCollection } from "../testing/scripted_collection.ts";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../time/clock.ts";
 import { DesiredImages } from "../images/desired_images.ts";
 import type { EventSink, EventType, InvolvedObject } from "../kube/events.ts";
 import { recordingLogger } from "../log/logger.ts";

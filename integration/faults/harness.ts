@@ -533,7 +533,7 @@ export async function dropWatchesFor(
 
 /**
  * The scenarios chosen by `--filter` after `--` (`deno test -A
- * tests/faults_test.ts -- --filter 410`) or by `FAULT_FILTER`: a substring of
+ * integration/faults_test.ts -- --filter 410`) or by `FAULT_FILTER`: a substring of
  * the scenario's name, or a `/regular expression/`, as for `deno test
  * --filter`. Deno's own `--filter` cannot be used: it is not visible to the
  * module, and the scenarios start when it loads.
