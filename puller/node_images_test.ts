@@ -9,7 +9,7 @@ const NODE = "node-1";
 /** Runs a NodeImages of NODE against a fresh fake API server. */
 async function withNodeImages(
   setup: (server: FakeApiServer) => void,
-  fn: (images: NodeImages, server: FakeApiServer) => Promise<void>,
+  fn: (images: NodeImages, server: FakeApiServer) => void | Promise<void>,
 ): Promise<void> {
   const server = await startFakeApiServer({ nodes: [NODE, "node-2"] });
   const controller = new AbortController();
@@ -46,7 +46,7 @@ Deno.test("NodeImages reports normalised names of this node's images, not anothe
   await withNodeImages((server) => {
     server.kubelet(NODE).preloadImage("alpine:3.20");
     server.kubelet("node-2").preloadImage("nginx:1.27");
-  }, async (images) => {
+  }, (images) => {
     assert(images.names().has("docker.io/library/alpine:3.20"), [...images.names()].join(", "));
     assert(!images.names().has("docker.io/library/nginx:1.27"));
     assertEquals(images.status().synced, true);
