@@ -203,11 +203,8 @@ export class WardenPodStrategy implements PullStrategy {
     });
     this.#reflector = new Reflector<PodView>({
       name: "pull-pods",
-      kubeConfig: options.kubeConfig,
       list: collection.list,
-      watchPath: collection.watchPath,
-      labelSelector,
-      fieldSelector,
+      watch: collection.watch,
       log: options.log,
       clock: options.clock ?? realClock,
       handler: {
