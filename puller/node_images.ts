@@ -34,7 +34,7 @@ function nodeView(obj: KubernetesObject): NodeView {
 }
 
 /** Normalised image names of a Node's `status.images`. Pure. */
-function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
+export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
   const names = new Set<string>();
   for (const image of (obj as V1Node).status?.images ?? []) {
     for (const name of image.names ?? []) {
