@@ -20,6 +20,7 @@ import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.co
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import { loadConfig } from "../config/config.ts";
+import { DaemonMetrics, METRIC_PREFIX } from "../operate/metrics.ts";
 import {
   kustomize,
   PROMETHEUS_RULE_FILE,
@@ -226,4 +227,37 @@ Deno.test("renderRelease() writes each single-file install as kubectl kustomize 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("every alert has a summary, a description and a README runbook section its runbook_url points to", async () => {
+  const readme = await Deno.readTextFile(new URL("README.md", ROOT));
+  const file = parse(await Deno.readTextFile(new URL(RULES_FILE, ROOT)));
+  const alerts = file.groups.flatMap((g: Manifest) => g.rules).filter((r: Manifest) => r.alert);
+  assert(alerts.length >= 6, `only ${alerts.length} alerts`);
+  for (const rule of alerts) {
+    const { summary, description, runbook_url: url } = rule.annotations;
+    assert(summary?.length > 10, `${rule.alert}: summary`);
+    assert(description?.length > 80, `${rule.alert}: a description that says what to do`);
+    assertEquals(
+      url,
+      `https://github.com/image-cache-daemon/image-cache-daemon/blob/main/README.md#${rule.alert.toLowerCase()}`,
+    );
+    assert(readme.includes(`\n#### ${rule.alert}\n`), `README has no runbook for ${rule.alert}`);
+    assert(readme.includes(`| \`${rule.alert}\``), `README's alert table lacks ${rule.alert}`);
+  }
+});
+
+Deno.test("README's metric table lists exactly the metrics the daemon exports", async () => {
+  const readme = await Deno.readTextFile(new URL("README.md", ROOT));
+  const section = readme.slice(readme.indexOf("| Metric "), readme.indexOf("Kubernetes Events"));
+  const documented = new Set<string>();
+  for (const line of section.split("\n").slice(2)) {
+    if (!line.startsWith("| `")) break;
+    for (const [, name] of line.split("|")[1].matchAll(/`(\w+)`/g)) documented.add(name);
+  }
+  const text = await new DaemonMetrics().render();
+  const exported = [...text.matchAll(/^# TYPE (\w+) /gm)].map((m) =>
+    m[1].startsWith(METRIC_PREFIX) ? m[1].slice(METRIC_PREFIX.length) : m[1]
+  );
+  assertEquals([...documented].sort(), exported.sort());
 });
