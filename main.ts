@@ -10,6 +10,7 @@
 import "./permissions/install_process_env.ts";
 import {
   type Config,
+  type DaemonIdentity,
   helpText,
   loadConfig,
   readEnv,
@@ -66,8 +67,9 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let kubeConfig;
+  let identity: DaemonIdentity;
   try {
-    requireDaemonIdentity(config);
+    identity = requireDaemonIdentity(config);
     kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, env: readEnv });
   } catch (error) {
     printError(`image-cache-daemon: ${(error as Error).message}`);
@@ -103,7 +105,7 @@ export async function main(args: readonly string[]): Promise<number> {
           parts: () => parts,
           metrics,
           log,
-          node: config.nodeName,
+          node: identity.node,
           pullTimeoutMs: config.pullTimeoutMs,
           signal: controller.signal,
         }) || undefined;
