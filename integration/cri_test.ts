@@ -164,19 +164,22 @@ function defineRealRuntimeTests(found: CriEnv | undefined): void {
     }
   });
 
-  criTest("CriPullStrategy.start() names the socket and the flag when nothing listens", async () => {
-    const socket = `${env.socket}.missing`;
-    const { strategy } = open({ socket });
-    try {
-      const error = await assertRejects(() => strategy.start(new AbortController().signal));
-      assertMatch(
-        error.message,
-        /^Cannot reach CRI socket ".*containerd\.sock\.missing": .*is --cri-socket right\?$/,
-      );
-    } finally {
-      await strategy.close();
-    }
-  });
+  criTest(
+    "CriPullStrategy.start() names the socket and the flag when nothing listens",
+    async () => {
+      const socket = `${env.socket}.missing`;
+      const { strategy } = open({ socket });
+      try {
+        const error = await assertRejects(() => strategy.start(new AbortController().signal));
+        assertMatch(
+          error.message,
+          /^Cannot reach CRI socket ".*containerd\.sock\.missing": .*is --cri-socket right\?$/,
+        );
+      } finally {
+        await strategy.close();
+      }
+    },
+  );
 
   criTest("pull() makes a tagged image present in containerd and reports its digest", async () => {
     await removeImage(env.socket, env.image);
@@ -431,98 +434,104 @@ function defineRealRuntimeTests(found: CriEnv | undefined): void {
     }
   });
 
-  criTest("the daemon with --pull-strategy=cri pulls through containerd, creates no pods, and backs off a missing tag", async () => {
-    const server = await startFakeApiServer({ nodes: ["node-1"] });
-    const controller = new AbortController();
-    let parts: DaemonParts | undefined;
-    const missing = `${reg}/icd/busybox:no-such-tag`;
-    const { config } = loadConfig([
-      "--node-name=node-1",
-      "--pod-namespace=image-cache-daemon",
-      "--pull-strategy=cri",
-      `--cri-socket=${env.socket}`,
-      `--image=${env.image}`,
-      `--image=${missing}`,
-      "--pull-backoff-max=1s",
-      "--metrics-bind-address=0",
-      "--watch-argo-workflow-templates=false",
-      "--watch-argo-cluster-workflow-templates=false",
-      "--watch-argo-cron-workflows=false",
-    ], () => undefined);
-    const running = runDaemon(config, {
-      kubeConfig: server.kubeConfig(),
-      log: recordingLogger(),
-      onStarted: (p) => parts = p,
-    }, controller.signal);
-    try {
-      const state = (ref: string) => parts?.puller.status().find((s) => s.ref === ref);
-      await waitFor(() => state(env.image)?.state === "present", { what: "image present" });
-      assertMatch(state(env.image)!.digest ?? "", /^sha256:[0-9a-f]{64}$/);
-      await waitFor(() => (state(missing)?.attempts ?? 0) >= 2, {
-        what: "missing tag retried",
-        timeoutMs: 15_000,
-      });
-      assertEquals(state(missing)!.lastErrorReason, "ErrImagePull");
-      assertEquals(state(missing)!.permanent ?? false, false);
-      await withClient(async (client) => {
-        const image = await client.imageStatus(env.image);
-        assert(image !== undefined, "containerd holds the image");
-      });
-      assertEquals(server.list("pods").length, 0, "CRI mode creates no pods");
-    } finally {
-      controller.abort();
-      await running;
-      await server.close();
-    }
-  });
+  criTest(
+    "the daemon with --pull-strategy=cri pulls through containerd, creates no pods, and backs off a missing tag",
+    async () => {
+      const server = await startFakeApiServer({ nodes: ["node-1"] });
+      const controller = new AbortController();
+      let parts: DaemonParts | undefined;
+      const missing = `${reg}/icd/busybox:no-such-tag`;
+      const { config } = loadConfig([
+        "--node-name=node-1",
+        "--pod-namespace=image-cache-daemon",
+        "--pull-strategy=cri",
+        `--cri-socket=${env.socket}`,
+        `--image=${env.image}`,
+        `--image=${missing}`,
+        "--pull-backoff-max=1s",
+        "--metrics-bind-address=0",
+        "--watch-argo-workflow-templates=false",
+        "--watch-argo-cluster-workflow-templates=false",
+        "--watch-argo-cron-workflows=false",
+      ], () => undefined);
+      const running = runDaemon(config, {
+        kubeConfig: server.kubeConfig(),
+        log: recordingLogger(),
+        onStarted: (p) => parts = p,
+      }, controller.signal);
+      try {
+        const state = (ref: string) => parts?.puller.status().find((s) => s.ref === ref);
+        await waitFor(() => state(env.image)?.state === "present", { what: "image present" });
+        assertMatch(state(env.image)!.digest ?? "", /^sha256:[0-9a-f]{64}$/);
+        await waitFor(() => (state(missing)?.attempts ?? 0) >= 2, {
+          what: "missing tag retried",
+          timeoutMs: 15_000,
+        });
+        assertEquals(state(missing)!.lastErrorReason, "ErrImagePull");
+        assertEquals(state(missing)!.permanent ?? false, false);
+        await withClient(async (client) => {
+          const image = await client.imageStatus(env.image);
+          assert(image !== undefined, "containerd holds the image");
+        });
+        assertEquals(server.list("pods").length, 0, "CRI mode creates no pods");
+      } finally {
+        controller.abort();
+        await running;
+        await server.close();
+      }
+    },
+  );
 
-  criTest("the daemon reads --image-pull-secret Secrets and its CRI pulls reach a registry that requires them", async () => {
-    const ref = `${env.authRegistry}/icd/busybox:1`;
-    const authorized = '/v2/icd/busybox/manifests/1 HTTP/1.1" 200 ';
-    await removeImage(env.socket, ref);
-    const server = await startFakeApiServer({ nodes: ["node-1"] });
-    server.create("secrets", {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { namespace: "image-cache-daemon", name: "regcred" },
-      type: "kubernetes.io/dockerconfigjson",
-      data: {
-        ".dockerconfigjson": btoa(JSON.stringify({
-          auths: { [env.authRegistry]: { auth: btoa(`${env.user}:${env.pass}`) } },
-        })),
-      },
-    });
-    const controller = new AbortController();
-    let parts: DaemonParts | undefined;
-    const { config } = loadConfig([
-      "--node-name=node-1",
-      "--pod-namespace=image-cache-daemon",
-      "--pull-strategy=cri",
-      `--cri-socket=${env.socket}`,
-      "--image-pull-secret=regcred",
-      `--image=${ref}`,
-      "--metrics-bind-address=0",
-      "--watch-argo-workflow-templates=false",
-      "--watch-argo-cluster-workflow-templates=false",
-      "--watch-argo-cron-workflows=false",
-    ], () => undefined);
-    const before = await requestCount(env.authRegistryLog, authorized);
-    const running = runDaemon(config, {
-      kubeConfig: server.kubeConfig(),
-      log: recordingLogger(),
-      onStarted: (p) => parts = p,
-    }, controller.signal);
-    try {
-      await waitFor(() => parts?.puller.status()[0]?.state === "present", {
-        what: "pulled with the Secret's credentials",
-        timeoutMs: 20_000,
+  criTest(
+    "the daemon reads --image-pull-secret Secrets and its CRI pulls reach a registry that requires them",
+    async () => {
+      const ref = `${env.authRegistry}/icd/busybox:1`;
+      const authorized = '/v2/icd/busybox/manifests/1 HTTP/1.1" 200 ';
+      await removeImage(env.socket, ref);
+      const server = await startFakeApiServer({ nodes: ["node-1"] });
+      server.create("secrets", {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { namespace: "image-cache-daemon", name: "regcred" },
+        type: "kubernetes.io/dockerconfigjson",
+        data: {
+          ".dockerconfigjson": btoa(JSON.stringify({
+            auths: { [env.authRegistry]: { auth: btoa(`${env.user}:${env.pass}`) } },
+          })),
+        },
       });
-      assert(await requestCount(env.authRegistryLog, authorized) > before);
-      assertEquals(server.requests.counts()["get secrets"], 1);
-    } finally {
-      controller.abort();
-      await running;
-      await server.close();
-    }
-  });
+      const controller = new AbortController();
+      let parts: DaemonParts | undefined;
+      const { config } = loadConfig([
+        "--node-name=node-1",
+        "--pod-namespace=image-cache-daemon",
+        "--pull-strategy=cri",
+        `--cri-socket=${env.socket}`,
+        "--image-pull-secret=regcred",
+        `--image=${ref}`,
+        "--metrics-bind-address=0",
+        "--watch-argo-workflow-templates=false",
+        "--watch-argo-cluster-workflow-templates=false",
+        "--watch-argo-cron-workflows=false",
+      ], () => undefined);
+      const before = await requestCount(env.authRegistryLog, authorized);
+      const running = runDaemon(config, {
+        kubeConfig: server.kubeConfig(),
+        log: recordingLogger(),
+        onStarted: (p) => parts = p,
+      }, controller.signal);
+      try {
+        await waitFor(() => parts?.puller.status()[0]?.state === "present", {
+          what: "pulled with the Secret's credentials",
+          timeoutMs: 20_000,
+        });
+        assert(await requestCount(env.authRegistryLog, authorized) > before);
+        assertEquals(server.requests.counts()["get secrets"], 1);
+      } finally {
+        controller.abort();
+        await running;
+        await server.close();
+      }
+    },
+  );
 }
