@@ -11,6 +11,7 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
+import { backoffDelay } from "../time/backoff.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
 
@@ -248,7 +249,7 @@ export class Reflector<T> {
         // Why back off here: an API outage or a missing CRD must not become a
         // tight loop of requests against a struggling API server. Retry-After
         // is a floor, not a replacement: jitter keeps a fleet out of step.
-        const backoff = this.#backoffDelay(this.#failures++, unavailable);
+        const backoff = this.#backoffDelay(++this.#failures, unavailable);
         const retryAfter = retryAfterSeconds(error);
         const delay = Math.max(backoff, (retryAfter ?? 0) * 1000 * (1 + 0.2 * this.#random()));
         try {
@@ -261,12 +262,14 @@ export class Reflector<T> {
   }
 
   #backoffDelay(failures: number, unavailable: boolean): number {
-    const base = this.#o.backoffBaseMs ?? 500;
-    const max = unavailable
+    const maxMs = unavailable
       ? Math.max(this.#o.unavailableBackoffMaxMs ?? 300_000, this.#o.backoffMaxMs ?? 0)
       : this.#o.backoffMaxMs ?? 30_000;
-    const exp = Math.min(max, base * 2 ** Math.min(failures, 30));
-    return Math.round(exp * (0.8 + 0.4 * this.#random()));
+    return backoffDelay(failures, {
+      baseMs: this.#o.backoffBaseMs ?? 500,
+      maxMs,
+      random: this.#random,
+    });
   }
 
   #markUnavailable(status: number, message: string): void {
