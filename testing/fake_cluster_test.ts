@@ -1,3 +1,4 @@
+import { freePort } from "./daemon_process.ts";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { waitFor } from "./wait.ts";
@@ -57,13 +58,6 @@ Deno.test("fake-cluster writes a kubeconfig that answers the daemon's client, an
   });
   assertMatch(printed, /Fake cluster stopped/);
 });
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 async function listening(port: number): Promise<boolean> {
   try {

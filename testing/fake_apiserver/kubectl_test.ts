@@ -39,24 +39,12 @@ Deno.test({
   ignore: !hasKubectl && !Deno.env.get("CI"),
   fn: async () => {
     await withServer({ tls: true }, async (server) => {
-      const dir = await Deno.makeTempDir({ prefix: "fake-apiserver-kubectl-" });
-      try {
-        await Deno.writeTextFile(`${dir}/kubeconfig`, server.kubeconfigYaml());
+      await kubectlOn(server, async (run, dir) => {
         await Deno.writeTextFile(`${dir}/manifests.yaml`, MANIFESTS);
         const kubectl = async (...args: string[]) => {
-          const out = await new Deno.Command(KUBECTL, {
-            args: ["--kubeconfig", `${dir}/kubeconfig`, ...args],
-            stdout: "piped",
-            stderr: "piped",
-            env: { HOME: dir },
-          }).output();
-          const text = new TextDecoder().decode(out.stdout);
-          if (!out.success) {
-            throw new Error(
-              `kubectl ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`,
-            );
-          }
-          return text;
+          const result = await run(...args);
+          if (!result.ok) throw new Error(`kubectl ${args.join(" ")} failed: ${result.stderr}`);
+          return result.stdout;
         };
         assertMatch(await kubectl("version"), /Server Version: v1\.32\.0-fake/);
         const created = await kubectl("apply", "-f", `${dir}/manifests.yaml`);
@@ -102,9 +90,7 @@ Deno.test({
         await kubectl("delete", "-f", `${dir}/manifests.yaml`, "--wait=false");
         assertEquals(server.list("configmaps", { namespace: "default" }), []);
         assertEquals(server.list("workflowtemplates"), []);
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
+      });
     });
   },
 });

@@ -21,6 +21,16 @@ interface Column {
   readonly cell: (obj: KubeObject, now: number) => string | number;
 }
 
+/** A column; a string cell shown without `-o wide`, unless `options` say otherwise. */
+function column(
+  name: string,
+  description: string,
+  cell: Column["cell"],
+  options: Partial<Pick<Column, "type" | "format" | "priority">> = {},
+): Column {
+  return { name, description, cell, type: "string", priority: 0, ...options };
+}
+
 /** The Table version a request's Accept header asks for, if it asks for one. */
 export function tableVersionOf(accept: string | null): "v1" | "v1beta1" | undefined {
   for (const range of (accept ?? "").split(",")) {
@@ -71,21 +81,17 @@ const since = (timestamp: unknown, now: number) =>
     ? humanDuration(now - Date.parse(timestamp))
     : "<unknown>";
 
-const NAME: Column = {
-  name: "Name",
-  type: "string",
-  format: "name",
-  description: "Name must be unique within a namespace.",
-  priority: 0,
-  cell: (o) => str(o.metadata.name),
-};
-const AGE: Column = {
-  name: "Age",
-  type: "string",
-  description: "CreationTimestamp is the time this object was created.",
-  priority: 0,
-  cell: (o, now) => since(o.metadata.creationTimestamp, now),
-};
+const NAME: Column = column(
+  "Name",
+  "Name must be unique within a namespace.",
+  (o) => str(o.metadata.name),
+  { format: "name" },
+);
+const AGE: Column = column(
+  "Age",
+  "CreationTimestamp is the time this object was created.",
+  (o, now) => since(o.metadata.creationTimestamp, now),
+);
 const countOf = (v: unknown) => (v && typeof v === "object" ? Object.keys(v).length : 0);
 
 interface ContainerStatus {
@@ -139,181 +145,105 @@ function podStatus(pod: KubeObject): string {
 const COLUMNS: Record<string, readonly Column[]> = {
   pods: [
     NAME,
-    {
-      name: "Ready",
-      type: "string",
-      description: "The aggregate readiness state of this pod for accepting traffic.",
-      priority: 0,
-      cell: (o) => {
-        const statuses = (field(o, "status.containerStatuses") ?? []) as ContainerStatus[];
-        const total = ((field(o, "spec.containers") ?? []) as unknown[]).length;
-        return `${statuses.filter((c) => c.ready).length}/${total}`;
-      },
-    },
-    {
-      name: "Status",
-      type: "string",
-      description: "The aggregate status of the containers in this pod.",
-      priority: 0,
-      cell: podStatus,
-    },
-    {
-      name: "Restarts",
-      type: "string",
-      description: "The number of times the containers in this pod have been restarted.",
-      priority: 0,
-      cell: (o) =>
+    column("Ready", "The aggregate readiness state of this pod for accepting traffic.", (o) => {
+      const statuses = (field(o, "status.containerStatuses") ?? []) as ContainerStatus[];
+      const total = ((field(o, "spec.containers") ?? []) as unknown[]).length;
+      return `${statuses.filter((c) => c.ready).length}/${total}`;
+    }),
+    column("Status", "The aggregate status of the containers in this pod.", podStatus),
+    column(
+      "Restarts",
+      "The number of times the containers in this pod have been restarted.",
+      (o) =>
         String(
           ((field(o, "status.containerStatuses") ?? []) as ContainerStatus[]).reduce(
             (n, c) => n + (c.restartCount ?? 0),
             0,
           ),
         ),
-    },
+    ),
     AGE,
-    {
-      name: "IP",
-      type: "string",
-      description: "IP address allocated to the pod.",
-      priority: 1,
-      cell: (o) => str(field(o, "status.podIP")) || "<none>",
-    },
-    {
-      name: "Node",
-      type: "string",
-      description: "Name of the Node the Pod is bound to.",
-      priority: 1,
-      cell: (o) => str(field(o, "spec.nodeName")) || "<none>",
-    },
+    column(
+      "IP",
+      "IP address allocated to the pod.",
+      (o) => str(field(o, "status.podIP")) || "<none>",
+      { priority: 1 },
+    ),
+    column(
+      "Node",
+      "Name of the Node the Pod is bound to.",
+      (o) => str(field(o, "spec.nodeName")) || "<none>",
+      { priority: 1 },
+    ),
   ],
   events: [
-    {
-      name: "Last Seen",
-      type: "string",
-      description: "The time of the most recent occurrence.",
-      priority: 0,
-      cell: (o, now) => since(o.lastTimestamp ?? o.eventTime ?? o.metadata.creationTimestamp, now),
-    },
-    {
-      name: "Type",
-      type: "string",
-      description: "Type of this event (Normal, Warning).",
-      priority: 0,
-      cell: (o) => str(o.type),
-    },
-    {
-      name: "Reason",
-      type: "string",
-      description: "Why the action was taken.",
-      priority: 0,
-      cell: (o) => str(o.reason),
-    },
-    {
-      name: "Object",
-      type: "string",
-      description: "The object this Event is about.",
-      priority: 0,
-      cell: (o) => {
-        const kind = str(field(o, "involvedObject.kind")).toLowerCase();
-        return `${kind}/${str(field(o, "involvedObject.name"))}`;
-      },
-    },
-    {
-      name: "Source",
-      type: "string",
-      description: "The component reporting this event.",
-      priority: 1,
-      cell: (o) =>
+    column(
+      "Last Seen",
+      "The time of the most recent occurrence.",
+      (o, now) => since(o.lastTimestamp ?? o.eventTime ?? o.metadata.creationTimestamp, now),
+    ),
+    column("Type", "Type of this event (Normal, Warning).", (o) => str(o.type)),
+    column("Reason", "Why the action was taken.", (o) => str(o.reason)),
+    column("Object", "The object this Event is about.", (o) => {
+      const kind = str(field(o, "involvedObject.kind")).toLowerCase();
+      return `${kind}/${str(field(o, "involvedObject.name"))}`;
+    }),
+    column(
+      "Source",
+      "The component reporting this event.",
+      (o) =>
         [str(field(o, "source.component")), str(field(o, "source.host"))].filter(Boolean)
           .join(", "),
-    },
-    {
-      name: "Message",
-      type: "string",
-      description: "A human-readable description of the status of this operation.",
-      priority: 0,
-      cell: (o) => str(o.message),
-    },
-    {
-      name: "Count",
-      type: "string",
-      description: "The number of times this event has occurred.",
+      { priority: 1 },
+    ),
+    column(
+      "Message",
+      "A human-readable description of the status of this operation.",
+      (o) => str(o.message),
+    ),
+    column("Count", "The number of times this event has occurred.", (o) => str(o.count ?? 1), {
       priority: 1,
-      cell: (o) => str(o.count ?? 1),
-    },
+    }),
   ],
   configmaps: [
     NAME,
-    {
-      name: "Data",
-      type: "integer",
-      description: "Number of keys in data and binaryData.",
-      priority: 0,
-      cell: (o) => countOf(o.data) + countOf(o.binaryData),
-    },
+    column(
+      "Data",
+      "Number of keys in data and binaryData.",
+      (o) => countOf(o.data) + countOf(o.binaryData),
+      { type: "integer" },
+    ),
     AGE,
   ],
   secrets: [
     NAME,
-    {
-      name: "Type",
-      type: "string",
-      description: "The type of secret.",
-      priority: 0,
-      cell: (o) => str(o.type),
-    },
-    {
-      name: "Data",
-      type: "integer",
-      description: "Number of keys in data.",
-      priority: 0,
-      cell: (o) => countOf(o.data),
-    },
+    column("Type", "The type of secret.", (o) => str(o.type)),
+    column("Data", "Number of keys in data.", (o) => countOf(o.data), { type: "integer" }),
     AGE,
   ],
   nodes: [
     NAME,
-    {
-      name: "Status",
-      type: "string",
-      description: "The status of the node.",
-      priority: 0,
-      cell: (o) => {
-        const ready = ((field(o, "status.conditions") ?? []) as { type: string; status: string }[])
-          .find((c) => c.type === "Ready");
-        let status = ready?.status === "True" ? "Ready" : "NotReady";
-        if (field(o, "spec.unschedulable")) status += ",SchedulingDisabled";
-        return status;
-      },
-    },
-    {
-      name: "Roles",
-      type: "string",
-      description: "The roles of the node.",
-      priority: 0,
-      cell: (o) =>
-        Object.keys(o.metadata.labels ?? {})
-          .filter((l) => l.startsWith("node-role.kubernetes.io/"))
-          .map((l) => l.slice("node-role.kubernetes.io/".length)).join(",") || "<none>",
-    },
+    column("Status", "The status of the node.", (o) => {
+      const ready = ((field(o, "status.conditions") ?? []) as { type: string; status: string }[])
+        .find((c) => c.type === "Ready");
+      let status = ready?.status === "True" ? "Ready" : "NotReady";
+      if (field(o, "spec.unschedulable")) status += ",SchedulingDisabled";
+      return status;
+    }),
+    column("Roles", "The roles of the node.", (o) =>
+      Object.keys(o.metadata.labels ?? {})
+        .filter((l) => l.startsWith("node-role.kubernetes.io/"))
+        .map((l) => l.slice("node-role.kubernetes.io/".length)).join(",") || "<none>"),
     AGE,
-    {
-      name: "Version",
-      type: "string",
-      description: "Kubelet Version reported by the node.",
-      priority: 0,
-      cell: (o) => str(field(o, "status.nodeInfo.kubeletVersion")),
-    },
+    column(
+      "Version",
+      "Kubelet Version reported by the node.",
+      (o) => str(field(o, "status.nodeInfo.kubeletVersion")),
+    ),
   ],
   namespaces: [
     NAME,
-    {
-      name: "Status",
-      type: "string",
-      description: "The status of the namespace.",
-      priority: 0,
-      cell: (o) => str(field(o, "status.phase")),
-    },
+    column("Status", "The status of the namespace.", (o) => str(field(o, "status.phase"))),
     AGE,
   ],
 };
