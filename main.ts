@@ -17,6 +17,8 @@ import {
   requireDaemonIdentity,
 } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
+import { watchParent } from "./operate/parent_watch.ts";
+import { realClock } from "./time/clock.ts";
 import { createLogger } from "./log/logger.ts";
 import { loadKubeConfig } from "./kube/client.ts";
 import { type DaemonParts, runDaemon } from "./daemon.ts";
@@ -116,6 +118,12 @@ export async function main(args: readonly string[]): Promise<number> {
     return 2;
   }
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  // Started through npx, a SIGTERM to npx never reaches this process: its
+  // parent's exit is the only sign (see operate/parent_watch.ts).
+  void watchParent((info) => {
+    log.info("Parent process exited", { parent: info.parent });
+    stop();
+  }, { clock: realClock, signal: controller.signal });
   try {
     await runDaemon(
       config,

@@ -11,7 +11,7 @@ import { Watch } from "@kubernetes/client-node";
 import { assert, assertEquals } from "../../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../../testing/fake_apiserver/mod.ts";
 import type { FakeApiServerOptions, KubeObject } from "../../testing/fake_apiserver/mod.ts";
-import { spawnDaemon } from "../../testing/daemon_process.ts";
+import { freePort, spawnDaemon } from "../../testing/daemon_process.ts";
 import { waitFor } from "../../testing/wait.ts";
 import { normalizeReference } from "../../images/reference.ts";
 import { DEFAULT_WARDEN_IMAGE } from "../../config/config.ts";
@@ -233,13 +233,6 @@ export interface DaemonProcess {
   term(): Promise<{ code: number; ms: number }>;
   /** Sends SIGKILL and waits for the exit. */
   kill(): Promise<void>;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 async function fetchText(url: string): Promise<string> {
