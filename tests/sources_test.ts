@@ -399,3 +399,76 @@ Deno.test("An Argo source that RBAC forbids reports it, counts as synced, keeps 
   await waitFor(() => h.desired.has(NGINX), { what: "allowed again" });
   assertEquals(source.status().available, true);
 });
+
+Deno.test("An Argo object past a limit is rejected whole, reported with its template, step and limit, and keeps its last good images", async () => {
+  await using h = await harness();
+  h.server.create("workflowtemplates", workflowTemplate("wf", "grow", "nginx:1.27"));
+  h.server.create("workflowtemplates", workflowTemplate("wf", "other", "alpine"));
+  const source = argoSource(h, "workflowtemplate");
+  await h.start(source);
+  assertEquals(h.desired.refs(), [ALPINE, NGINX]);
+
+  // The issue's crash input: a template calling itself with a parameter that doubles.
+  const current = h.server.get("workflowtemplates", "wf", "grow") as KubeObject;
+  h.server.update("workflowtemplates", {
+    ...current,
+    spec: {
+      entrypoint: "grow",
+      templates: [{
+        name: "grow",
+        inputs: { parameters: [{ name: "p", default: "x" }] },
+        container: { image: "alpine:{{inputs.parameters.p}}" },
+        steps: [[{
+          name: "again",
+          template: "grow",
+          arguments: {
+            parameters: [{ name: "p", value: "{{inputs.parameters.p}}{{inputs.parameters.p}}" }],
+          },
+        }]],
+      }],
+    },
+  });
+  await waitFor(() => source.status().errors === 1, { what: "limit reported" });
+  assertEquals(h.desired.refs(), [ALPINE, NGINX], "last good set kept, the other object untouched");
+  const lines = h.log.lines.filter((l) => l.msg === "Invalid image list");
+  assertEquals(lines.length, 1);
+  assertEquals(lines[0].limit, "MAX_EXPANDED_LENGTH");
+  assertEquals(lines[0].kept, "last good set");
+  assertEquals(
+    lines[0].error,
+    'WorkflowTemplate "wf/grow": template "grow": an expanded string passes 65536 characters (limit MAX_EXPANDED_LENGTH = 65536)',
+  );
+  await h.events.flush();
+  const events = h.server.list("events", { namespace: "wf" }) as unknown as {
+    reason: string;
+    type: string;
+    message: string;
+    involvedObject: { kind: string; name: string };
+  }[];
+  assertEquals(events.map((e) => `${e.type} ${e.involvedObject.name}:${e.reason}`), [
+    "Warning grow:ObjectLimitExceeded",
+  ]);
+  assertEquals(events[0].message, lines[0].error);
+
+  // withSequence with a huge format width, in a new object: rejected, nothing else lost.
+  h.server.create("workflowtemplates", {
+    ...workflowTemplate("wf", "pad", "busybox:1.36"),
+    spec: {
+      templates: [{
+        name: "pad",
+        steps: [[{
+          name: "s",
+          withSequence: { count: "3", format: "%0999999999d" },
+          inline: { container: { image: "busybox:{{item}}" } },
+        }]],
+      }],
+    },
+  });
+  await waitFor(() => source.status().errors === 2, { what: "second limit reported" });
+  const pad = h.log.lines.filter((l) =>
+    l.msg === "Invalid image list" && l.origin === "workflowtemplate/wf/pad"
+  );
+  assertEquals(pad.map((l) => l.limit), ["MAX_SEQUENCE_WIDTH"]);
+  assertMatch(String(pad[0].error), /^WorkflowTemplate "wf\/pad": template "pad", step "s": /);
+  assertEquals(h.desired.refs(), [ALPINE, NGINX]);
+});
