@@ -727,12 +727,9 @@ Deno.test("imagesFromWorkflowSpec() reports an image written as an empty string"
   assertEquals(sorted(filled), ["alpine:3.20"]);
 });
 
-function tpl(
-  name: string,
-  spec: unknown,
-  meta: Record<string, unknown> = { namespace: "wf", name: "t" },
-) {
-  return { metadata: meta, spec };
+/** A WorkflowTemplate `wf/t` with the given spec. */
+function tpl(spec: unknown) {
+  return { metadata: { namespace: "wf", name: "t" }, spec };
 }
 
 function nested(depth: number): Record<string, unknown> {
@@ -750,12 +747,12 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
     ],
     [
       "a spec that is a string",
-      () => imagesFromWorkflowTemplate(tpl("t", "x")),
+      () => imagesFromWorkflowTemplate(tpl("x")),
       'WorkflowTemplate "wf/t": spec is a string, expected a map',
     ],
     [
       "null templates",
-      () => imagesFromWorkflowTemplate(tpl("t", { templates: null })),
+      () => imagesFromWorkflowTemplate(tpl({ templates: null })),
       'WorkflowTemplate "wf/t": spec.templates is null, expected a list of templates',
     ],
     [
@@ -766,24 +763,24 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
     ],
     [
       "no templates",
-      () => imagesFromWorkflowTemplate(tpl("t", {})),
+      () => imagesFromWorkflowTemplate(tpl({})),
       'WorkflowTemplate "wf/t": spec.templates is missing',
     ],
     [
       "a CronWorkflow without a workflowSpec",
-      () => imagesFromCronWorkflow(tpl("t", { schedule: "* * * * *" })),
+      () => imagesFromCronWorkflow(tpl({ schedule: "* * * * *" })),
       'CronWorkflow "wf/t": spec.workflowSpec is missing',
     ],
     [
       "a template that is not a map",
-      () => imagesFromWorkflowTemplate(tpl("t", { templates: [{ name: "a" }, 5] })),
+      () => imagesFromWorkflowTemplate(tpl({ templates: [{ name: "a" }, 5] })),
       'WorkflowTemplate "wf/t": spec.templates[1] is a number, expected a template',
     ],
     [
       "an image that is a number",
       () =>
         imagesFromWorkflowTemplate(
-          tpl("t", { templates: [{ name: "a", container: { image: 5 } }] }),
+          tpl({ templates: [{ name: "a", container: { image: 5 } }] }),
         ),
       'WorkflowTemplate "wf/t": template "a": container.image is a number, expected an image reference',
     ],
@@ -791,7 +788,7 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
       "an image that is a map",
       () =>
         imagesFromWorkflowTemplate(
-          tpl("t", { templates: [{ name: "a", script: { image: { repo: "x" } } }] }),
+          tpl({ templates: [{ name: "a", script: { image: { repo: "x" } } }] }),
         ),
       'WorkflowTemplate "wf/t": template "a": script.image is a map, expected an image reference',
     ],
@@ -799,21 +796,20 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
       "a sidecar image that is a list",
       () =>
         imagesFromWorkflowTemplate(
-          tpl("t", { templates: [{ name: "a", sidecars: [{ name: "s", image: ["x"] }] }] }),
+          tpl({ templates: [{ name: "a", sidecars: [{ name: "s", image: ["x"] }] }] }),
         ),
       'WorkflowTemplate "wf/t": template "a": sidecars[0].image is a list, expected an image reference',
     ],
     [
       "a container that is a string",
-      () =>
-        imagesFromWorkflowTemplate(tpl("t", { templates: [{ name: "a", container: "alpine" }] })),
+      () => imagesFromWorkflowTemplate(tpl({ templates: [{ name: "a", container: "alpine" }] })),
       'WorkflowTemplate "wf/t": template "a": container is a string, expected a map',
     ],
     [
       "sidecars that are not a list",
       () =>
         imagesFromWorkflowTemplate(
-          tpl("t", { templates: [{ name: "a", sidecars: { image: "x" } }] }),
+          tpl({ templates: [{ name: "a", sidecars: { image: "x" } }] }),
         ),
       'WorkflowTemplate "wf/t": template "a": sidecars is a map, expected a list',
     ],
@@ -821,14 +817,14 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
       "a containerSet container that is a string",
       () =>
         imagesFromWorkflowTemplate(
-          tpl("t", { templates: [{ name: "a", containerSet: { containers: ["alpine"] } }] }),
+          tpl({ templates: [{ name: "a", containerSet: { containers: ["alpine"] } }] }),
         ),
       'WorkflowTemplate "wf/t": template "a": containerSet.containers[0] is a string, expected a map',
     ],
     [
       "an inline template's image that is a boolean",
       () =>
-        imagesFromWorkflowTemplate(tpl("t", {
+        imagesFromWorkflowTemplate(tpl({
           templates: [{
             name: "a",
             steps: [[{ name: "s", inline: { container: { image: true } } }]],
@@ -839,7 +835,7 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
     [
       "a templateDefaults image that is a number",
       () =>
-        imagesFromWorkflowTemplate(tpl("t", {
+        imagesFromWorkflowTemplate(tpl({
           templateDefaults: { container: { image: 7 } },
           templates: [{ name: "a", container: {} }],
         })),
@@ -847,7 +843,7 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
     ],
     [
       "inline templates 300 deep",
-      () => imagesFromWorkflowTemplate(tpl("t", { templates: [nested(300)] })),
+      () => imagesFromWorkflowTemplate(tpl({ templates: [nested(300)] })),
       `WorkflowTemplate "wf/t": template "deep": inline templates nest deeper than 32 levels (limit MAX_INLINE_DEPTH = 32)`,
     ],
   ];
@@ -864,14 +860,14 @@ Deno.test("imagesFromWorkflowTemplate() rejects objects Argo could not decode, n
     });
   }
   await t.step("inline templates 32 deep are read", () => {
-    assertEquals(sorted(imagesFromWorkflowTemplate(tpl("t", { templates: [nested(32)] }))), [
+    assertEquals(sorted(imagesFromWorkflowTemplate(tpl({ templates: [nested(32)] }))), [
       "alpine",
     ]);
   });
   await t.step("a CronWorkflow that runs a template by reference has no images", () => {
     assertEquals(
       sorted(
-        imagesFromCronWorkflow(tpl("t", { workflowSpec: { workflowTemplateRef: { name: "ci" } } })),
+        imagesFromCronWorkflow(tpl({ workflowSpec: { workflowTemplateRef: { name: "ci" } } })),
       ),
       [],
     );
