@@ -13,6 +13,7 @@ import { EventRecorder } from "../kube/events.ts";
 import { newConfigMapSource } from "../sources/configmap.ts";
 import { newArgoSource } from "../sources/argo.ts";
 import type { Source } from "../sources/source.ts";
+import { runImagesCommand } from "../cli/images_command.ts";
 
 const SELECTOR = "app.kubernetes.io/part-of=image-cache-daemon";
 const LABELS = { "app.kubernetes.io/part-of": "image-cache-daemon" };
@@ -471,4 +472,63 @@ Deno.test("An Argo object past a limit is rejected whole, reported with its temp
   assertEquals(pad.map((l) => l.limit), ["MAX_SEQUENCE_WIDTH"]);
   assertMatch(String(pad[0].error), /^WorkflowTemplate "wf\/pad": template "pad", step "s": /);
   assertEquals(h.desired.refs(), [ALPINE, NGINX]);
+});
+
+Deno.test("The images command rejects exactly the Argo objects the daemon's sources reject, with the same messages", async () => {
+  await using h = await harness();
+  let deep: Record<string, unknown> = { container: { image: "alpine" } };
+  for (let i = 0; i < 40; i++) deep = { steps: [[{ name: `s${i}`, inline: deep }]] };
+  const odd: Record<string, unknown> = {
+    "no-spec": undefined,
+    "null-templates": { templates: null },
+    "deep": { templates: [{ name: "deep", ...deep }] },
+    "map-image": { templates: [{ name: "a", container: { image: { name: "x" } } }] },
+    "huge-loop": {
+      templates: [{
+        name: "a",
+        steps: [[{
+          name: "s",
+          withSequence: { count: "100000" },
+          inline: { container: { image: "a:{{item}}" } },
+        }]],
+      }],
+    },
+  };
+  for (const [name, spec] of Object.entries(odd)) {
+    h.server.create("workflowtemplates", {
+      apiVersion: "argoproj.io/v1alpha1",
+      kind: "WorkflowTemplate",
+      metadata: { namespace: "wf", name },
+      ...(spec === undefined ? {} : { spec }),
+    });
+  }
+  h.server.create("workflowtemplates", workflowTemplate("wf", "fine", "alpine"));
+  const source = argoSource(h, "workflowtemplate");
+  await h.start(source);
+  const daemon = h.log.lines.filter((l) => l.msg === "Invalid image list")
+    .map((l) => ({ origin: String(l.origin), error: String(l.error) }))
+    .sort((a, b) => a.origin < b.origin ? -1 : 1);
+  assertEquals(daemon.length, Object.keys(odd).length);
+
+  // The same objects, as `kubectl get workflowtemplates -A -o yaml` would give them.
+  const list = JSON.stringify({
+    apiVersion: "v1",
+    kind: "List",
+    items: h.server.list("workflowtemplates"),
+  });
+  let stdout = "";
+  const code = await runImagesCommand(["-f", "-", "-o", "json"], {
+    readFile: () => Promise.reject(new Error("not used")),
+    readDir: () => Promise.reject(new Error("not used")),
+    isDirectory: () => Promise.reject(new Error("not used")),
+    stdin: () => Promise.resolve(list),
+    print: (text) => stdout += text,
+    printError: () => {},
+  });
+  assertEquals(code, 1);
+  const report = JSON.parse(stdout);
+  const cli = (report.errors as { origin: string; error: string }[])
+    .sort((a, b) => a.origin < b.origin ? -1 : 1);
+  assertEquals(cli, daemon);
+  assertEquals(report.images.map((i: { image: string }) => i.image), h.desired.refs());
 });
