@@ -8,8 +8,12 @@
  * `script.image`, `containerSet.containers[].image`,
  * `initContainers[].image`, `sidecars[].image`, templates written inline in
  * `steps[][].inline` and `dag.tasks[].inline` (recursively), and
- * `spec.templateDefaults`, merged into each template the way Argo merges it.
- * `podSpecPatch` is not read (see the README).
+ * `spec.templateDefaults`, merged into each template the way Argo merges it,
+ * and `podSpecPatch` (the workflow's, then the template's), a JSON or YAML
+ * patch of the pod whose `containers` and `initContainers` replace the
+ * images of same-named containers (`main` for a container or script
+ * template) or add new ones. A patch whose placeholders cannot be resolved
+ * is not known offline and is not read.
  *
  * `templateDefaults` follows Argo's strategic merge, which keeps each
  * template's type: a default `container.image` fills container templates
@@ -46,6 +50,7 @@
  *
  * @module
  */
+import { parse as parseYaml } from "yaml";
 import { ObjectLimitError } from "./object_limit_error.ts";
 
 /**
@@ -100,6 +105,9 @@ export const MAX_WORK = 200_000;
  * are at most a few MiB of heap, against the daemon's 192 MiB request.
  */
 export const MAX_CHARACTERS = 4 * 1024 * 1024;
+
+/** YAML aliases allowed in a `podSpecPatch`; bounds "billion laughs" expansion. */
+const MAX_PATCH_ALIASES = 100;
 
 /**
  * Counters of the work one evaluation did, checked against {@linkcode MAX_WORK}
@@ -288,6 +296,9 @@ class Extractor {
   readonly #fallbacks: Obj[] = [];
   readonly #readsItem = new WeakMap<Obj, boolean>();
   readonly #valueIds = new Map<string, string>();
+  /** Parsed `podSpecPatch` texts. */
+  readonly #patches = new Map<string, Named[]>();
+  readonly #workflowPatch: unknown;
   readonly #work: ArgoWork;
   /** Where the walk is, for messages: `template "a"`, `step "b"`, … */
   readonly #trail: string[] = [];
@@ -296,6 +307,7 @@ class Extractor {
   constructor(spec: Obj, path: string, work: ArgoWork) {
     this.#work = work;
     this.#defaults = this.#checkDefaults(spec.templateDefaults, `${path}.templateDefaults`);
+    this.#workflowPatch = spec.podSpecPatch;
     const globals = new Map<string, Value>();
     for (const raw of asArray(asObject(spec.arguments)?.parameters)) {
       const parameter = asObject(raw);
@@ -715,7 +727,7 @@ class Extractor {
 
   #walk(template: Obj, scope: Scope, state: TemplateState, real: boolean, depth: number): void {
     this.#operations(1);
-    for (const image of this.#imagesOf(template)) this.#emit(image, scope, state, real);
+    for (const image of this.#imagesOf(template, scope)) this.#emit(image, scope, state, real);
     const steps = stepsOf(template);
     this.#operations(steps.length);
     for (const step of steps) {
@@ -824,7 +836,7 @@ class Extractor {
    * `name` merges them: same-named defaults fill in a missing image, other
    * defaults are added.
    */
-  #pushMergedContainers(out: string[], own: unknown, defaults: unknown, field: string): void {
+  #pushMergedContainers(out: Named[], own: unknown, defaults: unknown, field: string): void {
     const mine = this.#containers(own, field);
     const theirs = defaults === undefined ? [] : this.#containers(defaults, field);
     const defaultImages = new Map<string, string | undefined>();
@@ -837,16 +849,56 @@ class Extractor {
     for (const entry of mine) {
       if (entry.name !== undefined) named.add(entry.name);
       const fallback = entry.name === undefined ? undefined : defaultImages.get(entry.name);
-      pushImage(out, entry.image, fallback);
+      pushImage(out, entry.name, entry.image, fallback);
     }
     for (const entry of theirs) {
-      if (entry.name === undefined || !named.has(entry.name)) pushImage(out, entry.image);
+      if (entry.name === undefined || !named.has(entry.name)) {
+        pushImage(out, entry.name, entry.image);
+      }
     }
   }
 
-  /** The images a template names, with `templateDefaults` merged in. */
-  #imagesOf(template: Obj): string[] {
-    const out: string[] = [];
+  /**
+   * A `podSpecPatch` with its placeholders resolved, parsed: its
+   * `containers` and `initContainers`. Undefined when a placeholder cannot
+   * be resolved (the patch is then not known offline, typically resources
+   * from a parameter) or when there is no patch.
+   */
+  #podSpecPatch(raw: unknown, field: string, scope: Scope): Named[] | undefined {
+    if (!isSet(raw)) return undefined;
+    if (typeof raw !== "string") this.#invalid(`${field} is ${describe(raw)}, expected a string`);
+    const text = this.#substitute(raw, scope);
+    if (text === undefined) return undefined;
+    let parsed = this.#patches.get(text);
+    if (parsed === undefined) {
+      // Parsed once per distinct text: every evaluation of the template would
+      // otherwise parse it again.
+      this.#characters(text.length);
+      let value: unknown;
+      try {
+        value = text.trim() === "" ? {} : parseYaml(text, { maxAliasCount: MAX_PATCH_ALIASES });
+      } catch (error) {
+        const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+        this.#invalid(`${field} is not valid JSON or YAML: ${message}`);
+      }
+      const patch = isSet(value) ? asObject(value) : {};
+      if (!patch) this.#invalid(`${field} is ${describe(value)}, expected a pod spec`);
+      parsed = [];
+      this.#trail.push(field);
+      for (const list of ["initContainers", "containers"]) {
+        for (const entry of this.#containers(patch[list], list)) {
+          if (entry.image !== undefined) parsed.push({ name: entry.name, image: entry.image });
+        }
+      }
+      this.#trail.pop();
+      this.#patches.set(text, parsed);
+    }
+    return parsed;
+  }
+
+  /** The images a template names, with `templateDefaults` and `podSpecPatch` merged in. */
+  #imagesOf(template: Obj, scope: Scope): string[] {
+    const out: Named[] = [];
     const defaults = this.#defaults;
     const container = this.#imageOf(template.container, "container");
     const script = this.#imageOf(template.script, "script");
@@ -856,11 +908,11 @@ class Extractor {
     }
     // Argo keeps the template's type when merging defaults: a default
     // container image fills container templates, a default script image
-    // script templates.
+    // script templates. Either runs as the pod's `main` container.
     if (container.present) {
-      pushImage(out, container.image, asObject(defaults?.container)?.image);
+      pushImage(out, "main", container.image, asObject(defaults?.container)?.image);
     }
-    if (script.present) pushImage(out, script.image, asObject(defaults?.script)?.image);
+    if (script.present) pushImage(out, "main", script.image, asObject(defaults?.script)?.image);
     // A containerSet keeps its own containers; defaults are not merged into them.
     if (isSet(containerSet)) {
       this.#pushMergedContainers(
@@ -884,9 +936,35 @@ class Extractor {
       runsPod ? defaults?.sidecars : undefined,
       "sidecars",
     );
+    if (runsPod) {
+      // Argo patches the pod with the workflow's podSpecPatch, then the
+      // template's (its own, else templateDefaults'): a strategic merge
+      // keyed by container name, so a patched name replaces that
+      // container's image and a new name adds a container.
+      const own = isSet(template.podSpecPatch) ? template.podSpecPatch : defaults?.podSpecPatch;
+      const patches = [
+        this.#podSpecPatch(this.#workflowPatch, "spec.podSpecPatch", scope),
+        this.#podSpecPatch(own, "podSpecPatch", scope),
+      ];
+      for (const patch of patches) {
+        for (const entry of patch ?? []) {
+          const same = entry.name === undefined
+            ? undefined
+            : out.find((named) => named.name === entry.name);
+          if (same) same.image = entry.image;
+          else out.push({ ...entry });
+        }
+      }
+    }
     this.#operations(out.length);
-    return out;
+    return out.map((entry) => entry.image);
   }
+}
+
+/** A pod's container as far as images go. */
+interface Named {
+  readonly name?: string;
+  image: string;
 }
 
 /**
@@ -894,10 +972,15 @@ class Extractor {
  * default is added as `""`, so that it is reported as an empty reference
  * instead of vanishing. Defaults' types were checked when they were read.
  */
-function pushImage(out: string[], own: string | undefined, fallback?: unknown): void {
-  if (own !== undefined && own !== "") out.push(own);
-  else if (typeof fallback === "string" && fallback !== "") out.push(fallback);
-  else if (own !== undefined) out.push(own);
+function pushImage(
+  out: Named[],
+  name: string | undefined,
+  own: string | undefined,
+  fallback?: unknown,
+): void {
+  if (own !== undefined && own !== "") out.push({ name, image: own });
+  else if (typeof fallback === "string" && fallback !== "") out.push({ name, image: fallback });
+  else if (own !== undefined) out.push({ name, image: own });
 }
 
 /** Options for {@linkcode imagesFromWorkflowSpec}. */

@@ -1305,6 +1305,12 @@ Deno.test("imagesFromWorkflowSpec() on generated Argo objects: only documented e
         initContainers: list(slot(container)),
         steps: slot(list(list(step))),
         dag: fc.record({ tasks: slot(list(step)) }),
+        podSpecPatch: slot(fc.constantFrom(
+          '{"containers":[{"name":"main","image":"{{inputs.parameters.image}}"}]}',
+          "containers:\n  - name: extra\n    image: redis:{{inputs.parameters.tag}}\n",
+          "a: &a [x, x]\nb: [*a, *a, *a]",
+          "containers: [",
+        )),
       }, { requiredKeys: ["name"] });
     };
     return fc.record({
@@ -1417,4 +1423,119 @@ Deno.test("imagesFromCronWorkflow() reads spec.workflowSpec, not spec", () => {
     TypeError,
     'CronWorkflow "wf/c": spec is missing',
   );
+});
+
+Deno.test("imagesFromWorkflowSpec() reads images from podSpecPatch as Argo patches the pod", async (t) => {
+  const main = (image: string, extra: Record<string, unknown> = {}) => ({
+    name: "a",
+    container: { image },
+    ...extra,
+  });
+  await runCases(t, [
+    {
+      name: "a JSON patch replaces the main container's image",
+      spec: {
+        templates: [main("alpine:3.20", {
+          podSpecPatch: '{"containers":[{"name":"main","image":"busybox:1.36"}]}',
+        })],
+      },
+      images: ["busybox:1.36"],
+    },
+    {
+      name: "a YAML patch adds containers and init containers, and patches a sidecar by name",
+      spec: {
+        templates: [main("alpine:3.20", {
+          sidecars: [{ name: "proxy", image: "envoy:1.30" }],
+          podSpecPatch: [
+            "initContainers:",
+            "  - name: fetch",
+            "    image: curlimages/curl:8.8.0",
+            "containers:",
+            "  - name: proxy",
+            "    image: envoy:1.31",
+            "  - name: extra",
+            "    image: redis:7.2",
+            "  - name: main",
+            "    resources: {limits: {memory: 1Gi}}",
+          ].join("\n"),
+        })],
+      },
+      images: ["alpine:3.20", "curlimages/curl:8.8.0", "envoy:1.31", "redis:7.2"],
+    },
+    {
+      name: "the workflow's patch applies first, the template's wins",
+      spec: {
+        podSpecPatch: '{"containers":[{"name":"main","image":"from-workflow:1"}]}',
+        templates: [
+          main("alpine:3.20", {
+            podSpecPatch: '{"containers":[{"name":"main","image":"from-template:1"}]}',
+          }),
+          { name: "b", script: { image: "python:3.12", source: "print(1)" } },
+        ],
+      },
+      images: ["from-template:1", "from-workflow:1"],
+    },
+    {
+      name: "templateDefaults' patch applies to templates without their own",
+      spec: {
+        templateDefaults: { podSpecPatch: '{"containers":[{"name":"main","image":"default:1"}]}' },
+        templates: [main("alpine:3.20")],
+      },
+      images: ["default:1"],
+    },
+    {
+      name: "a templated patch is resolved from the template's inputs",
+      spec: {
+        templates: [main("alpine:3.20", {
+          inputs: { parameters: [{ name: "img", default: "nginx:1.27" }] },
+          podSpecPatch: '{"containers":[{"name":"main","image":"{{inputs.parameters.img}}"}]}',
+        })],
+      },
+      images: ["nginx:1.27"],
+    },
+    {
+      name: "a patch with a placeholder not known offline is not read",
+      spec: {
+        templates: [main("alpine:3.20", {
+          podSpecPatch: '{"containers":[{"name":"main","image":"{{steps.pick.outputs.result}}"}]}',
+        })],
+      },
+      images: ["alpine:3.20"],
+    },
+    {
+      name: "a patch of resources only leaves the images alone",
+      spec: {
+        templates: [main("alpine:3.20", {
+          podSpecPatch: "containers:\n  - name: main\n    resources: {limits: {cpu: 2}}\n",
+        })],
+      },
+      images: ["alpine:3.20"],
+    },
+    {
+      name: "a template that runs no pod is not patched",
+      spec: {
+        podSpecPatch: '{"containers":[{"name":"extra","image":"never:1"}]}',
+        templates: [{ name: "s", steps: [[{ name: "x", template: "elsewhere" }]] }],
+      },
+      images: [],
+    },
+  ]);
+  await t.step("a patch that cannot be read rejects the object, naming the template", () => {
+    const cases: [unknown, string][] = [
+      ["containers: [", 'template "a": podSpecPatch is not valid JSON or YAML: '],
+      [{ containers: [] }, 'template "a": podSpecPatch is a map, expected a string'],
+      ['"just text"', 'template "a": podSpecPatch is a string, expected a pod spec'],
+      [
+        '{"containers":[{"name":"main","image":5}]}',
+        'template "a", podSpecPatch: containers[0].image is a number, expected an image reference',
+      ],
+    ];
+    for (const [patch, message] of cases) {
+      const error = assertThrows(
+        () => imagesFromWorkflowSpec({ templates: [main("alpine", { podSpecPatch: patch })] }),
+        TypeError,
+      );
+      assert(error.message.startsWith(message), error.message);
+    }
+  });
 });
