@@ -121,7 +121,7 @@ Deno.test("images prints the fixtures' references sorted, one per line, and exit
   assertEquals(stdout, FIXTURE_IMAGES.join("\n") + "\n");
   assert(!stdout.includes("should-not-appear"), "an unlabelled ConfigMap counted");
   assertEquals(stderr.trim().split("\n"), [
-    'image-cache-daemon images: note: tests/fixtures/configmaps/valid/platform-images.yaml: ConfigMap "platform/unrelated" not read: its labels do not match --configmap-selector',
+    `image-cache-daemon images: note: ${FIXTURES}/configmaps/valid/platform-images.yaml: ConfigMap "platform/unrelated" not read: its labels do not match --configmap-selector`,
     'image-cache-daemon images: rejected: configmap/team-a/team-a: Cannot parse image reference "ghcr.io/acme/api:{{ .Values.tag }}": templated, not resolvable',
     'image-cache-daemon images: rejected: cronworkflow/data/nightly-etl: Cannot parse image reference "{{workflow.parameters.report-image}}": templated, not resolvable',
     'image-cache-daemon images: rejected: workflowtemplate/ci/test-matrix: Cannot parse image reference "{{inputs.parameters.image}}": templated, not resolvable',
@@ -168,7 +168,7 @@ Deno.test("images --output json gives origins, rejected references and errors", 
   ]);
   assertEquals(report.errors, []);
   assertEquals(report.notes, [{
-    origin: "tests/fixtures/configmaps/valid/platform-images.yaml",
+    origin: `${FIXTURES}/configmaps/valid/platform-images.yaml`,
     note: 'ConfigMap "platform/unrelated" not read: its labels do not match --configmap-selector',
   }]);
 });
