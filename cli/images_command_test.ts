@@ -501,21 +501,12 @@ Deno.test("images rejects the Argo objects the daemon rejects, as errors that ma
     "k/deep.json": wt("deep", { templates: [{ name: "deep", ...deep }] }),
     "k/number.json": wt("number", { templates: [{ name: "a", container: { image: 5 } }] }),
     "k/empty.json": wt("empty", { templates: [{ name: "a", container: { image: "" } }] }),
-    "k/grow.json": wt("grow", {
-      entrypoint: "grow",
-      templates: [{
-        name: "grow",
-        inputs: { parameters: [{ name: "p", default: "x" }] },
-        container: { image: "alpine:{{inputs.parameters.p}}" },
-        steps: [[{
-          name: "again",
-          template: "grow",
-          arguments: {
-            parameters: [{ name: "p", value: "{{inputs.parameters.p}}{{inputs.parameters.p}}" }],
-          },
-        }]],
-      }],
-    }),
+    "k/grow.yaml": await Deno.readTextFile(
+      new URL(`${FIXTURES}/argo-hostile/doubling.workflowtemplate.yaml`, ROOT),
+    ),
+    "k/pad.yaml": await Deno.readTextFile(
+      new URL(`${FIXTURES}/argo-hostile/huge-format.workflowtemplate.yaml`, ROOT),
+    ),
   };
   const { code, stdout, stderr } = await runInMemory(["-f", "k"], files);
   assertEquals(code, 1);
@@ -523,9 +514,10 @@ Deno.test("images rejects the Argo objects the daemon rejects, as errors that ma
   assertEquals(stderr.trim().split("\n"), [
     'image-cache-daemon images: rejected: workflowtemplate/ci/empty: Cannot parse image reference "": empty reference',
     'image-cache-daemon images: error: workflowtemplate/ci/deep: WorkflowTemplate "ci/deep": template "deep": inline templates nest deeper than 32 levels (limit MAX_INLINE_DEPTH = 32)',
-    'image-cache-daemon images: error: workflowtemplate/ci/grow: WorkflowTemplate "ci/grow": template "grow": an expanded string passes 65536 characters (limit MAX_EXPANDED_LENGTH = 65536)',
+    'image-cache-daemon images: error: workflowtemplate/tenant/grow: WorkflowTemplate "tenant/grow": template "grow": an expanded string passes 65536 characters (limit MAX_EXPANDED_LENGTH = 65536)',
     'image-cache-daemon images: error: workflowtemplate/ci/no-spec: WorkflowTemplate "ci/no-spec": spec is missing',
     'image-cache-daemon images: error: workflowtemplate/ci/not-a-list: WorkflowTemplate "ci/not-a-list": spec.templates is a map, expected a list of templates',
     'image-cache-daemon images: error: workflowtemplate/ci/number: WorkflowTemplate "ci/number": template "a": container.image is a number, expected an image reference',
+    'image-cache-daemon images: error: workflowtemplate/tenant/pad: WorkflowTemplate "tenant/pad": template "pad", step "s": withSequence format "%0999999999d" is wider than 1024 (limit MAX_SEQUENCE_WIDTH = 1024)',
   ]);
 });

@@ -14,6 +14,7 @@ import { newConfigMapSource } from "../sources/configmap.ts";
 import { newArgoSource } from "../sources/argo.ts";
 import type { Source } from "../sources/source.ts";
 import { runImagesCommand } from "../cli/images_command.ts";
+import { parse } from "yaml";
 
 const SELECTOR = "app.kubernetes.io/part-of=image-cache-daemon";
 const LABELS = { "app.kubernetes.io/part-of": "image-cache-daemon" };
@@ -87,6 +88,12 @@ function argoSource(
     events: h.events,
     ...overrides,
   });
+}
+
+/** One of issue 13's crash inputs, from `fixtures/argo-hostile/`. */
+async function hostileFixture(name: string): Promise<KubeObject & { spec: unknown }> {
+  const url = new URL(`fixtures/argo-hostile/${name}`, import.meta.url);
+  return parse(await Deno.readTextFile(url));
 }
 
 function workflowTemplate(namespace: string, name: string, image: string) {
@@ -414,24 +421,8 @@ Deno.test("An Argo object past a limit is rejected whole, reported with its temp
 
   // The issue's crash input: a template calling itself with a parameter that doubles.
   const current = h.server.get("workflowtemplates", "wf", "grow") as KubeObject;
-  h.server.update("workflowtemplates", {
-    ...current,
-    spec: {
-      entrypoint: "grow",
-      templates: [{
-        name: "grow",
-        inputs: { parameters: [{ name: "p", default: "x" }] },
-        container: { image: "alpine:{{inputs.parameters.p}}" },
-        steps: [[{
-          name: "again",
-          template: "grow",
-          arguments: {
-            parameters: [{ name: "p", value: "{{inputs.parameters.p}}{{inputs.parameters.p}}" }],
-          },
-        }]],
-      }],
-    },
-  });
+  const doubling = await hostileFixture("doubling.workflowtemplate.yaml");
+  h.server.update("workflowtemplates", { ...current, spec: doubling.spec });
   await waitFor(() => source.status().errors === 1, { what: "limit reported" });
   assertEquals(h.desired.refs(), [ALPINE, NGINX], "last good set kept, the other object untouched");
   const lines = h.log.lines.filter((l) => l.msg === "Invalid image list");
@@ -455,25 +446,13 @@ Deno.test("An Argo object past a limit is rejected whole, reported with its temp
   assertEquals(events[0].message, lines[0].error);
 
   // withSequence with a huge format width, in a new object: rejected, nothing else lost.
-  h.server.create("workflowtemplates", {
-    ...workflowTemplate("wf", "pad", "busybox:1.36"),
-    spec: {
-      templates: [{
-        name: "pad",
-        steps: [[{
-          name: "s",
-          withSequence: { count: "3", format: "%0999999999d" },
-          inline: { container: { image: "busybox:{{item}}" } },
-        }]],
-      }],
-    },
-  });
+  h.server.create("workflowtemplates", await hostileFixture("huge-format.workflowtemplate.yaml"));
   await waitFor(() => source.status().errors === 2, { what: "second limit reported" });
   const pad = h.log.lines.filter((l) =>
-    l.msg === "Invalid image list" && l.origin === "workflowtemplate/wf/pad"
+    l.msg === "Invalid image list" && l.origin === "workflowtemplate/tenant/pad"
   );
   assertEquals(pad.map((l) => l.limit), ["MAX_SEQUENCE_WIDTH"]);
-  assertMatch(String(pad[0].error), /^WorkflowTemplate "wf\/pad": template "pad", step "s": /);
+  assertMatch(String(pad[0].error), /^WorkflowTemplate "tenant\/pad": template "pad", step "s": /);
   assertEquals(h.desired.refs(), [ALPINE, NGINX]);
 });
 

@@ -1041,29 +1041,31 @@ function objectLabel(kind: string, obj: unknown): string {
   return `${kind} ${JSON.stringify(namespace === "" ? name : `${namespace}/${name}`)}`;
 }
 
-/** Reads one kind's spec, naming the object in any error. */
-function readObject(
-  kind: string,
-  obj: unknown,
-  spec: (o: Obj | undefined) => { value: unknown; path: string },
-  work: ArgoWork | undefined,
-): Set<string> {
-  const { value, path } = spec(asObject(obj));
-  try {
-    return imagesFromWorkflowSpec(value, { path, work });
-  } catch (error) {
-    const label = objectLabel(kind, obj);
-    if (error instanceof ObjectLimitError) throw error.forObject(label);
-    if (error instanceof TypeError) throw new TypeError(`${label}: ${error.message}`);
-    throw error;
-  }
-}
-
 /** Options for {@linkcode imagesFromWorkflowTemplate} and the other kinds. */
 export interface ArgoObjectOptions {
   /** Counters to add this evaluation's work to. */
   readonly work?: ArgoWork;
 }
+
+/** Reads one kind of object through the spec `specOf` picks, naming the object in any error. */
+function objectReader(
+  kind: string,
+  specOf: (o: Obj | undefined) => { value: unknown; path: string },
+): (obj: unknown, options?: ArgoObjectOptions) => Set<string> {
+  return (obj, options = {}) => {
+    const { value, path } = specOf(asObject(obj));
+    try {
+      return imagesFromWorkflowSpec(value, { path, work: options.work });
+    } catch (error) {
+      const label = objectLabel(kind, obj);
+      if (error instanceof ObjectLimitError) throw error.forObject(label);
+      if (error instanceof TypeError) throw new TypeError(`${label}: ${error.message}`);
+      throw error;
+    }
+  };
+}
+
+const topSpec = (o: Obj | undefined) => ({ value: o?.spec, path: "spec" });
 
 /**
  * Images named by a WorkflowTemplate, read from its `spec`. Pure.
@@ -1072,17 +1074,9 @@ export interface ArgoObjectOptions {
  * {@linkcode imagesFromWorkflowSpec}, the message starting with
  * `WorkflowTemplate "namespace/name": `.
  */
-export function imagesFromWorkflowTemplate(
-  obj: unknown,
-  options: ArgoObjectOptions = {},
-): Set<string> {
-  return readObject(
-    "WorkflowTemplate",
-    obj,
-    (o) => ({ value: o?.spec, path: "spec" }),
-    options.work,
-  );
-}
+export const imagesFromWorkflowTemplate: (obj: unknown, options?: ArgoObjectOptions) => Set<
+  string
+> = objectReader("WorkflowTemplate", topSpec);
 
 /**
  * Images named by a ClusterWorkflowTemplate, read from its `spec`. Pure.
@@ -1090,17 +1084,10 @@ export function imagesFromWorkflowTemplate(
  * @throws {TypeError} or {@linkcode ObjectLimitError} as
  * {@linkcode imagesFromWorkflowSpec}, naming the object.
  */
-export function imagesFromClusterWorkflowTemplate(
+export const imagesFromClusterWorkflowTemplate: (
   obj: unknown,
-  options: ArgoObjectOptions = {},
-): Set<string> {
-  return readObject(
-    "ClusterWorkflowTemplate",
-    obj,
-    (o) => ({ value: o?.spec, path: "spec" }),
-    options.work,
-  );
-}
+  options?: ArgoObjectOptions,
+) => Set<string> = objectReader("ClusterWorkflowTemplate", topSpec);
 
 /**
  * Images named by a CronWorkflow, read from its `spec.workflowSpec`. Pure.
@@ -1108,13 +1095,10 @@ export function imagesFromClusterWorkflowTemplate(
  * @throws {TypeError} or {@linkcode ObjectLimitError} as
  * {@linkcode imagesFromWorkflowSpec}, naming the object.
  */
-export function imagesFromCronWorkflow(
-  obj: unknown,
-  options: ArgoObjectOptions = {},
-): Set<string> {
-  return readObject("CronWorkflow", obj, (o) => {
-    const spec = o?.spec;
-    if (!asObject(spec)) return { value: spec, path: "spec" };
-    return { value: asObject(spec)!.workflowSpec, path: "spec.workflowSpec" };
-  }, options.work);
-}
+export const imagesFromCronWorkflow: (obj: unknown, options?: ArgoObjectOptions) => Set<string> =
+  objectReader("CronWorkflow", (o) => {
+    const spec = asObject(o?.spec);
+    return spec
+      ? { value: spec.workflowSpec, path: "spec.workflowSpec" }
+      : { value: o?.spec, path: "spec" };
+  });

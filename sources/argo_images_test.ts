@@ -918,31 +918,28 @@ const calls = (
 });
 
 Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, with bounded work", async (t) => {
-  await t.step("a template calling itself with a doubling parameter (crashed the daemon)", () => {
-    const result = measure({
-      entrypoint: "grow",
-      templates: [{
-        name: "grow",
-        inputs: { parameters: [{ name: "p", value: "x" }] },
-        container: { image: "alpine:{{inputs.parameters.p}}" },
-        steps: [[calls("grow", { p: "{{inputs.parameters.p}}{{inputs.parameters.p}}" })]],
-      }],
-    });
-    // Its own `value` wins over what is passed, so this one converges: Argo's precedence.
-    assertEquals(sorted(result.images!), ["alpine:x"]);
-    const hostile = measure({
-      entrypoint: "grow",
-      templates: [{
-        name: "grow",
-        inputs: { parameters: [{ name: "p", default: "x" }] },
-        container: { image: "alpine:{{inputs.parameters.p}}" },
-        steps: [[calls("grow", { p: "{{inputs.parameters.p}}{{inputs.parameters.p}}" })]],
-      }],
-    });
-    // The image, built before the next call, is the first string past the limit.
-    assertLimit(hostile, "MAX_EXPANDED_LENGTH", 'template "grow"');
-    assert(hostile.work.operations < 1_000, `${hostile.work.operations} operations`);
-  });
+  await t.step(
+    "a template calling itself with a doubling parameter (crashed the daemon)",
+    async () => {
+      const result = measure({
+        entrypoint: "grow",
+        templates: [{
+          name: "grow",
+          inputs: { parameters: [{ name: "p", value: "x" }] },
+          container: { image: "alpine:{{inputs.parameters.p}}" },
+          steps: [[calls("grow", { p: "{{inputs.parameters.p}}{{inputs.parameters.p}}" })]],
+        }],
+      });
+      // Its own `value` wins over what is passed, so this one converges: Argo's precedence.
+      assertEquals(sorted(result.images!), ["alpine:x"]);
+      const hostile = measure(
+        ((await hostileFixture("doubling.workflowtemplate.yaml")) as { spec: unknown }).spec,
+      );
+      // The image, built before the next call, is the first string past the limit.
+      assertLimit(hostile, "MAX_EXPANDED_LENGTH", 'template "grow"');
+      assert(hostile.work.operations < 1_000, `${hostile.work.operations} operations`);
+    },
+  );
   await t.step("mutual recursion doubling across two templates", () => {
     const template = (name: string, next: string) => ({
       name,
@@ -959,21 +956,24 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
     assertEquals(result.error.limit, "MAX_EXPANDED_LENGTH");
     assertWithinBounds(result.work);
   });
-  await t.step("withSequence with a huge format width (crashed the daemon)", () => {
-    for (const used of [true, false]) {
-      const result = measure({
-        templates: [{
-          name: "seq",
-          steps: [[{
-            name: "pad",
-            withSequence: { count: "3", format: "%0999999999d" },
-            inline: { container: { image: used ? "app:{{item}}" : "app:1" } },
-          }]],
-        }],
-      });
-      assertLimit(result, "MAX_SEQUENCE_WIDTH", 'template "seq", step "pad"');
-      assert(result.work.operations < 100);
-    }
+  await t.step("withSequence with a huge format width (crashed the daemon)", async () => {
+    const crash = measure(
+      ((await hostileFixture("huge-format.workflowtemplate.yaml")) as { spec: unknown }).spec,
+    );
+    assertLimit(crash, "MAX_SEQUENCE_WIDTH", 'template "pad", step "s"');
+    // Even when nothing reads the item: Argo would build the strings.
+    const unused = measure({
+      templates: [{
+        name: "seq",
+        steps: [[{
+          name: "pad",
+          withSequence: { count: "3", format: "%0999999999d" },
+          inline: { container: { image: "app:1" } },
+        }]],
+      }],
+    });
+    assertLimit(unused, "MAX_SEQUENCE_WIDTH", 'template "seq", step "pad"');
+    assert(crash.work.operations < 100 && unused.work.operations < 100);
   });
   await t.step("withSequence counts past the bound, when the item is used", () => {
     for (const sequence of [{ count: "999999999" }, { start: "-999999999", end: "999999999" }]) {
@@ -1020,49 +1020,35 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
     assertEquals(sorted(result.images!), ["plain:1"]);
     assert(result.work.operations < 100, `${result.work.operations} operations`);
   });
+  /** 300 steps of 256 items each calling `plain`; `passItem` passes each item on. */
+  const manySteps = (passItem: boolean) => {
+    const items = Array.from({ length: 256 }, (_, i) => String(i));
+    return measure({
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: Array.from({ length: 300 }, (_, i) => [{
+            name: `s${i}`,
+            withItems: items,
+            template: "plain",
+            ...(passItem ? { arguments: { parameters: [param("x", `${i}-{{item}}`)] } } : {}),
+          }]),
+        },
+        { name: "plain", inputs: { parameters: [{ name: "x" }] }, container: { image: "plain:1" } },
+      ],
+    });
+  };
   await t.step(
     "many withItems steps and one plain template yield the image (was silently empty)",
     () => {
-      const items = Array.from({ length: 256 }, (_, i) => String(i));
-      const result = measure({
-        entrypoint: "main",
-        templates: [
-          {
-            name: "main",
-            steps: Array.from(
-              { length: 300 },
-              (_, i) => [{ name: `s${i}`, withItems: items, template: "plain" }],
-            ),
-          },
-          { name: "plain", container: { image: "plain:1" } },
-        ],
-      });
-      assertEquals(sorted(result.images!), ["plain:1"]);
+      assertEquals(sorted(manySteps(false).images!), ["plain:1"]);
     },
   );
   await t.step(
     "many withItems steps whose item is passed on overrun the work budget, reported",
     () => {
-      const items = Array.from({ length: 256 }, (_, i) => String(i));
-      const result = measure({
-        entrypoint: "main",
-        templates: [
-          {
-            name: "main",
-            steps: Array.from({ length: 300 }, (_, i) => [{
-              name: `s${i}`,
-              withItems: items,
-              template: "plain",
-              arguments: { parameters: [param("x", `${i}-{{item}}`)] },
-            }]),
-          },
-          {
-            name: "plain",
-            inputs: { parameters: [{ name: "x" }] },
-            container: { image: "plain:1" },
-          },
-        ],
-      });
+      const result = manySteps(true);
       assert(result.error instanceof ObjectLimitError, String(result.error));
       assert(["MAX_WORK", "MAX_CALL_BINDINGS"].includes(result.error.limit), result.error.limit);
       assertWithinBounds(result.work);
@@ -1339,6 +1325,15 @@ Deno.test("imagesFromWorkflowSpec() on generated Argo objects: only documented e
   assert(Object.values(outcomes).every((n) => n > 0), JSON.stringify(outcomes));
 });
 
+/** One of issue 13's crash inputs, under `integration/fixtures/argo-hostile/`. */
+async function hostileFixture(name: string): Promise<unknown> {
+  return parse(
+    await Deno.readTextFile(
+      new URL(`../integration/fixtures/argo-hostile/${name}`, import.meta.url),
+    ),
+  );
+}
+
 async function fixture(name: string): Promise<unknown> {
   return parse(
     await Deno.readTextFile(new URL(`../integration/fixtures/argo/${name}`, import.meta.url)),
@@ -1433,44 +1428,44 @@ Deno.test("imagesFromWorkflowSpec() reads images from podSpecPatch as Argo patch
     container: { image },
     ...extra,
   });
+  /** A JSON patch setting the image of the `main` container. */
+  const mainPatch = (image: string) => `{"containers":[{"name":"main","image":"${image}"}]}`;
+  /** A spec of one `alpine:3.20` container template with this patch. */
+  const patched = (podSpecPatch: string, extra: Record<string, unknown> = {}) => ({
+    templates: [main("alpine:3.20", { podSpecPatch, ...extra })],
+  });
   await runCases(t, [
     {
       name: "a JSON patch replaces the main container's image",
-      spec: {
-        templates: [main("alpine:3.20", {
-          podSpecPatch: '{"containers":[{"name":"main","image":"busybox:1.36"}]}',
-        })],
-      },
+      spec: patched(mainPatch("busybox:1.36")),
       images: ["busybox:1.36"],
     },
     {
       name: "a YAML patch adds containers and init containers, and patches a sidecar by name",
-      spec: {
-        templates: [main("alpine:3.20", {
-          sidecars: [{ name: "proxy", image: "envoy:1.30" }],
-          podSpecPatch: [
-            "initContainers:",
-            "  - name: fetch",
-            "    image: curlimages/curl:8.8.0",
-            "containers:",
-            "  - name: proxy",
-            "    image: envoy:1.31",
-            "  - name: extra",
-            "    image: redis:7.2",
-            "  - name: main",
-            "    resources: {limits: {memory: 1Gi}}",
-          ].join("\n"),
-        })],
-      },
+      spec: patched(
+        [
+          "initContainers:",
+          "  - name: fetch",
+          "    image: curlimages/curl:8.8.0",
+          "containers:",
+          "  - name: proxy",
+          "    image: envoy:1.31",
+          "  - name: extra",
+          "    image: redis:7.2",
+          "  - name: main",
+          "    resources: {limits: {memory: 1Gi}}",
+        ].join("\n"),
+        { sidecars: [{ name: "proxy", image: "envoy:1.30" }] },
+      ),
       images: ["alpine:3.20", "curlimages/curl:8.8.0", "envoy:1.31", "redis:7.2"],
     },
     {
       name: "the workflow's patch applies first, the template's wins",
       spec: {
-        podSpecPatch: '{"containers":[{"name":"main","image":"from-workflow:1"}]}',
+        podSpecPatch: mainPatch("from-workflow:1"),
         templates: [
           main("alpine:3.20", {
-            podSpecPatch: '{"containers":[{"name":"main","image":"from-template:1"}]}',
+            podSpecPatch: mainPatch("from-template:1"),
           }),
           { name: "b", script: { image: "python:3.12", source: "print(1)" } },
         ],
@@ -1480,37 +1475,26 @@ Deno.test("imagesFromWorkflowSpec() reads images from podSpecPatch as Argo patch
     {
       name: "templateDefaults' patch applies to templates without their own",
       spec: {
-        templateDefaults: { podSpecPatch: '{"containers":[{"name":"main","image":"default:1"}]}' },
+        templateDefaults: { podSpecPatch: mainPatch("default:1") },
         templates: [main("alpine:3.20")],
       },
       images: ["default:1"],
     },
     {
       name: "a templated patch is resolved from the template's inputs",
-      spec: {
-        templates: [main("alpine:3.20", {
-          inputs: { parameters: [{ name: "img", default: "nginx:1.27" }] },
-          podSpecPatch: '{"containers":[{"name":"main","image":"{{inputs.parameters.img}}"}]}',
-        })],
-      },
+      spec: patched(mainPatch("{{inputs.parameters.img}}"), {
+        inputs: { parameters: [{ name: "img", default: "nginx:1.27" }] },
+      }),
       images: ["nginx:1.27"],
     },
     {
       name: "a patch with a placeholder not known offline is not read",
-      spec: {
-        templates: [main("alpine:3.20", {
-          podSpecPatch: '{"containers":[{"name":"main","image":"{{steps.pick.outputs.result}}"}]}',
-        })],
-      },
+      spec: patched(mainPatch("{{steps.pick.outputs.result}}")),
       images: ["alpine:3.20"],
     },
     {
       name: "a patch of resources only leaves the images alone",
-      spec: {
-        templates: [main("alpine:3.20", {
-          podSpecPatch: "containers:\n  - name: main\n    resources: {limits: {cpu: 2}}\n",
-        })],
-      },
+      spec: patched("containers:\n  - name: main\n    resources: {limits: {cpu: 2}}\n"),
       images: ["alpine:3.20"],
     },
     {
