@@ -876,7 +876,11 @@ class Extractor {
       this.#characters(text.length);
       let value: unknown;
       try {
-        value = text.trim() === "" ? {} : parseYaml(text, { maxAliasCount: MAX_PATCH_ALIASES });
+        // Patches are JSON in practice, and JSON.parse is many times faster
+        // than the YAML parser, which reads JSON the same (YAML is a superset).
+        value = text.trim() === ""
+          ? {}
+          : parseJson(text) ?? parseYaml(text, { maxAliasCount: MAX_PATCH_ALIASES });
       } catch (error) {
         const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
         this.#invalid(`${field} is not valid JSON or YAML: ${message}`);
@@ -958,6 +962,16 @@ class Extractor {
     }
     this.#operations(out.length);
     return out.map((entry) => entry.image);
+  }
+}
+
+/** A JSON value, or undefined when the text is not JSON (nor `null`). */
+function parseJson(text: string): unknown {
+  if (!/^\s*[[{]/.test(text)) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 
