@@ -11,6 +11,7 @@ import { requireDaemonIdentity } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import type { Logger } from "./log/logger.ts";
 import { DesiredImages } from "./images/desired_images.ts";
+import { TrustPolicy } from "./images/trust.ts";
 import { apiMessage } from "./kube/client.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { StaticSource } from "./sources/static.ts";
@@ -197,7 +198,16 @@ export async function runDaemon(
   const clock = deps.clock ?? realClock;
   const node = config.nodeName!;
   const log = deps.log.with({ node });
-  const desired = new DesiredImages();
+  const desired = new DesiredImages({
+    policy: new TrustPolicy({
+      trustedNamespaces: config.trustedNamespaces,
+      trustClusterScoped: config.trustClusterWorkflowTemplates,
+      allowedRepositories: config.allowedRepositories,
+    }),
+    maxImagesPerObject: config.maxImagesPerObject,
+    maxDesiredImages: config.maxDesiredImages,
+    log,
+  });
   const events = new EventRecorder({ kubeConfig, host: node, log, clock });
   const sources = buildSources(config, { ...deps, log }, desired, events);
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
@@ -288,7 +298,7 @@ export async function runDaemon(
     if (!lifetime.aborted) {
       log.info("All sources synced", {
         images: desired.size,
-        rejected: desired.rejections().length,
+        rejected: desired.rejectedCount(),
         sources: Object.fromEntries(sources.map((s) => [s.name, s.status().objects])),
       });
       await strategy.start?.(lifetime);

@@ -5,12 +5,17 @@
  * @module
  */
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
 import { type FlagSpec, formatHelp, parseFlags, type RawFlags } from "./flags.ts";
 import { VERSION } from "./version.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log/logger.ts";
 import { parseLabelSelector } from "../kube/label_selector.ts";
 import { parseReference } from "../images/reference.ts";
+import {
+  DEFAULT_MAX_DESIRED_IMAGES,
+  DEFAULT_MAX_IMAGES_PER_OBJECT,
+} from "../images/desired_images.ts";
+import { compileRepositoryPattern } from "../images/trust.ts";
 
 /** The project's own warden image, tagged like the daemon. */
 export const DEFAULT_WARDEN_IMAGE = `ghcr.io/image-cache-daemon/warden:${VERSION}`;
@@ -113,6 +118,41 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Secret in the daemon's namespace with registry credentials (repeatable)",
   },
   {
+    name: "trusted-namespaces",
+    type: "strings",
+    metavar: "namespace",
+    help:
+      "Namespaces whose ConfigMaps and Argo objects are the operator's: their images may use --image-pull-secret and skip --allowed-repositories (repeatable)",
+  },
+  {
+    name: "trust-cluster-workflow-templates",
+    type: "bool",
+    default: "false",
+    help: "Treat ClusterWorkflowTemplates as the operator's, like --trusted-namespaces",
+  },
+  {
+    name: "allowed-repositories",
+    type: "strings",
+    metavar: "pattern",
+    help:
+      "Repositories untrusted objects may name, such as docker.io/library/* or ghcr.io/my-org/** (repeatable; default: any)",
+  },
+  {
+    name: "max-images-per-object",
+    type: "string",
+    default: String(DEFAULT_MAX_IMAGES_PER_OBJECT),
+    metavar: "int",
+    help: "Most images one untrusted object may add; the rest are rejected and reported",
+  },
+  {
+    name: "max-desired-images",
+    type: "string",
+    default: String(DEFAULT_MAX_DESIRED_IMAGES),
+    metavar: "int",
+    help:
+      "Most images desired at once; past it trusted ones come first, then by name, and the rest are reported",
+  },
+  {
     name: "pull-priority-class",
     type: "string",
     metavar: "name",
@@ -138,7 +178,15 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "string",
     default: ":8080",
     metavar: "address",
-    help: "Address of the /metrics, /healthz, /readyz and /status server; 0 disables",
+    help: "Address of the /metrics, /healthz and /readyz server; 0 disables",
+  },
+  {
+    name: "status-bind-address",
+    type: "string",
+    default: "127.0.0.1:8081",
+    metavar: "address",
+    help:
+      "Address of the /status server (loopback by default: kubectl port-forward reaches it); 0 disables",
   },
   {
     name: "kubeconfig",
@@ -180,10 +228,43 @@ export function helpText(): string {
 
 const flagName = (key: string) => `--${key}`;
 
-const duration = (flag: string, options: { positive?: string } = {}) =>
+/**
+ * The longest duration any flag accepts: 2^31 - 1 ms (about 24.8 days), the
+ * longest delay a JavaScript timer holds. Beyond it `setTimeout` fires at
+ * once, so a `--pull-timeout=1000h` would time every pull out at once.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** Bounds of a duration flag, beyond being a non-negative Go duration. */
+interface DurationBounds {
+  /** Whether 0 is refused, with an example of a good value. */
+  positive?: string;
+  /** The least non-zero value, with why a smaller one does harm. */
+  min?: { ms: number; why: string };
+}
+
+const duration = (flag: string, options: DurationBounds = {}) =>
   z.string().transform((text, ctx) => {
     try {
       const ms = parseDuration(text);
+      if (ms > MAX_DURATION_MS) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${flagName(flag)} ${JSON.stringify(text)}: must be at most ${
+            formatDuration(MAX_DURATION_MS)
+          }, the longest a timer can wait`,
+        });
+        return z.NEVER;
+      }
+      if (options.min && ms > 0 && ms < options.min.ms) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${flagName(flag)} ${JSON.stringify(text)}: must be at least ${
+            formatDuration(options.min.ms)
+          }${options.positive ? "" : " or 0"}: ${options.min.why}`,
+        });
+        return z.NEVER;
+      }
       if (ms < 0) {
         ctx.addIssue({
           code: "custom",
@@ -213,6 +294,40 @@ const duration = (flag: string, options: { positive?: string } = {}) =>
   });
 
 const bool = z.string().transform((v) => v === "true");
+
+const count = (flag: string, min: number, max: number) =>
+  z.string().transform((v, ctx) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${flagName(flag)} ${
+          JSON.stringify(v)
+        }: expected a whole number from ${min} to ${max}`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  });
+const bindAddress = (flag: string, example: string) =>
+  z.string().transform((v, ctx) => {
+    if (v === "0") return undefined;
+    const m = v.match(/^(\[[0-9a-fA-F:]+\]|[^:]*):(\d{1,5})$/);
+    if (!m || Number(m[2]) > 65535) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${flagName(flag)} ${
+          JSON.stringify(v)
+        }: expected host:port such as ${example} or 127.0.0.1:8080, or 0 to disable`,
+      });
+      return z.NEVER;
+    }
+    return {
+      hostname: m[1] === "" ? "0.0.0.0" : m[1].replace(/^\[|\]$/g, ""),
+      port: Number(m[2]),
+    };
+  });
+
 const optionalName = z.string().optional().transform((v) => v === "" ? undefined : v);
 
 const schema = z.object({
@@ -245,7 +360,13 @@ const schema = z.object({
   "pod-name": optionalName,
   "pod-namespace": optionalName,
   "pod-uid": optionalName,
-  "resync-period": duration("resync-period"),
+  // Why a minimum: every resync pulls each tag again on every node (a pod
+  // each); at 1ns that is a pull pod after pod as fast as the node allows
+  // (~45 a second). A second keeps test and benchmark runs possible;
+  // production periods are minutes to hours (README "Configuration").
+  "resync-period": duration("resync-period", {
+    min: { ms: 1_000, why: "each resync pulls every tag again on every node" },
+  }),
   "warden-image": z.string().superRefine((v, ctx) => {
     try {
       parseReference(v);
@@ -273,8 +394,33 @@ const schema = z.object({
     }
     return n;
   }),
-  "pull-timeout": duration("pull-timeout", { positive: "10m" }),
-  "pull-backoff-max": duration("pull-backoff-max", { positive: "1h" }),
+  // Why minimums: a pull cannot finish in under a second (a pod must be
+  // scheduled and its image fetched), so a smaller timeout only churns pods;
+  // a smaller backoff cap retries permanent failures hot.
+  "pull-timeout": duration("pull-timeout", {
+    positive: "10m",
+    min: { ms: 1_000, why: "no pull finishes sooner, so every pull would time out" },
+  }),
+  "pull-backoff-max": duration("pull-backoff-max", {
+    positive: "1h",
+    min: { ms: 1_000, why: "failing images would be retried in a tight loop" },
+  }),
+  "trusted-namespaces": z.array(z.string()).default([]),
+  "trust-cluster-workflow-templates": bool,
+  "allowed-repositories": z.array(z.string()).default([]).superRefine((patterns, ctx) => {
+    for (const pattern of patterns) {
+      try {
+        compileRepositoryPattern(pattern);
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--allowed-repositories ${JSON.stringify(pattern)}: ${(error as Error).message}`,
+        });
+      }
+    }
+  }),
+  "max-images-per-object": count("max-images-per-object", 1, 1_000_000),
+  "max-desired-images": count("max-desired-images", 1, 1_000_000),
   "image-pull-secret": z.array(z.string()).default([]),
   "pull-priority-class": optionalName,
   "pull-strategy": z.string().refine((v) => v === "pod" || v === "cri", {
@@ -284,23 +430,8 @@ const schema = z.object({
     message:
       '--cri-socket "": must not be empty; expected a socket path such as /run/containerd/containerd.sock',
   }),
-  "metrics-bind-address": z.string().transform((v, ctx) => {
-    if (v === "0") return undefined;
-    const m = v.match(/^(\[[0-9a-fA-F:]+\]|[^:]*):(\d{1,5})$/);
-    if (!m || Number(m[2]) > 65535) {
-      ctx.addIssue({
-        code: "custom",
-        message: `--metrics-bind-address ${
-          JSON.stringify(v)
-        }: expected host:port such as :8080 or 127.0.0.1:8080, or 0 to disable`,
-      });
-      return z.NEVER;
-    }
-    return {
-      hostname: m[1] === "" ? "0.0.0.0" : m[1].replace(/^\[|\]$/g, ""),
-      port: Number(m[2]),
-    };
-  }),
+  "metrics-bind-address": bindAddress("metrics-bind-address", ":8080"),
+  "status-bind-address": bindAddress("status-bind-address", "127.0.0.1:8081"),
   kubeconfig: optionalName,
   "log-level": z.enum(LOG_LEVELS, {
     error: (issue) =>
@@ -333,11 +464,20 @@ export interface Config {
   readonly pullTimeoutMs: number;
   readonly pullBackoffMaxMs: number;
   readonly imagePullSecrets: readonly string[];
+  /** Namespaces whose objects are the operator's (`--trusted-namespaces`). */
+  readonly trustedNamespaces: readonly string[];
+  readonly trustClusterWorkflowTemplates: boolean;
+  /** Repository patterns untrusted objects may name; empty: any. */
+  readonly allowedRepositories: readonly string[];
+  readonly maxImagesPerObject: number;
+  readonly maxDesiredImages: number;
   readonly pullPriorityClass?: string;
   readonly pullStrategy: "pod" | "cri";
   readonly criSocket: string;
   /** Undefined when the server is disabled. */
   readonly metricsBindAddress?: { readonly hostname: string; readonly port: number };
+  /** Undefined when `/status` is disabled. */
+  readonly statusBindAddress?: { readonly hostname: string; readonly port: number };
   readonly kubeconfig?: string;
   readonly logLevel: typeof LOG_LEVELS[number];
   readonly logFormat: typeof LOG_FORMATS[number];
@@ -375,7 +515,7 @@ export function loadConfig(
   args: readonly string[],
   env: (name: string) => string | undefined = readEnv,
 ): LoadedConfig {
-  const { flags, positionals } = parseFlags(args, FLAGS);
+  const { flags, positionals } = parseFlags(args, FLAGS, { strictBooleans: true });
   const input: RawFlags = {};
   for (const spec of FLAGS) {
     const given = flags[spec.name];
@@ -407,10 +547,16 @@ export function loadConfig(
     pullTimeoutMs: v["pull-timeout"],
     pullBackoffMaxMs: v["pull-backoff-max"],
     imagePullSecrets: v["image-pull-secret"],
+    trustedNamespaces: v["trusted-namespaces"],
+    trustClusterWorkflowTemplates: v["trust-cluster-workflow-templates"],
+    allowedRepositories: v["allowed-repositories"],
+    maxImagesPerObject: v["max-images-per-object"],
+    maxDesiredImages: v["max-desired-images"],
     pullPriorityClass: v["pull-priority-class"],
     pullStrategy: v["pull-strategy"],
     criSocket: v["cri-socket"],
     metricsBindAddress: v["metrics-bind-address"],
+    statusBindAddress: v["status-bind-address"],
     kubeconfig: v.kubeconfig,
     logLevel: v["log-level"],
     logFormat: v["log-format"],

@@ -95,7 +95,7 @@ export interface SetResult {
 export interface DesiredImagesOptions {
   /** Who is trusted, and what untrusted origins may name. @default {a policy trusting only `--image`, allowing any repository} */
   policy?: TrustPolicy;
-  /** Most distinct references one origin may add; the rest are rejected. @default {DEFAULT_MAX_IMAGES_PER_OBJECT} */
+  /** Most distinct references one untrusted origin may add; the rest are rejected. @default {DEFAULT_MAX_IMAGES_PER_OBJECT} */
   maxImagesPerObject?: number;
   /** Most references desired at once; the rest wait, reported. @default {DEFAULT_MAX_DESIRED_IMAGES} */
   maxDesiredImages?: number;
@@ -152,6 +152,16 @@ export class DesiredImages {
   #wasCapped = false;
   /** Times the admission was recomputed in full (over the cap), for tests of bounded work. */
   recomputations = 0;
+  #version = 0;
+
+  /**
+   * Grows on every change of the map or its rejections, so views built from
+   * it (`/status`) are rebuilt once per change, not once per request.
+   */
+  get version(): number {
+    this.#settle();
+    return this.#version;
+  }
 
   constructor(options: DesiredImagesOptions = {}) {
     this.#policy = options.policy ?? new TrustPolicy();
@@ -167,6 +177,7 @@ export class DesiredImages {
    * as rejections (a few kept as samples) and never become desired.
    */
   set(origin: string, inputs: Iterable<unknown>): SetResult {
+    this.#version++;
     const trusted = this.#policy.trusted(origin);
     const accepted = new Set<string>();
     const samples: Rejection[] = [];
@@ -188,9 +199,10 @@ export class DesiredImages {
             this.#policy.allowedRepositories.join(", ")
           })`,
         );
-      } else if (accepted.size >= this.#maxPerObject) {
+      } else if (!trusted && accepted.size >= this.#maxPerObject) {
         // Why reject rather than cut silently: the owner sees what is left
         // out; keeping the first ones keeps the choice stable across syncs.
+        // The operator's own origins are bounded by the total cap only.
         reject(input, `Over the limit of ${this.#maxPerObject} images per object`);
       } else accepted.add(result.ref);
     }
@@ -201,6 +213,7 @@ export class DesiredImages {
 
   /** Removes an origin and everything only it asked for. */
   delete(origin: string): void {
+    this.#version++;
     this.#setRejections(origin, undefined);
     this.#replace(origin, new Set(), this.#policy.trusted(origin));
   }
@@ -383,6 +396,7 @@ export class DesiredImages {
   #settle(): void {
     if (!this.#dirty) return;
     this.#dirty = false;
+    this.#version++;
     this.recomputations++;
     const ranked = this.#candidates.size <= this.#maxDesired
       ? [...this.#candidates.keys()]

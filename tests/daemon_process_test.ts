@@ -96,6 +96,7 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
     const kubeconfig = `${dir}/kubeconfig`;
     await Deno.writeTextFile(kubeconfig, server.kubeconfigYaml());
     const port = freePort();
+    const statusPort = freePort();
     child = spawnDaemon([
       `--kubeconfig=${kubeconfig}`,
       `--node-name=${NODE}`,
@@ -103,6 +104,7 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
       "--pod-name=icd-self",
       `--pod-uid=${self.metadata.uid}`,
       `--metrics-bind-address=127.0.0.1:${port}`,
+      `--status-bind-address=127.0.0.1:${statusPort}`,
     ], {
       entry: options.entry,
       denoFlags: [...(options.denoFlags ?? []), `--allow-read=${kubeconfig}`],
@@ -129,6 +131,13 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
       return /image_cache_daemon_pulls_total\{result="success"\} 3\b/.test(text) ? text : undefined;
     }, { what: "three successful pulls in /metrics" });
     assertMatch(metrics, /image_cache_daemon_desired_images 3\b/);
+    // /status, which names every tenant's objects, is not on the address the
+    // pod network reaches, only on its own (loopback by default).
+    const onMetrics = await fetch(`${base}/status`);
+    await onMetrics.body?.cancel();
+    assertEquals(onMetrics.status, 404);
+    const report = await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json();
+    assertEquals(report.desired, 3);
 
     // A slow pull in flight when SIGTERM arrives.
     server.kubelet(NODE).setPullDelay("docker.io/library/slow:1", 60_000);
@@ -202,6 +211,7 @@ Deno.test("Signals: SIGINT exits 0, a second signal exits at once, and SIGTERM w
         `--pod-namespace=${NS}`,
         "--image=slow:1",
         "--metrics-bind-address=0",
+        "--status-bind-address=0",
       ], { denoFlags: [`--allow-read=${kubeconfig}`] });
       const stderr = new Response(child.stderr).text();
       return { child, stderr };

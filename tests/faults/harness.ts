@@ -260,6 +260,8 @@ function startProcess(
   const child = spawnDaemon([
     `--kubeconfig=${kubeconfigPath}`,
     `--metrics-bind-address=127.0.0.1:${port}`,
+    // /status on the same port, so the suite reads everything from one server.
+    `--status-bind-address=127.0.0.1:${port}`,
     ...args,
   ], { denoFlags: [`--allow-read=${kubeconfigPath}`], entry: ENTRY });
   const lines: LogLine[] = [];
