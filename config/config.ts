@@ -20,199 +20,6 @@ import { compileRepositoryPattern } from "../images/trust.ts";
 /** The project's own warden image, tagged like the daemon. */
 export const DEFAULT_WARDEN_IMAGE = `ghcr.io/image-cache-daemon/warden:${VERSION}`;
 
-/** Every flag the daemon accepts, in help order. */
-export const FLAGS: readonly FlagSpec[] = [
-  {
-    name: "image",
-    type: "strings",
-    help: "Image to cache on every node; repeat for more",
-  },
-  {
-    name: "configmap-selector",
-    type: "string",
-    default: "app.kubernetes.io/part-of=image-cache-daemon",
-    help: "Label selector of the ConfigMaps that list images",
-  },
-  {
-    name: "configmap-namespaces",
-    type: "strings",
-    metavar: "namespace",
-    help: "Watch ConfigMaps only in these namespaces (repeatable; default: all namespaces)",
-  },
-  {
-    name: "node-name",
-    type: "string",
-    env: "NODE_NAME",
-    help: "Name of the node this daemon pulls for",
-  },
-  { name: "pod-name", type: "string", env: "POD_NAME", help: "Name of the daemon's own pod" },
-  {
-    name: "pod-namespace",
-    type: "string",
-    env: "POD_NAMESPACE",
-    help: "Namespace of the daemon's own pod, where pull pods are created",
-  },
-  { name: "pod-uid", type: "string", env: "POD_UID", help: "UID of the daemon's own pod" },
-  {
-    name: "resync-period",
-    type: "string",
-    default: "15m0s",
-    metavar: "duration",
-    help: "How often every image is pulled again (tags move); 0 disables",
-  },
-  {
-    name: "warden-image",
-    type: "string",
-    default: DEFAULT_WARDEN_IMAGE,
-    help: "Image whose entrypoint copies the no-op binary for pull pods",
-  },
-  {
-    name: "watch-argo-workflow-templates",
-    type: "bool",
-    default: "true",
-    help: "Cache images named by Argo WorkflowTemplates",
-  },
-  {
-    name: "watch-argo-cluster-workflow-templates",
-    type: "bool",
-    default: "true",
-    help: "Cache images named by Argo ClusterWorkflowTemplates",
-  },
-  {
-    name: "watch-argo-cron-workflows",
-    type: "bool",
-    default: "true",
-    help: "Cache images named by Argo CronWorkflows",
-  },
-  {
-    name: "watch-configmaps",
-    type: "bool",
-    default: "true",
-    help: "Cache images listed by labelled ConfigMaps",
-  },
-  {
-    name: "max-concurrent-pulls",
-    type: "string",
-    default: "2",
-    metavar: "int",
-    help: "Most pulls in flight on this node at once",
-  },
-  {
-    name: "pull-timeout",
-    type: "string",
-    default: "10m0s",
-    metavar: "duration",
-    help: "A pull not finished by then is abandoned and counts as failed",
-  },
-  {
-    name: "pull-backoff-max",
-    type: "string",
-    default: "1h0m0s",
-    metavar: "duration",
-    help: "Longest wait between retries of a failing image",
-  },
-  {
-    name: "image-pull-secret",
-    type: "strings",
-    metavar: "name",
-    help: "Secret in the daemon's namespace with registry credentials (repeatable)",
-  },
-  {
-    name: "trusted-namespaces",
-    type: "strings",
-    metavar: "namespace",
-    help:
-      "Namespaces whose ConfigMaps and Argo objects are the operator's: their images may use --image-pull-secret and skip --allowed-repositories (repeatable)",
-  },
-  {
-    name: "trust-cluster-workflow-templates",
-    type: "bool",
-    default: "false",
-    help: "Treat ClusterWorkflowTemplates as the operator's, like --trusted-namespaces",
-  },
-  {
-    name: "allowed-repositories",
-    type: "strings",
-    metavar: "pattern",
-    help:
-      "Repositories untrusted objects may name, such as docker.io/library/* or ghcr.io/my-org/** (repeatable; default: any)",
-  },
-  {
-    name: "max-images-per-object",
-    type: "string",
-    default: String(DEFAULT_MAX_IMAGES_PER_OBJECT),
-    metavar: "int",
-    help: "Most images one untrusted object may add; the rest are rejected and reported",
-  },
-  {
-    name: "max-desired-images",
-    type: "string",
-    default: String(DEFAULT_MAX_DESIRED_IMAGES),
-    metavar: "int",
-    help:
-      "Most images desired at once; past it trusted ones come first, then by name, and the rest are reported",
-  },
-  {
-    name: "pull-priority-class",
-    type: "string",
-    metavar: "name",
-    help: "PriorityClass for pull pods",
-  },
-  {
-    name: "pull-strategy",
-    type: "string",
-    default: "pod",
-    metavar: "pod|cri",
-    help: "How images are pulled: warden pods, or the node's CRI socket",
-  },
-  {
-    name: "cri-socket",
-    type: "string",
-    default: "/run/containerd/containerd.sock",
-    metavar: "path",
-    help:
-      "CRI runtime socket, with --pull-strategy=cri (the released CRI build may open only the default path: mount the runtime's socket there)",
-  },
-  {
-    name: "metrics-bind-address",
-    type: "string",
-    default: ":8080",
-    metavar: "address",
-    help: "Address of the /metrics, /healthz and /readyz server; 0 disables",
-  },
-  {
-    name: "status-bind-address",
-    type: "string",
-    default: "127.0.0.1:8081",
-    metavar: "address",
-    help:
-      "Address of the /status server (loopback by default: kubectl port-forward reaches it); 0 disables",
-  },
-  {
-    name: "kubeconfig",
-    type: "string",
-    env: "KUBECONFIG",
-    metavar: "path",
-    help: "Kubeconfig file; in-cluster configuration when empty",
-  },
-  {
-    name: "log-level",
-    type: "string",
-    default: "info",
-    metavar: "level",
-    help: "Least severe log level: debug, info, warn or error",
-  },
-  {
-    name: "log-format",
-    type: "string",
-    default: "json",
-    metavar: "format",
-    help: "Log format: json, or text for humans",
-  },
-  { name: "version", type: "bool", help: "Print the version and exit" },
-  { name: "help", short: "h", type: "bool", help: "Print this help and exit" },
-];
-
 /** The usage line of the daemon. */
 export const USAGE = `image-cache-daemon ${VERSION}
 Pre-pulls container images onto every node of a Kubernetes cluster.
@@ -220,11 +27,6 @@ Pre-pulls container images onto every node of a Kubernetes cluster.
 Usage:
   image-cache-daemon [flags]
   image-cache-daemon images [-f FILE|DIR|-]... [--output text|json]`;
-
-/** The help text. */
-export function helpText(): string {
-  return formatHelp(USAGE, FLAGS);
-}
 
 const flagName = (key: string) => `--${key}`;
 
@@ -293,6 +95,18 @@ const duration = (flag: string, options: DurationBounds = {}) =>
     }
   });
 
+const reference = (flag: string) =>
+  z.string().superRefine((v, ctx) => {
+    try {
+      parseReference(v);
+    } catch (error) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${flagName(flag)} ${JSON.stringify(v)}: ${(error as Error).message}`,
+      });
+    }
+  });
+
 const bool = z.string().transform((v) => v === "true");
 
 const count = (flag: string, min: number, max: number) =>
@@ -309,6 +123,8 @@ const count = (flag: string, min: number, max: number) =>
     }
     return n;
   });
+
+/** `host:port`, `:port` (every interface) or `0` (disabled: undefined). */
 const bindAddress = (flag: string, example: string) =>
   z.string().transform((v, ctx) => {
     if (v === "0") return undefined;
@@ -327,163 +143,392 @@ const bindAddress = (flag: string, example: string) =>
       port: Number(m[2]),
     };
   });
-
 const optionalName = z.string().optional().transform((v) => v === "" ? undefined : v);
+const list = z.array(z.string()).default([]);
 
-const schema = z.object({
-  image: z.array(z.string()).default([]).superRefine((images, ctx) => {
-    for (const image of images) {
-      try {
-        parseReference(image);
-      } catch (error) {
-        ctx.addIssue({
-          code: "custom",
-          message: `--image ${JSON.stringify(image)}: ${(error as Error).message}`,
-        });
-      }
-    }
-  }),
-  "configmap-selector": z.string().superRefine((v, ctx) => {
-    try {
-      parseLabelSelector(v);
-    } catch (error) {
-      ctx.addIssue({
-        code: "custom",
-        message: `--configmap-selector ${JSON.stringify(v)}: ${
-          (error as Error).message.replace(/^Cannot parse label selector "[^"]*": /, "")
-        }; expected a label selector such as app=x,tier in (a,b)`,
-      });
-    }
-  }),
-  "configmap-namespaces": z.array(z.string()).default([]),
-  "node-name": optionalName,
-  "pod-name": optionalName,
-  "pod-namespace": optionalName,
-  "pod-uid": optionalName,
-  // Why a minimum: every resync pulls each tag again on every node (a pod
-  // each); at 1ns that is a pull pod after pod as fast as the node allows
-  // (~45 a second). A second keeps test and benchmark runs possible;
-  // production periods are minutes to hours (README "Configuration").
-  "resync-period": duration("resync-period", {
-    min: { ms: 1_000, why: "each resync pulls every tag again on every node" },
-  }),
-  "warden-image": z.string().superRefine((v, ctx) => {
-    try {
-      parseReference(v);
-    } catch (error) {
-      ctx.addIssue({
-        code: "custom",
-        message: `--warden-image ${JSON.stringify(v)}: ${(error as Error).message}`,
-      });
-    }
-  }),
-  "watch-argo-workflow-templates": bool,
-  "watch-argo-cluster-workflow-templates": bool,
-  "watch-argo-cron-workflows": bool,
-  "watch-configmaps": bool,
-  "max-concurrent-pulls": z.string().transform((v, ctx) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || n < 1 || n > 1000) {
-      ctx.addIssue({
-        code: "custom",
-        message: `--max-concurrent-pulls ${
-          JSON.stringify(v)
-        }: expected a whole number from 1 to 1000`,
-      });
-      return z.NEVER;
-    }
-    return n;
-  }),
-  // Why minimums: a pull cannot finish in under a second (a pod must be
-  // scheduled and its image fetched), so a smaller timeout only churns pods;
-  // a smaller backoff cap retries permanent failures hot.
-  "pull-timeout": duration("pull-timeout", {
-    positive: "10m",
-    min: { ms: 1_000, why: "no pull finishes sooner, so every pull would time out" },
-  }),
-  "pull-backoff-max": duration("pull-backoff-max", {
-    positive: "1h",
-    min: { ms: 1_000, why: "failing images would be retried in a tight loop" },
-  }),
-  "trusted-namespaces": z.array(z.string()).default([]),
-  "trust-cluster-workflow-templates": bool,
-  "allowed-repositories": z.array(z.string()).default([]).superRefine((patterns, ctx) => {
-    for (const pattern of patterns) {
-      try {
-        compileRepositoryPattern(pattern);
-      } catch (error) {
-        ctx.addIssue({
-          code: "custom",
-          message: `--allowed-repositories ${JSON.stringify(pattern)}: ${(error as Error).message}`,
-        });
-      }
-    }
-  }),
-  "max-images-per-object": count("max-images-per-object", 1, 1_000_000),
-  "max-desired-images": count("max-desired-images", 1, 1_000_000),
-  "image-pull-secret": z.array(z.string()).default([]),
-  "pull-priority-class": optionalName,
-  "pull-strategy": z.string().refine((v) => v === "pod" || v === "cri", {
-    error: (issue) => `--pull-strategy ${JSON.stringify(issue.input)}: expected pod or cri`,
-  }).transform((v) => v as "pod" | "cri"),
-  "cri-socket": z.string().min(1, {
-    message:
-      '--cri-socket "": must not be empty; expected a socket path such as /run/containerd/containerd.sock',
-  }),
-  "metrics-bind-address": bindAddress("metrics-bind-address", ":8080"),
-  "status-bind-address": bindAddress("status-bind-address", "127.0.0.1:8081"),
-  kubeconfig: optionalName,
-  "log-level": z.enum(LOG_LEVELS, {
-    error: (issue) =>
-      `--log-level ${JSON.stringify(issue.input)}: expected one of ${LOG_LEVELS.join(", ")}`,
-  }),
-  "log-format": z.enum(LOG_FORMATS, {
-    error: (issue) => `--log-format ${JSON.stringify(issue.input)}: expected json or text`,
-  }),
-  version: bool,
-  help: bool,
-});
-
-/** The daemon's validated configuration. */
-export interface Config {
-  readonly images: readonly string[];
-  readonly configmapSelector: string;
-  readonly configmapNamespaces: readonly string[];
-  readonly nodeName?: string;
-  readonly podName?: string;
-  readonly podNamespace?: string;
-  readonly podUid?: string;
-  /** Milliseconds; 0 disables resync. */
-  readonly resyncPeriodMs: number;
-  readonly wardenImage: string;
-  readonly watchArgoWorkflowTemplates: boolean;
-  readonly watchArgoClusterWorkflowTemplates: boolean;
-  readonly watchArgoCronWorkflows: boolean;
-  readonly watchConfigmaps: boolean;
-  readonly maxConcurrentPulls: number;
-  readonly pullTimeoutMs: number;
-  readonly pullBackoffMaxMs: number;
-  readonly imagePullSecrets: readonly string[];
-  /** Namespaces whose objects are the operator's (`--trusted-namespaces`). */
-  readonly trustedNamespaces: readonly string[];
-  readonly trustClusterWorkflowTemplates: boolean;
-  /** Repository patterns untrusted objects may name; empty: any. */
-  readonly allowedRepositories: readonly string[];
-  readonly maxImagesPerObject: number;
-  readonly maxDesiredImages: number;
-  readonly pullPriorityClass?: string;
-  readonly pullStrategy: "pod" | "cri";
-  readonly criSocket: string;
-  /** Undefined when the server is disabled. */
-  readonly metricsBindAddress?: { readonly hostname: string; readonly port: number };
-  /** Undefined when `/status` is disabled. */
-  readonly statusBindAddress?: { readonly hostname: string; readonly port: number };
-  readonly kubeconfig?: string;
-  readonly logLevel: typeof LOG_LEVELS[number];
-  readonly logFormat: typeof LOG_FORMATS[number];
-  readonly version: boolean;
-  readonly help: boolean;
+/**
+ * One flag of the daemon: how it is parsed and shown ({@linkcode FlagSpec}),
+ * where its value lands in {@linkcode Config}, and how the raw text (a list
+ * for repeatable flags, `"true"`/`"false"` for booleans) is validated and
+ * turned into that value.
+ */
+interface ConfigFlag<K extends string, S extends z.ZodType> extends FlagSpec {
+  /** The {@linkcode Config} field the value lands in. */
+  readonly key: K;
+  /** Validates the raw value and turns it into the field's value; messages name the flag. */
+  readonly schema: S;
 }
+
+/** Declares a flag, keeping its key and schema types for {@linkcode Config}. */
+const flag = <const K extends string, S extends z.ZodType>(f: ConfigFlag<K, S>) => f;
+
+/**
+ * Every flag the daemon accepts, in help order: the one table from which the
+ * help text, the parser, the validation and the {@linkcode Config} type follow.
+ */
+const TABLE = [
+  flag({
+    name: "image",
+    key: "images",
+    type: "strings",
+    help: "Image to cache on every node; repeat for more",
+    schema: z.array(reference("image")).default([]),
+  }),
+  flag({
+    name: "configmap-selector",
+    key: "configmapSelector",
+    type: "string",
+    default: "app.kubernetes.io/part-of=image-cache-daemon",
+    help: "Label selector of the ConfigMaps that list images",
+    schema: z.string().superRefine((v, ctx) => {
+      try {
+        parseLabelSelector(v);
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--configmap-selector ${JSON.stringify(v)}: ${
+            (error as Error).message.replace(/^Cannot parse label selector "[^"]*": /, "")
+          }; expected a label selector such as app=x,tier in (a,b)`,
+        });
+      }
+    }),
+  }),
+  flag({
+    name: "configmap-namespaces",
+    key: "configmapNamespaces",
+    type: "strings",
+    metavar: "namespace",
+    help: "Watch ConfigMaps only in these namespaces (repeatable; default: all namespaces)",
+    schema: list,
+  }),
+  flag({
+    name: "node-name",
+    key: "nodeName",
+    type: "string",
+    env: "NODE_NAME",
+    help: "Name of the node this daemon pulls for",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pod-name",
+    key: "podName",
+    type: "string",
+    env: "POD_NAME",
+    help: "Name of the daemon's own pod",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pod-namespace",
+    key: "podNamespace",
+    type: "string",
+    env: "POD_NAMESPACE",
+    help: "Namespace of the daemon's own pod, where pull pods are created",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pod-uid",
+    key: "podUid",
+    type: "string",
+    env: "POD_UID",
+    help: "UID of the daemon's own pod",
+    schema: optionalName,
+  }),
+  flag({
+    name: "resync-period",
+    key: "resyncPeriodMs",
+    type: "string",
+    default: "15m0s",
+    metavar: "duration",
+    help: "How often every image is pulled again (tags move); 0 disables",
+    // Why a minimum: every resync pulls each tag again on every node (a pod
+    // each); at 1ns that is a pull pod after pod as fast as the node allows
+    // (~45 a second). A second keeps test and benchmark runs possible;
+    // production periods are minutes to hours (README "Configuration").
+    schema: duration("resync-period", {
+      min: { ms: 1_000, why: "each resync pulls every tag again on every node" },
+    }),
+  }),
+  flag({
+    name: "warden-image",
+    key: "wardenImage",
+    type: "string",
+    default: DEFAULT_WARDEN_IMAGE,
+    help: "Image whose entrypoint copies the no-op binary for pull pods",
+    schema: reference("warden-image"),
+  }),
+  flag({
+    name: "watch-argo-workflow-templates",
+    key: "watchArgoWorkflowTemplates",
+    type: "bool",
+    default: "true",
+    help: "Cache images named by Argo WorkflowTemplates",
+    schema: bool,
+  }),
+  flag({
+    name: "watch-argo-cluster-workflow-templates",
+    key: "watchArgoClusterWorkflowTemplates",
+    type: "bool",
+    default: "true",
+    help: "Cache images named by Argo ClusterWorkflowTemplates",
+    schema: bool,
+  }),
+  flag({
+    name: "watch-argo-cron-workflows",
+    key: "watchArgoCronWorkflows",
+    type: "bool",
+    default: "true",
+    help: "Cache images named by Argo CronWorkflows",
+    schema: bool,
+  }),
+  flag({
+    name: "watch-configmaps",
+    key: "watchConfigmaps",
+    type: "bool",
+    default: "true",
+    help: "Cache images listed by labelled ConfigMaps",
+    schema: bool,
+  }),
+  flag({
+    name: "max-concurrent-pulls",
+    key: "maxConcurrentPulls",
+    type: "string",
+    default: "2",
+    metavar: "int",
+    help: "Most pulls in flight on this node at once",
+    schema: z.string().transform((v, ctx) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v.trim()) || n < 1 || n > 1000) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--max-concurrent-pulls ${
+            JSON.stringify(v)
+          }: expected a whole number from 1 to 1000`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  }),
+  flag({
+    name: "pull-timeout",
+    key: "pullTimeoutMs",
+    type: "string",
+    default: "10m0s",
+    metavar: "duration",
+    help: "A pull not finished by then is abandoned and counts as failed",
+    // Why a minimum: a pull cannot finish in under a second (a pod must be
+    // scheduled and its image fetched), so a smaller timeout only churns pods.
+    schema: duration("pull-timeout", {
+      positive: "10m",
+      min: { ms: 1_000, why: "no pull finishes sooner, so every pull would time out" },
+    }),
+  }),
+  flag({
+    name: "pull-backoff-max",
+    key: "pullBackoffMaxMs",
+    type: "string",
+    default: "1h0m0s",
+    metavar: "duration",
+    help: "Longest wait between retries of a failing image",
+    // Why a minimum: a smaller cap retries permanent failures in a tight loop.
+    schema: duration("pull-backoff-max", {
+      positive: "1h",
+      min: { ms: 1_000, why: "failing images would be retried in a tight loop" },
+    }),
+  }),
+  flag({
+    name: "image-pull-secret",
+    key: "imagePullSecrets",
+    type: "strings",
+    metavar: "name",
+    help: "Secret in the daemon's namespace with registry credentials (repeatable)",
+    schema: list,
+  }),
+  flag({
+    name: "trusted-namespaces",
+    key: "trustedNamespaces",
+    type: "strings",
+    metavar: "namespace",
+    help:
+      "Namespaces whose ConfigMaps and Argo objects are the operator's: their images may use --image-pull-secret and skip --allowed-repositories (repeatable)",
+    schema: list,
+  }),
+  flag({
+    name: "trust-cluster-workflow-templates",
+    key: "trustClusterWorkflowTemplates",
+    type: "bool",
+    default: "false",
+    help: "Treat ClusterWorkflowTemplates as the operator's, like --trusted-namespaces",
+    schema: bool,
+  }),
+  flag({
+    name: "allowed-repositories",
+    key: "allowedRepositories",
+    type: "strings",
+    metavar: "pattern",
+    help:
+      "Repositories untrusted objects may name, such as docker.io/library/* or ghcr.io/my-org/** (repeatable; default: any)",
+    schema: list.superRefine((patterns, ctx) => {
+      for (const pattern of patterns) {
+        try {
+          compileRepositoryPattern(pattern);
+        } catch (error) {
+          ctx.addIssue({
+            code: "custom",
+            message: `--allowed-repositories ${JSON.stringify(pattern)}: ${
+              (error as Error).message
+            }`,
+          });
+        }
+      }
+    }),
+  }),
+  flag({
+    name: "max-images-per-object",
+    key: "maxImagesPerObject",
+    type: "string",
+    default: String(DEFAULT_MAX_IMAGES_PER_OBJECT),
+    metavar: "int",
+    help: "Most images one untrusted object may add; the rest are rejected and reported",
+    schema: count("max-images-per-object", 1, 1_000_000),
+  }),
+  flag({
+    name: "max-desired-images",
+    key: "maxDesiredImages",
+    type: "string",
+    default: String(DEFAULT_MAX_DESIRED_IMAGES),
+    metavar: "int",
+    help:
+      "Most images desired at once; past it trusted ones come first, then by name, and the rest are reported",
+    schema: count("max-desired-images", 1, 1_000_000),
+  }),
+  flag({
+    name: "pull-priority-class",
+    key: "pullPriorityClass",
+    type: "string",
+    metavar: "name",
+    help: "PriorityClass for pull pods",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pull-strategy",
+    key: "pullStrategy",
+    type: "string",
+    default: "pod",
+    metavar: "pod|cri",
+    help: "How images are pulled: warden pods, or the node's CRI socket",
+    schema: z.string().refine((v) => v === "pod" || v === "cri", {
+      error: (issue) => `--pull-strategy ${JSON.stringify(issue.input)}: expected pod or cri`,
+    }).transform((v) => v as "pod" | "cri"),
+  }),
+  flag({
+    name: "cri-socket",
+    key: "criSocket",
+    type: "string",
+    default: "/run/containerd/containerd.sock",
+    metavar: "path",
+    help:
+      "CRI runtime socket, with --pull-strategy=cri (the released CRI build may open only the default path: mount the runtime's socket there)",
+    schema: z.string().min(1, {
+      message:
+        '--cri-socket "": must not be empty; expected a socket path such as /run/containerd/containerd.sock',
+    }),
+  }),
+  flag({
+    name: "metrics-bind-address",
+    key: "metricsBindAddress",
+    type: "string",
+    default: ":8080",
+    metavar: "address",
+    help: "Address of the /metrics, /healthz and /readyz server; 0 disables",
+    // Undefined when the server is disabled.
+    schema: bindAddress("metrics-bind-address", ":8080"),
+  }),
+  flag({
+    name: "status-bind-address",
+    key: "statusBindAddress",
+    type: "string",
+    default: "127.0.0.1:8081",
+    metavar: "address",
+    help:
+      "Address of the /status server (loopback by default: kubectl port-forward reaches it); 0 disables",
+    // Why loopback: /status names every tenant's objects and echoes their
+    // rejected input; the pod network has no business reading it.
+    schema: bindAddress("status-bind-address", "127.0.0.1:8081"),
+  }),
+  flag({
+    name: "kubeconfig",
+    key: "kubeconfig",
+    type: "string",
+    env: "KUBECONFIG",
+    metavar: "path",
+    help: "Kubeconfig file; in-cluster configuration when empty",
+    schema: optionalName,
+  }),
+  flag({
+    name: "log-level",
+    key: "logLevel",
+    type: "string",
+    default: "info",
+    metavar: "level",
+    help: "Least severe log level: debug, info, warn or error",
+    schema: z.enum(LOG_LEVELS, {
+      error: (issue) =>
+        `--log-level ${JSON.stringify(issue.input)}: expected one of ${LOG_LEVELS.join(", ")}`,
+    }),
+  }),
+  flag({
+    name: "log-format",
+    key: "logFormat",
+    type: "string",
+    default: "json",
+    metavar: "format",
+    help: "Log format: json, or text for humans",
+    schema: z.enum(LOG_FORMATS, {
+      error: (issue) => `--log-format ${JSON.stringify(issue.input)}: expected json or text`,
+    }),
+  }),
+  flag({
+    name: "version",
+    key: "version",
+    type: "bool",
+    help: "Print the version and exit",
+    schema: bool,
+  }),
+  flag({
+    name: "help",
+    key: "help",
+    short: "h",
+    type: "bool",
+    help: "Print this help and exit",
+    schema: bool,
+  }),
+] as const;
+
+/** Every flag the daemon accepts, in help order. */
+export const FLAGS: readonly FlagSpec[] = TABLE;
+
+/** The help text. */
+export function helpText(): string {
+  return formatHelp(USAGE, FLAGS);
+}
+
+const schema = z.object(Object.fromEntries(TABLE.map((f) => [f.name, f.schema])));
+
+/** A value as the config holds it: frozen, so lists are read-only. */
+type Frozen<T> = T extends readonly (infer U)[] ? readonly U[]
+  : T extends object ? { readonly [K in keyof T]: T[K] }
+  : T;
+
+/**
+ * The daemon's validated configuration: one field per flag (the `key` of
+ * its row in the table), typed as its schema's output. Durations are in
+ * milliseconds (`resyncPeriodMs` 0 disables resync); `metricsBindAddress` is
+ * undefined when the server is disabled.
+ */
+export type Config = {
+  readonly [F in typeof TABLE[number] as F["key"]]: Frozen<z.output<F["schema"]>>;
+};
 
 /** The result of {@linkcode loadConfig}: the config and the positional arguments. */
 export interface LoadedConfig {
@@ -528,63 +573,56 @@ export function loadConfig(
   if (!parsed.success) {
     throw new TypeError(parsed.error.issues.map((i) => i.message).join("\n"));
   }
-  const v = parsed.data;
-  const config: Config = {
-    images: v.image,
-    configmapSelector: v["configmap-selector"],
-    configmapNamespaces: v["configmap-namespaces"],
-    nodeName: v["node-name"],
-    podName: v["pod-name"],
-    podNamespace: v["pod-namespace"],
-    podUid: v["pod-uid"],
-    resyncPeriodMs: v["resync-period"],
-    wardenImage: v["warden-image"],
-    watchArgoWorkflowTemplates: v["watch-argo-workflow-templates"],
-    watchArgoClusterWorkflowTemplates: v["watch-argo-cluster-workflow-templates"],
-    watchArgoCronWorkflows: v["watch-argo-cron-workflows"],
-    watchConfigmaps: v["watch-configmaps"],
-    maxConcurrentPulls: v["max-concurrent-pulls"],
-    pullTimeoutMs: v["pull-timeout"],
-    pullBackoffMaxMs: v["pull-backoff-max"],
-    imagePullSecrets: v["image-pull-secret"],
-    trustedNamespaces: v["trusted-namespaces"],
-    trustClusterWorkflowTemplates: v["trust-cluster-workflow-templates"],
-    allowedRepositories: v["allowed-repositories"],
-    maxImagesPerObject: v["max-images-per-object"],
-    maxDesiredImages: v["max-desired-images"],
-    pullPriorityClass: v["pull-priority-class"],
-    pullStrategy: v["pull-strategy"],
-    criSocket: v["cri-socket"],
-    metricsBindAddress: v["metrics-bind-address"],
-    statusBindAddress: v["status-bind-address"],
-    kubeconfig: v.kubeconfig,
-    logLevel: v["log-level"],
-    logFormat: v["log-format"],
-    version: v.version,
-    help: v.help,
-  };
+  const values = parsed.data as Record<string, unknown>;
+  // Built from the table, so it has exactly the fields Config declares.
+  const config = Object.fromEntries(TABLE.map((f) => [f.key, values[f.name]])) as Config;
   return deepFreeze({ config, positionals });
 }
 
 /**
+ * Who the running daemon is. {@linkcode requireDaemonIdentity} returns it
+ * only when the node and namespace are known, so the daemon never has to
+ * ask again.
+ */
+export interface DaemonIdentity {
+  /** The node this daemon pulls for (`--node-name`). */
+  readonly node: string;
+  /** The daemon's namespace (`--pod-namespace`): pull pods and pull secrets live there. */
+  readonly namespace: string;
+  /**
+   * The daemon's own pod (`--pod-name`, `--pod-uid`), when known: Events
+   * about pulls go on it, and pull pods copy its tolerations and name it
+   * their owner.
+   */
+  readonly pod?: { readonly name: string; readonly uid?: string };
+}
+
+/**
  * Checks what running the daemon (not the `images` command) needs beyond the
- * schema: the node to pull for and the namespace for pull pods.
+ * schema, the node to pull for and the namespace for pull pods, and returns
+ * the daemon's identity.
  *
  * @throws {TypeError} naming the missing flag and its environment fallback.
  */
-export function requireDaemonIdentity(config: Config): void {
+export function requireDaemonIdentity(config: Config): DaemonIdentity {
+  const { nodeName: node, podNamespace: namespace, podName, podUid } = config;
   const missing: string[] = [];
-  if (!config.nodeName) {
+  if (!node) {
     missing.push(
       "--node-name is required: set it, or NODE_NAME from the downward API (spec.nodeName)",
     );
   }
-  if (!config.podNamespace) {
+  if (!namespace) {
     missing.push(
       "--pod-namespace is required: set it, or POD_NAMESPACE from the downward API (metadata.namespace)",
     );
   }
-  if (missing.length) throw new TypeError(missing.join("\n"));
+  if (!node || !namespace) throw new TypeError(missing.join("\n"));
+  return Object.freeze({
+    node,
+    namespace,
+    pod: podName ? Object.freeze({ name: podName, uid: podUid }) : undefined,
+  });
 }
 
 function deepFreeze<T>(value: T): T {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** Default of {@linkcode BoundedServerOptions.headerTimeoutMs}: 10 s, as Go servers commonly use. */

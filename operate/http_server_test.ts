@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../testing/assert.ts";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
 import { type BoundedServerOptions, serveBounded } from "./http_server.ts";
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { HealthCheck, readinessReport } from "./health.ts";
 import type { DaemonMetrics } from "./metrics.ts";
