@@ -51,6 +51,8 @@ export interface DaemonParts {
   readonly watches: readonly { status(): SourceStatus }[];
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
+  /** What the daemon waits for before it pulls (its Node, if missing). */
+  waiting(): string | undefined;
 }
 
 /** Builds the enabled sources. */
@@ -168,6 +170,8 @@ export async function runDaemon(
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
   const strategy = await buildStrategy(config, identity, { ...deps, log });
   let pullerRunning = false;
+  /** Why the puller waits, for `/readyz`. */
+  let waiting: string | undefined;
   // Events about pulls go on the daemon's own pod: that is where an operator
   // looks (`kubectl describe pod`), and pull pods are deleted at once.
   const self: InvolvedObject | undefined = identity.pod
@@ -215,6 +219,7 @@ export async function runDaemon(
     events,
     watches: [nodeImages, ...strategy.watches ?? []],
     ready: () => pullerRunning,
+    waiting: () => waiting,
   });
   log.info("Starting image-cache-daemon", {
     version: VERSION,
@@ -243,6 +248,20 @@ export async function runDaemon(
         rejected: desired.rejectedCount(),
         sources: Object.fromEntries(sources.map((s) => [s.name, s.status().objects])),
       });
+      if (nodeImages.found() === false) {
+        // Pull pods pinned to a node that does not exist stay Pending until
+        // they time out, one after another, forever: say so once and wait.
+        waiting = `Node "${node}" does not exist: --node-name (NODE_NAME) must name a node`;
+        log.error("Node not found; nothing is pulled until it exists", {
+          node,
+          hint: "set --node-name, or NODE_NAME from the downward API (spec.nodeName)",
+        });
+        await nodeImages.whenFound(lifetime);
+        if (!lifetime.aborted) log.info("Node found; pulling starts", { node });
+        waiting = undefined;
+      }
+    }
+    if (!lifetime.aborted) {
       await strategy.start?.(lifetime);
     }
     if (!lifetime.aborted) {

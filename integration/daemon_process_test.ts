@@ -263,3 +263,48 @@ Deno.test("Signals: SIGINT exits 0, a second signal exits at once, and SIGTERM w
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("An API server the Deno permissions refuse is named with the permission, not 'fetch failed'", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "icd-refused-" });
+  const kubeconfig = `${dir}/kubeconfig`;
+  await Deno.writeTextFile(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server: "https://api.example.invalid:6443" } }],
+      users: [{ name: "u", user: { token: "t" } }],
+      contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+      "current-context": "x",
+    }),
+  );
+  const child = spawnDaemon([
+    `--kubeconfig=${kubeconfig}`,
+    `--node-name=${NODE}`,
+    `--pod-namespace=${NS}`,
+    "--metrics-bind-address=0",
+    "--status-bind-address=0",
+  ], { denoFlags: [`--allow-read=${kubeconfig}`] });
+  let stderr = "";
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr += chunk;
+    }
+  })();
+  try {
+    await waitFor(() => /"Watch failed, retrying"/.test(stderr), {
+      what: "a failed watch",
+      timeoutMs: 20_000,
+    });
+    const line = stderr.split("\n").find((l) => l.includes('"Watch failed, retrying"'))!;
+    const error = String(JSON.parse(line).error);
+    assertMatch(error, /"api\.example\.invalid"/);
+    assertMatch(error, /--allow-net/);
+    assert(!/^fetch failed$/.test(error), error);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await reading;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

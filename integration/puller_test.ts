@@ -11,6 +11,7 @@ import { type Config, loadConfig } from "../config/config.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { type DaemonParts, runDaemon } from "../daemon.ts";
 import { restrictedViolations } from "../testing/restricted_profile.ts";
+import { readinessReport } from "../operate/health.ts";
 
 const NS = "image-cache";
 const NODE = "node-1";
@@ -242,6 +243,42 @@ Deno.test("Pull secrets go only on warden pods of images the operator's own orig
       "ghcr.io/acme/tools:2": [{ name: "regcred" }],
       "ghcr.io/acme/private:1": undefined,
     });
+  } finally {
+    await run.stop();
+  }
+});
+
+Deno.test("A NODE_NAME naming no node is reported and makes the daemon not ready, with no pull pod, until the node exists", async () => {
+  const run = await startDaemon(["--image=alpine:3.20", "--node-name=ghost"], undefined, {}, {
+    waitReady: false,
+  });
+  try {
+    await waitFor(
+      () =>
+        run.log.lines.some((l) => l.msg === "Node not found; nothing is pulled until it exists"),
+      {
+        what: "the node-not-found line",
+      },
+    );
+    const line = run.log.lines.find((l) =>
+      l.msg === "Node not found; nothing is pulled until it exists"
+    )!;
+    assertEquals(line.node, "ghost");
+    const report = readinessReport(run.parts);
+    assertEquals(report.ready, false);
+    assert(
+      report.notReady.some((r) => /Node "ghost" does not exist: --node-name \(NODE_NAME\)/.test(r)),
+    );
+    assertEquals(run.pods.created.length, 0);
+    assertEquals(
+      run.log.lines.filter((l) => l.msg === "Node not found; nothing is pulled until it exists")
+        .length,
+      1,
+    );
+    run.server.addNode("ghost");
+    await waitFor(() => run.parts.ready(), { what: "ready once the node exists" });
+    await waitFor(() => run.pods.created.length === 1, { what: "a pull pod for the node" });
+    assertEquals(run.pods.created[0].spec!.nodeName, "ghost");
   } finally {
     await run.stop();
   }

@@ -46,4 +46,6 @@ export interface ObservedParts {
 export interface ServedParts extends ObservedParts {
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
+  /** What the daemon waits for before it pulls, if anything (such as its Node). */
+  waiting?(): string | undefined;
 }
