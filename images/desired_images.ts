@@ -95,7 +95,10 @@ export interface SetResult {
 export interface DesiredImagesOptions {
   /** Who is trusted, and what untrusted origins may name. @default {a policy trusting only `--image`, allowing any repository} */
   policy?: TrustPolicy;
-  /** Most distinct references one untrusted origin may add; the rest are rejected. @default {DEFAULT_MAX_IMAGES_PER_OBJECT} */
+  /**
+   * Most entries one untrusted origin may list (valid or not, as written);
+   * the rest are rejected unread. @default {DEFAULT_MAX_IMAGES_PER_OBJECT}
+   */
   maxImagesPerObject?: number;
   /** Most references desired at once; the rest wait, reported. @default {DEFAULT_MAX_DESIRED_IMAGES} */
   maxDesiredImages?: number;
@@ -186,7 +189,15 @@ export class DesiredImages {
       count++;
       if (samples.length < MAX_REJECTION_SAMPLES) samples.push(rejection(origin, input, reason));
     };
+    let entries = 0;
     for (const input of inputs) {
+      if (!trusted && entries++ >= this.#maxPerObject) {
+        // Why count these unread: parsing costs tens of microseconds per
+        // entry, so a list of millions would stall the daemon; the cap bounds
+        // the work one object costs. The count stays exact.
+        reject(input, `Over the limit of ${this.#maxPerObject} images per object`);
+        continue;
+      }
       const result = tryNormalizeReference(input);
       if (!result.ok) reject(input, result.reason);
       else if (accepted.has(result.ref)) continue;

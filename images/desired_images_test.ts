@@ -135,10 +135,10 @@ Deno.test("DesiredImages rejects repositories outside --allowed-repositories for
   assertEquals(desired.has("ghcr.io/evil/miner:1"), true);
 });
 
-Deno.test("DesiredImages rejects, and reports, references beyond the per-object cap, keeping the first ones", () => {
+Deno.test("DesiredImages rejects, and reports, entries beyond the per-object cap, keeping the first ones", () => {
   const desired = new DesiredImages({ maxImagesPerObject: 3 });
   const inputs = Array.from({ length: 10 }, (_, i) => `registry.example/app-${i}:1`);
-  const result = desired.set("configmap/t/a", ["registry.example/app-0:1", ...inputs]);
+  const result = desired.set("configmap/t/a", inputs);
   assertEquals([...result.accepted], inputs.slice(0, 3));
   assertEquals(result.rejectedCount, 7);
   assertMatch(result.rejected[0].reason, /Over the limit of 3 images per object/);
@@ -193,4 +193,16 @@ Deno.test("DesiredImages over the cap tells listeners the net change once per ba
   for (let i = 0; i < 50; i++) desired.delete(`configmap/t/x${i}`);
   await Promise.resolve();
   assertEquals(desired.refs(), ["registry.example/b:1", "registry.example/c:1"]);
+});
+
+Deno.test("DesiredImages parses at most the per-object cap of an untrusted object's entries, and counts the rest", () => {
+  const desired = new DesiredImages({ maxImagesPerObject: 2 });
+  const entries = Array.from({ length: 1_000_000 }, (_, i) => `bad ref ${i}`);
+  const result = desired.set("configmap/t/a", entries);
+  assertEquals(result.rejectedCount, 1_000_000);
+  // The first two were parsed (and found invalid); the rest were not read.
+  assertMatch(result.rejected[0].reason, /Cannot parse image reference "bad ref 0"/);
+  assertMatch(result.rejected[1].reason, /Cannot parse image reference "bad ref 1"/);
+  assertEquals(result.rejected[2].reason, "Over the limit of 2 images per object");
+  assertEquals(result.rejected.length, MAX_REJECTION_SAMPLES);
 });

@@ -73,7 +73,8 @@ export function eventMessage(samples: readonly Rejection[], count: number): stri
   const reasons = [...new Set(samples.map((r) => r.reason))].join("; ");
   const head = count === 1 ? "" : `${count} image references rejected: `;
   const more = count > samples.length ? ` (and ${count - samples.length} more)` : "";
-  return truncateEcho(`${head}${reasons}${more}`, MAX_EVENT_MESSAGE);
+  // Room for the "…(N chars)" note, so the whole stays within the limit.
+  return truncateEcho(`${head}${reasons}${more}`, MAX_EVENT_MESSAGE - 24);
 }
 
 /** What a source keeps of one object: its images or its error, never the object. */
@@ -212,7 +213,11 @@ export class WatchedSource implements Source {
     } catch (error) {
       // Why absorb: bad data in one object is reported and must never stop
       // the source or the daemon.
-      return { origin, ref, error: truncateEcho((error as Error).message, MAX_EVENT_MESSAGE) };
+      return {
+        origin,
+        ref,
+        error: truncateEcho((error as Error).message, MAX_EVENT_MESSAGE - 24),
+      };
     }
   }
 
