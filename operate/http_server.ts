@@ -9,8 +9,9 @@
  * within `headerTimeoutMs` and fit in `maxHeadBytes`, the answer must be
  * taken within `writeTimeoutMs`, then the connection is closed
  * (`connection: close`; Prometheus and the kubelet open one per scrape or
- * probe anyway). At most `maxConnections` are open at once; more are closed
- * at accept. Request bodies are never read.
+ * probe anyway). At most `maxConnections` are open at once, and at most
+ * `maxConnectionsPerClient` from one address; more are closed at accept.
+ * Request bodies are never read.
  *
  * @module
  */
@@ -23,9 +24,16 @@ export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
 export const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
 /**
  * Default of {@linkcode BoundedServerOptions.maxConnections}: a scraper, the
- * kubelet's probes and an operator's port-forward need a handful.
+ * kubelet's probes and an operator's port-forward need a handful; 256 open
+ * connections cost about 2 MiB.
  */
-export const DEFAULT_MAX_CONNECTIONS = 32;
+export const DEFAULT_MAX_CONNECTIONS = 256;
+/**
+ * Default of {@linkcode BoundedServerOptions.maxConnectionsPerClient}. Why a
+ * limit per client address: one pod holding every slot would starve the
+ * kubelet's probes, and the kubelet would restart a healthy daemon.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 8;
 /** Default of {@linkcode BoundedServerOptions.maxHeadBytes}: ample for a GET with headers. */
 export const DEFAULT_MAX_HEAD_BYTES = 8 * 1024;
 
@@ -45,6 +53,8 @@ export interface BoundedServerOptions {
   writeTimeoutMs?: number;
   /** @default {DEFAULT_MAX_CONNECTIONS} */
   maxConnections?: number;
+  /** Open connections allowed from one remote address. @default {DEFAULT_MAX_CONNECTIONS_PER_CLIENT} */
+  maxConnectionsPerClient?: number;
   /** @default {DEFAULT_MAX_HEAD_BYTES} */
   maxHeadBytes?: number;
 }
@@ -56,7 +66,7 @@ export interface ServerStats {
   open: number;
   /** The most open at once. */
   maxOpen: number;
-  /** Closed at accept because `maxConnections` were open. */
+  /** Closed at accept because `maxConnections` were open, or that client's share. */
   refused: number;
   /** Closed because the head or the answer did not go through in time. */
   timedOut: number;
@@ -103,6 +113,9 @@ export function serveBounded(options: BoundedServerOptions): BoundedServer {
   const headerTimeoutMs = options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS;
   const writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const perClient = options.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+  const byClient = new Map<string, number>();
+  const clientOf = (conn: Deno.Conn) => (conn.remoteAddr as Deno.NetAddr).hostname ?? "";
   const maxHeadBytes = options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
   const stats: ServerStats = {
@@ -117,6 +130,10 @@ export function serveBounded(options: BoundedServerOptions): BoundedServer {
   const close = (conn: Deno.Conn) => {
     if (!connections.delete(conn)) return;
     stats.open--;
+    const client = clientOf(conn);
+    const left = (byClient.get(client) ?? 1) - 1;
+    if (left > 0) byClient.set(client, left);
+    else byClient.delete(client);
     try {
       conn.close();
     } catch {
@@ -211,7 +228,8 @@ export function serveBounded(options: BoundedServerOptions): BoundedServer {
         return; // The listener was closed: the server stops.
       }
       stats.accepted++;
-      if (connections.size >= maxConnections) {
+      const client = clientOf(conn);
+      if (connections.size >= maxConnections || (byClient.get(client) ?? 0) >= perClient) {
         // Why refuse rather than queue: a queue is what a flood would grow.
         stats.refused++;
         try {
@@ -222,6 +240,7 @@ export function serveBounded(options: BoundedServerOptions): BoundedServer {
         continue;
       }
       connections.add(conn);
+      byClient.set(client, (byClient.get(client) ?? 0) + 1);
       stats.open++;
       stats.maxOpen = Math.max(stats.maxOpen, stats.open);
       serve(conn);

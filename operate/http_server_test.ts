@@ -71,7 +71,7 @@ Deno.test("serveBounded() closes a connection that sends nothing, or half a requ
 });
 
 Deno.test("serveBounded() refuses connections beyond its limit at accept, and serves again once they go", async () => {
-  await withServer({ maxConnections: 4 }, async (port, server) => {
+  await withServer({ maxConnections: 4, maxConnectionsPerClient: 100 }, async (port, server) => {
     const idle = await Promise.all(
       Array.from({ length: 10 }, () => Deno.connect({ hostname: "127.0.0.1", port })),
     );
@@ -94,5 +94,21 @@ Deno.test("serveBounded() answers 431 to an oversized head and 400 to garbage wi
     await junk.write(new TextEncoder().encode("hello there\r\n\r\n"));
     assert((await readAll(junk)).startsWith("HTTP/1.1 400 "));
     assertEquals(server.stats().handled, 0);
+  });
+});
+
+Deno.test("serveBounded() limits the connections one client address may hold, so others still get in", async () => {
+  // Bound on every IPv6 and IPv4 address: 127.0.0.1 and ::1 are two clients.
+  await withServer({ hostname: "::", maxConnectionsPerClient: 3 }, async (port, server) => {
+    const hog = await Promise.all(
+      Array.from({ length: 6 }, () => Deno.connect({ hostname: "127.0.0.1", port })),
+    );
+    await waitUntil("all accepted or refused", () => server.stats().accepted === 6);
+    assertEquals([server.stats().open, server.stats().refused], [3, 3]);
+    // Another address (the kubelet's, say) is served meanwhile.
+    const other = await Deno.connect({ hostname: "::1", port });
+    await other.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert((await readAll(other)).endsWith("GET /healthz\n"));
+    for (const conn of hog) conn.close();
   });
 });

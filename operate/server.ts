@@ -46,7 +46,12 @@ export interface OperationsServerOptions {
   /** Connection bounds (timeouts on real time unless a clock is given here). */
   connections?: Pick<
     BoundedServerOptions,
-    "clock" | "headerTimeoutMs" | "writeTimeoutMs" | "maxConnections" | "maxHeadBytes"
+    | "clock"
+    | "headerTimeoutMs"
+    | "writeTimeoutMs"
+    | "maxConnections"
+    | "maxConnectionsPerClient"
+    | "maxHeadBytes"
   >;
 }
 

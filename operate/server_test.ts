@@ -238,7 +238,7 @@ Deno.test("serveOperations() /status builds its image list once for 120 concurre
     log: nullLogger,
     signal: controller.signal,
     parts: () => parts,
-    connections: { maxConnections: 200 },
+    connections: { maxConnections: 200, maxConnectionsPerClient: 200 },
   });
   try {
     const url = `http://127.0.0.1:${server.port}/status`;
