@@ -79,6 +79,7 @@ export function daemonArgs(
     `--pod-name=${SELF_POD}`,
     `--pod-uid=${cluster.selfUid}`,
     "--metrics-bind-address=0",
+    "--status-bind-address=0",
     ...extra,
   ];
 }

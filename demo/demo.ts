@@ -185,6 +185,7 @@ async function main(args: string[]): Promise<number> {
       `--pod-name=${self.metadata.name}`,
       `--pod-uid=${self.metadata.uid}`,
       "--metrics-bind-address=0",
+      "--status-bind-address=0",
       "--max-concurrent-pulls=3",
       "--resync-period=0",
       "--log-format=text",

@@ -194,6 +194,8 @@ export function readinessReport(parts: ServedParts | undefined): ReadinessReport
     const status = source.status();
     if (!status.synced) notReady.push(`Source "${status.name}" has not synced`);
   }
+  const waiting = parts.waiting?.();
+  if (waiting !== undefined) notReady.push(waiting);
   if (!parts.ready()) notReady.push("The node puller is not running");
   return { ready: notReady.length === 0, notReady };
 }

@@ -11,7 +11,7 @@ import type { WatchStatus } from "../kube/reflector.ts";
 /** Where a source reports image sets; {@linkcode DesiredImages} implements it. */
 export interface ImageSink {
   /** Replaces the whole set of references of `origin`. */
-  set(origin: string, refs: Iterable<string>): SetResult;
+  set(origin: string, refs: Iterable<unknown>): SetResult;
   /** Removes `origin` and its references. */
   delete(origin: string): void;
 }

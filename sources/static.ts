@@ -31,8 +31,8 @@ export class StaticSource implements Source {
     this.#options = options;
     const { images, sink, log } = options;
     if (images.length === 0) return;
-    const { accepted, rejected } = sink.set(STATIC_ORIGIN, images);
-    this.#errors = rejected.length;
+    const { accepted, rejected, rejectedCount } = sink.set(STATIC_ORIGIN, images);
+    this.#errors = rejectedCount;
     for (const r of rejected) {
       log.error("Rejected image reference", {
         source: this.name,

@@ -205,7 +205,8 @@ export class CriPullStrategy implements PullStrategy {
           return { skipped: true, digest };
         }
       }
-      const auth = this.#auth?.(ref);
+      // Credentials only for images a trusted origin asks for (see PullOptions.trusted).
+      const auth = options.trusted ? this.#auth?.(ref) : undefined;
       const imageRef = await this.#client.pullImage(ref, { signal, deadline, auth });
       let digest: string | undefined = imageRef || undefined;
       const pulled = await this.#client.imageStatus(ref, { signal, deadline }).catch(() =>
