@@ -6,8 +6,7 @@
  * and what they configure matches the daemon: the port, the path, the pod
  * labels, the alerts of the rule file and the dashboard JSON.
  */
-import { relative } from "node:path";
-import { parse, parseAllDocuments } from "yaml";
+import { parse } from "yaml";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { Namespace } from "kubernetes-models/v1/Namespace";
@@ -23,6 +22,8 @@ import { loadConfig } from "../config/config.ts";
 import { DaemonMetrics, METRIC_PREFIX } from "../operate/metrics.ts";
 import {
   kustomize,
+  kustomizeWithComponents,
+  parseManifests as parseYaml,
   PROMETHEUS_RULE_FILE,
   prometheusRuleFor,
   RELEASE_MANIFESTS,
@@ -58,10 +59,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
 };
 
 function parseManifests(text: string): Manifest[] {
-  return parseAllDocuments(text).map((doc) => {
-    assertEquals(doc.errors, []);
-    return doc.toJS() as Manifest;
-  });
+  return parseYaml(text) as Manifest[];
 }
 
 /** Validates every object against its schema; an object of no known kind fails. */
@@ -79,26 +77,7 @@ function validateAll(objects: Manifest[]): void {
 
 /** The base install with one component, the way a user's kustomization lists it. */
 async function withComponent(component: string): Promise<Manifest[]> {
-  const dir = await Deno.makeTempDir({ prefix: "icd-kustomize-" });
-  try {
-    // kustomize takes relative paths only.
-    const up = relative(dir, new URL("manifests", ROOT).pathname);
-    await Deno.writeTextFile(
-      `${dir}/kustomization.yaml`,
-      `resources:\n  - ${up}\ncomponents:\n  - ${up}/components/${component}\n`,
-    );
-    const out = await new Deno.Command("kubectl", {
-      args: ["kustomize", dir],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decoder = new TextDecoder();
-    assertEquals(out.code, 0, decoder.decode(out.stderr));
-    return parseManifests(decoder.decode(out.stdout));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return parseManifests(await kustomizeWithComponents([component]));
 }
 
 function only(objects: Manifest[], kind: string): Manifest {

@@ -17,14 +17,13 @@
  * Without prometheus these tests are ignored, except under CI (`CI=true`),
  * where a missing Prometheus is a failure: CI installs it.
  */
-import { relative } from "node:path";
 import { parse } from "yaml";
 import { assert, assertEquals } from "../testing/assert.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { spawnDaemon } from "../testing/daemon_process.ts";
 import { waitFor } from "../testing/wait.ts";
 import { DaemonMetrics } from "../operate/metrics.ts";
-import { RULES_FILE } from "../manifests/render.ts";
+import { kustomizeWithComponents, parseManifests, RULES_FILE } from "../manifests/render.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MONITORING = new URL("monitoring/", ROOT);
@@ -225,20 +224,9 @@ async function prometheusConfig(targets: PodTarget[]): Promise<string> {
 
 /** The pod annotations of the prometheus-annotations component, as rendered. */
 async function daemonPodAnnotations(): Promise<Record<string, string>> {
-  const dir = await Deno.makeTempDir({ prefix: "icd-annotations-" });
-  try {
-    const up = relative(dir, new URL("manifests", ROOT).pathname);
-    await Deno.writeTextFile(
-      `${dir}/kustomization.yaml`,
-      `resources:\n  - ${up}\ncomponents:\n  - ${up}/components/prometheus-annotations\n`,
-    );
-    const { code, out } = await run("kubectl", ["kustomize", dir]);
-    assertEquals(code, 0, out);
-    const ds = out.split(/^---$/m).map((d) => parse(d) as Doc).find((d) => d.kind === "DaemonSet")!;
-    return ds.spec.template.metadata.annotations;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const rendered = parseManifests(await kustomizeWithComponents(["prometheus-annotations"]));
+  const ds = (rendered as Doc[]).find((d) => d.kind === "DaemonSet")!;
+  return ds.spec.template.metadata.annotations;
 }
 
 interface PromSeries {
