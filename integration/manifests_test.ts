@@ -7,13 +7,15 @@
  * the pull pods are held to).
  */
 import { parseAllDocuments } from "yaml";
-import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
-import { Namespace } from "kubernetes-models/v1/Namespace";
-import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
-import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
-import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
-import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
-import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import {
+  ClusterRole,
+  ClusterRoleBinding,
+  DaemonSet,
+  Namespace,
+  Role,
+  RoleBinding,
+  ServiceAccount,
+} from "../testing/kubernetes_models.ts";
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import {
   apiCallOf,
