@@ -143,20 +143,25 @@ Deno.test("the PodMonitor scrapes the daemon pods' metrics port and labels serie
   assert(monitor.podTargetLabels.includes("app.kubernetes.io/name"));
 });
 
-Deno.test("the prometheus-annotations component annotates the daemon pods with the port it serves", async () => {
+Deno.test("the prometheus-annotations component annotates every pod that serves metrics with its port", async () => {
   const objects = await withComponent("prometheus-annotations");
-  const template = only(objects, "DaemonSet").spec.template;
-  const annotations = template.metadata.annotations;
-  const container = template.spec.containers[0];
-  const { config } = loadConfig(container.args, () => undefined);
-  assertEquals(annotations, {
-    "prometheus.io/scrape": "true",
-    "prometheus.io/port": String(config.metricsBindAddress?.port),
-    "prometheus.io/path": "/metrics",
-  });
-  assert(
-    container.ports.some((p: Manifest) => p.containerPort === config.metricsBindAddress?.port),
-  );
+  const workloads = objects.filter((o) => o.kind === "DaemonSet" || o.kind === "Deployment");
+  assert(workloads.some((w) => w.kind === "DaemonSet"));
+  for (const workload of workloads) {
+    const template = workload.spec.template;
+    const [container] = template.spec.containers;
+    const { config } = loadConfig(container.args, () => undefined);
+    const port = container.ports.find((p: Manifest) => p.name === "metrics");
+    assertEquals(port?.containerPort, config.metricsBindAddress?.port, workload.metadata.name);
+    assertEquals(template.metadata.annotations, {
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": String(port.containerPort),
+      "prometheus.io/path": "/metrics",
+    }, workload.metadata.name);
+  }
+  // Nothing else changes: the same objects as the base install.
+  const base = parseManifests(await kustomize("manifests"));
+  assertEquals(kinds(objects), kinds(base));
 });
 
 Deno.test("the PrometheusRule holds exactly the groups of the plain rule file", async () => {
