@@ -23,6 +23,7 @@ import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { spawnDaemon } from "../testing/daemon_process.ts";
 import { waitFor } from "../testing/wait.ts";
 import { DaemonMetrics } from "../operate/metrics.ts";
+import { fakeParts, FakeSource } from "../testing/fake_parts.ts";
 import { kustomizeWithComponents, parseManifests, RULES_FILE } from "../manifests/render.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -156,7 +157,16 @@ prometheusTest(
 prometheusTest(
   "promtool check metrics finds nothing against Prometheus naming in /metrics",
   async () => {
-    const text = await new DaemonMetrics().render();
+    // Every family with samples: sources, a failing image, a settled pull.
+    const parts = fakeParts([new FakeSource("configmap", { objects: 2, lastActivity: 1e12 })]);
+    parts.desired.origins.set(BROKEN, ["static"]);
+    parts.puller.images = [{ ref: BROKEN, state: "failed", attempts: 2, consecutiveFailures: 2 }];
+    const metrics = new DaemonMetrics();
+    metrics.observe(parts);
+    metrics.pullStarted(BROKEN);
+    metrics.pullFinished(BROKEN, { ok: true, durationMs: 1_500 });
+    const text = await metrics.render();
+    assert(text.includes("image_cache_daemon_image_consecutive_failures{"), text);
     const { code, out } = await run("promtool", ["check", "metrics"], text);
     assertEquals(out.trim(), "");
     assertEquals(code, 0);
