@@ -299,7 +299,7 @@ function startProcess(
     status: async () => JSON.parse(await fetchText(`${base}/status`)),
     rss: async () => {
       const text = await fetchText(`${base}/metrics`);
-      const m = text.match(/^(?:\w+_)?process_resident_memory_bytes(?:\{[^}]*\})? (\S+)$/m);
+      const m = text.match(/^process_resident_memory_bytes (\S+)$/m);
       if (!m) throw new Error("No process_resident_memory_bytes in /metrics");
       return Number(m[1]);
     },
