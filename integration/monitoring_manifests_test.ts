@@ -8,16 +8,18 @@
  */
 import { relative } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
-import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
-import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
-import { Namespace } from "kubernetes-models/v1/Namespace";
-import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
-import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
-import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
-import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
-import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
-import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
-import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
+import {
+  ClusterRole,
+  ClusterRoleBinding,
+  ConfigMap,
+  DaemonSet,
+  Namespace,
+  PodMonitor,
+  PrometheusRule,
+  Role,
+  RoleBinding,
+  ServiceAccount,
+} from "../testing/kubernetes_models.ts";
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import { loadConfig } from "../config/config.ts";
 import { DaemonMetrics, METRIC_PREFIX } from "../operate/metrics.ts";
