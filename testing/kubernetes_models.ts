@@ -1,7 +1,7 @@
 /**
- * The kubernetes-models classes (and the prometheus-operator ones built the
- * same way) the manifest tests validate against, loaded
- * without the one warning their loading prints.
+ * The kubernetes-models classes the manifest tests validate against (and
+ * @kubernetes-models/prometheus-operator's, for the monitoring components),
+ * loaded without the one warning their loading prints.
  *
  * Why: kubernetes-models' validator pulls in ajv-formats-draft2019, whose
  * `require("punycode")` resolves to Node's deprecated built-in and prints
@@ -61,7 +61,7 @@ export const Role = role.Role;
 export const RoleBinding = roleBinding.RoleBinding;
 /** `v1` ConfigMap. */
 export const ConfigMap = configMap.ConfigMap;
-/** `monitoring.coreos.com/v1` PodMonitor (prometheus-operator). */
+/** `monitoring.coreos.com/v1` PodMonitor (Prometheus Operator). */
 export const PodMonitor = podMonitor.PodMonitor;
-/** `monitoring.coreos.com/v1` PrometheusRule (prometheus-operator). */
+/** `monitoring.coreos.com/v1` PrometheusRule (Prometheus Operator). */
 export const PrometheusRule = prometheusRule.PrometheusRule;

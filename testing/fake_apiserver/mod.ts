@@ -43,11 +43,11 @@ export {
 export {
   fakeImageId,
   type FakeKubelet,
-  NODE_IMAGES_LIMIT,
   type PullHook,
   type PullRecord,
   type UnpullableReason,
 } from "./kubelet.ts";
+export { NODE_STATUS_MAX_IMAGES } from "../../puller/node_images.ts";
 export type { DenyRule } from "./authz.ts";
 export type { FailNextOptions, FaultMatch, InjectedStatus } from "./faults.ts";
 export type { RequestRecord } from "./request_log.ts";
