@@ -20,7 +20,7 @@
 import { parse } from "yaml";
 import { assert, assertEquals } from "../testing/assert.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
-import { spawnDaemon } from "../testing/daemon_process.ts";
+import { freePort, spawnDaemon } from "../testing/daemon_process.ts";
 import { waitFor } from "../testing/wait.ts";
 import { DaemonMetrics } from "../operate/metrics.ts";
 import { fakeParts, FakeSource } from "../testing/fake_parts.ts";
@@ -186,13 +186,6 @@ prometheusTest(
 
 // ---------------------------------------------------------------------------
 // A real Prometheus scraping daemons on the fake cluster.
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 /** A pod as Kubernetes discovery would describe it, for the documented job's relabelling. */
 interface PodTarget {
