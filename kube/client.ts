@@ -99,7 +99,11 @@ export function boundRequests(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): K
   return kc;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Races `promise` against a timer of `ms`: rejects with
+ * {@linkcode RequestTimeoutError} naming `what` when the timer wins.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(

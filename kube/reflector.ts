@@ -14,14 +14,17 @@ import { type Clock, realClock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
 
-/** One page of a list response. */
+/** What one page of a list response says besides its items. */
 export interface ListPage {
-  readonly items: readonly KubernetesObject[];
   readonly resourceVersion: string;
   readonly continueToken?: string;
 }
 
-/** Lists one page of the collection. Errors are client-node's (with `code`). */
+/**
+ * Lists one page of the collection, handing each object to `onItem` as it is
+ * read (so the caller reduces it before the next is parsed), and returns the
+ * page's metadata. Errors are client-node's (with `code`).
+ */
 export type Lister = (
   options: {
     limit: number;
@@ -32,6 +35,7 @@ export type Lister = (
      */
     resourceVersion?: string;
   },
+  onItem: (obj: KubernetesObject) => void,
 ) => Promise<ListPage>;
 
 /**
@@ -287,8 +291,7 @@ export class Reflector<T> {
         continueToken,
         // A continue token carries its own snapshot; both may not be sent.
         resourceVersion: continueToken ? undefined : from,
-      });
-      for (const obj of page.items) items.set(objectKey(obj), handler.transform(obj));
+      }, (obj) => items.set(objectKey(obj), handler.transform(obj)));
       resourceVersion = page.resourceVersion;
       continueToken = page.continueToken || undefined;
     } while (continueToken);
