@@ -11,7 +11,7 @@ import { Watch } from "@kubernetes/client-node";
 import { assert, assertEquals } from "../../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../../testing/fake_apiserver/mod.ts";
 import type { FakeApiServerOptions, KubeObject } from "../../testing/fake_apiserver/mod.ts";
-import { spawnDaemon } from "../../testing/daemon_process.ts";
+import { BUNDLE_ENTRY, spawnDaemon } from "../../testing/daemon_process.ts";
 import { waitFor } from "../../testing/wait.ts";
 import { normalizeReference } from "../../images/reference.ts";
 import { DEFAULT_WARDEN_IMAGE } from "../../config/config.ts";
@@ -249,8 +249,8 @@ async function fetchText(url: string): Promise<string> {
   return body;
 }
 
-/** The entry point the daemon processes run. */
-const ENTRY = "main.ts";
+/** The entry point the daemon processes run: the shipped bundle. */
+const ENTRY = BUNDLE_ENTRY;
 
 function startProcess(
   kubeconfigPath: string,
