@@ -168,14 +168,19 @@ export interface DaemonChild {
 }
 
 /**
- * Spawns `main.ts` under the production permission set, reading its kubeconfig
+ * Spawns the daemon (by default the shipped bundle) under the production permission set, reading its kubeconfig
  * from a temporary file (the only extra read permission), and follows its
  * JSON logs on standard error.
  */
 export async function spawnDaemonChild(
   cluster: Cluster,
   args: readonly string[],
-  options: { denoFlags?: string[]; entry?: string; env?: Record<string, string> } = {},
+  options: {
+    denoFlags?: string[];
+    entry?: string;
+    env?: Record<string, string>;
+    cwd?: string;
+  } = {},
 ): Promise<DaemonChild> {
   const kubeconfig = await Deno.makeTempFile({ prefix: "icd-bench-", suffix: ".yaml" });
   await Deno.writeTextFile(kubeconfig, cluster.server.kubeconfigYaml({ namespace: NAMESPACE }));
@@ -184,6 +189,7 @@ export async function spawnDaemonChild(
     denoFlags: [`--allow-read=${kubeconfig}`, ...(options.denoFlags ?? [])],
     entry: options.entry,
     env: options.env,
+    cwd: options.cwd,
   });
   const lines: ChildLogLine[] = [];
   const waiters = new Set<(line: ChildLogLine) => boolean>();

@@ -22,8 +22,10 @@ export interface DaemonProcessOptions {
   env?: Record<string, string>;
   /** Extra Deno flags after `-P=daemon` (for example `--allow-read=<kubeconfig>`). */
   denoFlags?: string[];
-  /** Entry point relative to the repository root. @default {BUNDLE_ENTRY} */
+  /** Entry point relative to `cwd`. @default {BUNDLE_ENTRY} */
   entry?: string;
+  /** Working directory, where `-P=daemon` finds deno.json. @default {the repository root} */
+  cwd?: string | URL;
 }
 
 function command(args: readonly string[], options: DaemonProcessOptions): Deno.Command {
@@ -36,7 +38,7 @@ function command(args: readonly string[], options: DaemonProcessOptions): Deno.C
       options.entry ?? BUNDLE_ENTRY,
       ...args,
     ],
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
