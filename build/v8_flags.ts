@@ -17,3 +17,18 @@ export const SHIPPED_V8_FLAGS: readonly string[] = [
   "--max-semi-space-size=2",
   "--heap-growing-percent=20",
 ];
+
+/**
+ * The DaemonSet container's memory limit, MiB (manifests/base/daemonset.yaml;
+ * manifests_test.ts keeps them equal).
+ */
+export const DAEMON_MEMORY_LIMIT_MIB = 256;
+
+/**
+ * V8's old-space limit in the images, MiB: the memory limit minus what is not
+ * V8's old space (the Deno binary's pages, compiled code, the young
+ * generation, buffers: about 90 MiB measured on an empty cluster). Near it V8
+ * collects harder instead of growing the heap, so the process stays under the
+ * limit rather than being killed by the kernel first.
+ */
+export const DAEMON_OLD_SPACE_MIB = DAEMON_MEMORY_LIMIT_MIB - 96;
