@@ -37,7 +37,7 @@ Deno.test("The shipped bundle loads the CRI stack only through a dynamic import"
 Deno.test("An error thrown in bundled code names the original file and line under -P=daemon", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bundle_test_" });
   try {
-    await build({ entry: ["tests/fixtures/bundle_throws.ts", "throws"], outdir: dir });
+    await build({ entry: ["integration/fixtures/bundle_throws.ts", "throws"], outdir: dir });
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -52,7 +52,10 @@ Deno.test("An error thrown in bundled code names the original file and line unde
     const stderr = new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 1, stderr);
     assertMatch(stderr, /TypeError: Bundled failure for x/);
-    assertMatch(stderr, /at failInNamedFunction \(.*tests\/fixtures\/bundle_throws\.ts:7:\d+\)/);
+    assertMatch(
+      stderr,
+      /at failInNamedFunction \(.*integration\/fixtures\/bundle_throws\.ts:7:\d+\)/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

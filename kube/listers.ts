@@ -1,28 +1,50 @@
 /**
- * Listers for the collections the daemon watches, each paired with the API
- * path its watch uses. Every page is read item by item as it arrives
- * ({@linkcode streamList}), through client-node's transport.
+ * Listers for the collections the daemon watches, each paired with the
+ * watcher of the same collection and selectors. Every page is read item by
+ * item as it arrives ({@linkcode streamList}), through client-node's
+ * transport; watches go through client-node's `Watch`.
  *
  * @module
  */
-import type { KubeConfig } from "@kubernetes/client-node";
-import type { Lister } from "./reflector.ts";
+import { type KubeConfig, Watch } from "@kubernetes/client-node";
+import type { Lister, Watcher } from "./reflector.ts";
 import { type ListQuery, streamList } from "./stream_list.ts";
 
-/** A lister and the matching watch path. */
+/** A lister and the matching watcher: one collection, one set of selectors. */
 export interface Collection {
   readonly list: Lister;
-  readonly watchPath: string;
+  readonly watch: Watcher;
 }
 
-/** The collection at `path`, listed with `selectors` on every page. */
+/** A {@linkcode Watcher} of `path` through client-node's `Watch`. */
+export function clientWatcher(
+  kc: KubeConfig,
+  path: string,
+  selectors: { labelSelector?: string; fieldSelector?: string } = {},
+): Watcher {
+  return async (options, onEvent, done) => {
+    const watch = new Watch(kc);
+    // client-node aborts a watch after 30 s without data; the server may be
+    // quiet for longer than that between bookmarks, so allow the whole
+    // server-side timeout plus a margin.
+    // The field is private in the typings but is the documented knob.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
+      (options.timeoutSeconds + 30) * 1000;
+    const query: Record<string, string | number | boolean> = { ...options };
+    if (selectors.labelSelector) query.labelSelector = selectors.labelSelector;
+    if (selectors.fieldSelector) query.fieldSelector = selectors.fieldSelector;
+    return await watch.watch(path, query, onEvent, done);
+  };
+}
+
+/** The collection at `path`: listed page by page and watched, with `selectors` on both. */
 function collection(
   kc: KubeConfig,
   path: string,
   selectors: Pick<ListQuery, "labelSelector" | "fieldSelector"> = {},
 ): Collection {
   return {
-    watchPath: path,
+    watch: clientWatcher(kc, path, selectors),
     list: (options, onItem) => streamList(kc, path, { ...selectors, ...options }, onItem),
   };
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { HealthCheck, readinessReport } from "./health.ts";
 import type { DaemonMetrics } from "./metrics.ts";
@@ -163,6 +163,7 @@ export function serveOperations(options: OperationsServerOptions): OperationsSer
       }
       case "/metrics": {
         if (parts !== undefined) metrics.observe(parts);
+        metrics.setReady(readinessReport(parts).ready);
         return new Response(await metrics.render(), {
           headers: { "content-type": metrics.contentType, ...NO_STORE },
         });

@@ -5,7 +5,7 @@
  * @module
  */
 import type { KubeConfig, KubernetesObject, V1Node } from "@kubernetes/client-node";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { nodeCollection } from "../kube/listers.ts";
 import { Reflector, type WatchStatus } from "../kube/reflector.ts";
@@ -60,10 +60,8 @@ export class NodeImages {
     const collection = nodeCollection(options.kubeConfig, { name: options.node });
     this.#reflector = new Reflector({
       name: "node",
-      kubeConfig: options.kubeConfig,
       list: collection.list,
-      watchPath: collection.watchPath,
-      fieldSelector: `metadata.name=${options.node}`,
+      watch: collection.watch,
       log: options.log,
       clock: options.clock,
       handler: {

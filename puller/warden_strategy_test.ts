@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { PullError } from "../errors.ts";
-import { podOutcome } from "./warden_strategy.ts";
+import { PullError } from "./errors.ts";
+import { podOutcome, readOwnTolerations, WardenPodStrategy } from "./warden_strategy.ts";
+import { FakeClock } from "../time/clock.ts";
+import { wardenPodSelector } from "./warden_pod.ts";
+import { waitFor } from "../testing/wait.ts";
+import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { recordingLogger } from "../log/logger.ts";
 
 const REF = "docker.io/library/alpine:3.20";
 type Pod = Parameters<typeof podOutcome>[1];
@@ -131,3 +136,87 @@ Deno.test("podOutcome() reads a pull pod's status", async (t) => {
     });
   }
 });
+
+Deno.test("readOwnTolerations() copies the daemon pod's tolerations, and warns and goes on without them", async () => {
+  const server = await startFakeApiServer();
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "icd" } });
+    const tolerations = [{ key: "gpu", operator: "Exists", effect: "NoSchedule" }];
+    server.create("pods", {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "icd-abc", namespace: "icd" },
+      spec: { containers: [{ name: "daemon", image: "icd:1" }], tolerations },
+    });
+    const log = recordingLogger();
+    const read = (pod?: string) =>
+      readOwnTolerations({ kubeConfig: server.kubeConfig(), namespace: "icd", pod, log });
+    assertEquals(JSON.parse(JSON.stringify(await read("icd-abc"))), tolerations);
+    assertEquals(log.lines, []);
+    assertEquals(await read("gone"), undefined);
+    assertEquals(log.lines.map((l) => [l.level, l.msg, l.pod]), [
+      ["warn", "Cannot read the daemon's own pod; pull pods get no tolerations", "gone"],
+    ]);
+    assertEquals(server.requests.counts()["get pods"], 2);
+    assertEquals(await read(undefined), undefined);
+    assertEquals(server.requests.counts()["get pods"], 2, "no pod name, no request");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("WardenPodStrategy retries a failed pull-pod delete with doubling, jittered delays up to 30 s", async () => {
+  const server = await startFakeApiServer();
+  const clock = new FakeClock(1_700_000_000_000);
+  const strategy = new WardenPodStrategy({
+    kubeConfig: server.kubeConfig(),
+    namespace: "icd",
+    node: "node-1",
+    wardenImage: "ghcr.io/image-cache-daemon/warden:test",
+    log: recordingLogger(),
+    clock,
+    random: () => 0, // the low end of the jitter: 80 % of each nominal delay
+  });
+  const stop = new AbortController();
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "icd" } });
+    // A pull pod an earlier instance left on this node: start() deletes it.
+    server.create("pods", newWardenPodLeftover());
+    const failures = 7;
+    server.faults.failNext(failures, 500, { match: { verb: "delete", resource: "pods" } });
+    const starting = strategy.start(stop.signal);
+    const deletes = () => server.requests.counts()["delete pods"] ?? 0;
+    const waits: number[] = [];
+    for (let attempt = 1; attempt <= failures; attempt++) {
+      await waitFor(() => deletes() === attempt && clock.nextTimerAt() !== undefined, {
+        what: `delete attempt ${attempt} and its retry timer`,
+      });
+      const wait = clock.nextTimerAt()! - clock.now();
+      waits.push(wait);
+      await clock.advance(wait);
+    }
+    await starting;
+    assertEquals(waits, [800, 1_600, 3_200, 6_400, 12_800, 24_000, 24_000]);
+    assertEquals(deletes(), failures + 1);
+    assertEquals(server.list("pods", { namespace: "icd" }).length, 0);
+  } finally {
+    stop.abort();
+    await strategy.close();
+    await server.close();
+  }
+});
+
+function newWardenPodLeftover() {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: "leftover",
+      namespace: "icd",
+      labels: Object.fromEntries(
+        wardenPodSelector("node-1").split(",").map((pair) => pair.split("=")),
+      ),
+    },
+    spec: { nodeName: "node-1", containers: [{ name: "main", image: "alpine:3.20" }] },
+  };
+}

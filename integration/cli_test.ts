@@ -1,0 +1,48 @@
+/**
+ * The daemon as a process, under the production permission set (-P=daemon):
+ * help, version and configuration errors.
+ */
+import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
+import { runDaemonProcess } from "../testing/daemon_process.ts";
+import { FLAGS } from "../config/config.ts";
+
+Deno.test("main.ts --help lists every flag and exits 0 under the daemon permissions", async () => {
+  const { code, stdout } = await runDaemonProcess(["--help"]);
+  assertEquals(code, 0);
+  for (const spec of FLAGS) {
+    const name = spec.short ? `-${spec.short}, --${spec.name}` : `--${spec.name}`;
+    assert(stdout.includes(name), `help lacks ${name}`);
+  }
+});
+
+Deno.test("main.ts --version prints the version", async () => {
+  const { code, stdout } = await runDaemonProcess(["--version"]);
+  assertEquals(code, 0);
+  assertMatch(stdout, /^image-cache-daemon \d+\.\d+\.\d+/);
+});
+
+Deno.test("main.ts exits 2 with a named-flag error and no stack trace on invalid values", async (t) => {
+  const cases: [string[], string][] = [
+    [
+      ["--resync-period", "15 minutes"],
+      '--resync-period "15 minutes": expected a Go duration such as 15m or 1h30m',
+    ],
+    [["--watch-configmaps=maybe"], '--watch-configmaps "maybe": expected true or false'],
+    [["--bogus"], "Unknown flag --bogus"],
+    [["--node-name=n"], "--pod-namespace is required"],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" "), async () => {
+      const { code, stderr } = await runDaemonProcess(args);
+      assertEquals(code, 2);
+      assert(stderr.includes(message), stderr);
+      assert(!/\n\s+at /.test(stderr), `stack trace in: ${stderr}`);
+    });
+  }
+});
+
+Deno.test("images under the daemon's permissions names the way to read files", async () => {
+  const { code, stderr } = await runDaemonProcess(["images", "-f", "integration/fixtures/argo"]);
+  assertEquals(code, 1);
+  assertMatch(stderr, /the daemon's permissions read no files; use `deno task images -f …`/);
+});

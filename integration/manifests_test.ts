@@ -1,0 +1,395 @@
+/**
+ * The install manifests: every YAML file parses, both kustomizations render
+ * (`kubectl kustomize`), every rendered object validates against the
+ * Kubernetes schema (kubernetes-models), the RBAC rules are exactly the table
+ * in manifests/rbac_expectations.ts, and the daemon pod passes the Pod
+ * Security "restricted" profile (testing/restricted_profile.ts, the checker
+ * the pull pods are held to).
+ */
+import { parseAllDocuments } from "yaml";
+import {
+  ClusterRole,
+  ClusterRoleBinding,
+  DaemonSet,
+  Namespace,
+  Role,
+  RoleBinding,
+  ServiceAccount,
+} from "../testing/kubernetes_models.ts";
+import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
+import {
+  apiCallOf,
+  type InstalledRules,
+  isAllowed,
+  type PolicyRule,
+  REQUIRED_API_CALLS,
+  requiredRules,
+} from "../manifests/rbac_expectations.ts";
+import { loadConfig } from "../config/config.ts";
+import { VERSION } from "../config/version.ts";
+import { restrictedViolations } from "../testing/restricted_profile.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const NAMESPACE = "image-cache-daemon";
+const decoder = new TextDecoder();
+
+// deno-lint-ignore no-explicit-any -- rendered manifests are untyped YAML; each is schema-validated below
+type Manifest = Record<string, any>;
+
+const rendered = new Map<string, Promise<Manifest[]>>();
+
+/** Renders a kustomization with kubectl's built-in kustomize (no cluster needed), once per run. */
+function render(dir: string): Promise<Manifest[]> {
+  if (!rendered.has(dir)) rendered.set(dir, kustomize(dir));
+  return rendered.get(dir)!;
+}
+
+async function kustomize(dir: string): Promise<Manifest[]> {
+  const out = await new Deno.Command("kubectl", {
+    args: ["kustomize", new URL(dir, ROOT).pathname],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, decoder.decode(out.stderr));
+  return parseAllDocuments(decoder.decode(out.stdout)).map((doc) => {
+    assertEquals(doc.errors, []);
+    return doc.toJS() as Manifest;
+  });
+}
+
+async function yamlFiles(dir: URL): Promise<URL[]> {
+  const files: URL[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    if (entry.isDirectory) files.push(...await yamlFiles(url));
+    else if (/\.ya?ml$/.test(entry.name)) files.push(url);
+  }
+  return files.sort((a, b) => a.href.localeCompare(b.href));
+}
+
+// deno-lint-ignore no-explicit-any -- the model classes differ only in their object type
+const MODELS: Record<string, new (data: any) => { validate(): void }> = {
+  "v1/Namespace": Namespace,
+  "v1/ServiceAccount": ServiceAccount,
+  "rbac.authorization.k8s.io/v1/ClusterRole": ClusterRole,
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ClusterRoleBinding,
+  "rbac.authorization.k8s.io/v1/Role": Role,
+  "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
+  "apps/v1/DaemonSet": DaemonSet,
+};
+
+function only(objects: Manifest[], kind: string): Manifest {
+  const found = objects.filter((o) => o.kind === kind);
+  assertEquals(found.length, 1, `expected one ${kind}`);
+  return found[0];
+}
+
+/** Flattens rules to one `group/resource: verbs` row per resource, verbs sorted. */
+function ruleTable(rules: readonly PolicyRule[]): Record<string, string[]> {
+  const table: Record<string, string[]> = {};
+  for (const rule of rules) {
+    for (const group of rule.apiGroups ?? []) {
+      for (const resource of rule.resources ?? []) {
+        const key = `${group || "core"}/${resource}`;
+        table[key] = [...new Set([...(table[key] ?? []), ...rule.verbs])].sort();
+      }
+    }
+  }
+  return table;
+}
+
+function expectedTable(strategy: "pod" | "cri", scope: "cluster" | "namespace") {
+  return ruleTable(
+    requiredRules(strategy).filter((r) => r.scope === scope).map((r) => ({
+      apiGroups: [r.apiGroup],
+      resources: [r.resource],
+      verbs: r.verbs,
+    })),
+  );
+}
+
+function installedRules(objects: Manifest[]): InstalledRules {
+  return {
+    cluster: only(objects, "ClusterRole").rules,
+    namespaced: only(objects, "Role").rules,
+    namespace: NAMESPACE,
+  };
+}
+
+/** The Pod Security "restricted" violations of the DaemonSet's pod template. */
+function templateViolations(objects: Manifest[]): string[] {
+  const template = only(objects, "DaemonSet").spec.template;
+  return restrictedViolations({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: template.metadata,
+    spec: template.spec,
+  });
+}
+
+function daemonContainer(objects: Manifest[]): Manifest {
+  const containers = only(objects, "DaemonSet").spec.template.spec.containers;
+  assertEquals(containers.length, 1);
+  return containers[0];
+}
+
+Deno.test("every YAML file under manifests/ parses without errors or warnings", async () => {
+  const files = await yamlFiles(new URL("manifests/", ROOT));
+  assert(files.length >= 10, `found only ${files.length} files`);
+  for (const file of files) {
+    for (const doc of parseAllDocuments(await Deno.readTextFile(file))) {
+      assertEquals([...doc.errors, ...doc.warnings].map(String), [], file.pathname);
+    }
+  }
+});
+
+for (const [dir, strategy] of [["manifests", "pod"], ["manifests/overlays/cri", "cri"]] as const) {
+  Deno.test(`${dir} renders only the objects the daemon uses, each valid by its schema`, async () => {
+    const objects = await render(dir);
+    assertEquals(
+      objects.map((o) => `${o.apiVersion}/${o.kind}`).sort(),
+      Object.keys(MODELS).sort(),
+    );
+    for (const object of objects) {
+      const Model = MODELS[`${object.apiVersion}/${object.kind}`];
+      new Model(object).validate();
+      if (object.kind !== "Namespace" && !object.kind.startsWith("Cluster")) {
+        assertEquals(object.metadata.namespace, NAMESPACE, `${object.kind} namespace`);
+      }
+    }
+  });
+
+  Deno.test(`${dir} grants exactly the RBAC rules of the ${strategy} strategy`, async () => {
+    const objects = await render(dir);
+    const rules = installedRules(objects);
+    assertEquals(ruleTable(rules.cluster), expectedTable(strategy, "cluster"));
+    assertEquals(ruleTable(rules.namespaced), expectedTable(strategy, "namespace"));
+    for (const rule of [...rules.cluster, ...rules.namespaced]) {
+      assert(!rule.verbs.includes("*"), "no wildcard verbs");
+      assert(!(rule.resources ?? []).includes("*"), "no wildcard resources");
+    }
+    const sa = only(objects, "ServiceAccount").metadata.name;
+    for (
+      const [binding, role] of [["ClusterRoleBinding", "ClusterRole"], ["RoleBinding", "Role"]]
+    ) {
+      const b = only(objects, binding);
+      assertEquals(b.roleRef, {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: role,
+        name: only(objects, role).metadata.name,
+      });
+      assertEquals(b.subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
+    }
+    assertEquals(only(objects, "DaemonSet").spec.template.spec.serviceAccountName, sa);
+  });
+
+  Deno.test(`${dir} passes its DaemonSet arguments through the daemon's own flag parser`, async () => {
+    const container = daemonContainer(await render(dir));
+    const { config, positionals } = loadConfig(container.args ?? [], () => undefined);
+    assertEquals(positionals, []);
+    assertEquals(config.pullStrategy, strategy);
+    assertEquals(config.metricsBindAddress, { hostname: "0.0.0.0", port: 8080 });
+  });
+}
+
+Deno.test("the base DaemonSet pod passes the Pod Security restricted profile", async () => {
+  const objects = await render("manifests");
+  assertEquals(templateViolations(objects), []);
+  assertEquals(only(objects, "DaemonSet").spec.template.spec.securityContext.runAsUser, 65532);
+  const sc = daemonContainer(objects).securityContext;
+  assertEquals(sc.readOnlyRootFilesystem, true);
+  assertEquals(sc.capabilities, { drop: ["ALL"] });
+});
+
+Deno.test("the namespace enforces Pod Security restricted for the daemon and its pull pods", async () => {
+  const labels = only(await render("manifests"), "Namespace").metadata.labels;
+  for (const mode of ["enforce", "audit", "warn"]) {
+    assertEquals(labels[`pod-security.kubernetes.io/${mode}`], "restricted");
+  }
+});
+
+Deno.test("the base DaemonSet runs the released image on every Linux node", async () => {
+  const objects = await render("manifests");
+  const ds = only(objects, "DaemonSet");
+  const spec = ds.spec.template.spec;
+  const container = daemonContainer(objects);
+  assertEquals(container.image, `ghcr.io/image-cache-daemon/image-cache-daemon:${VERSION}`);
+  assertEquals(spec.tolerations, [{ operator: "Exists" }]);
+  assertEquals(spec.nodeSelector, { "kubernetes.io/os": "linux" });
+  assertEquals(spec.automountServiceAccountToken, true);
+  assertEquals(spec.terminationGracePeriodSeconds, 15);
+  assertEquals(spec.priorityClassName, undefined);
+  assertEquals(ds.spec.updateStrategy, {
+    type: "RollingUpdate",
+    rollingUpdate: { maxUnavailable: "10%" },
+  });
+  for (const [key, value] of Object.entries(ds.spec.selector.matchLabels)) {
+    assertEquals(ds.spec.template.metadata.labels[key], value);
+  }
+});
+
+Deno.test("the daemon learns its identity from the downward API", async () => {
+  const container = daemonContainer(await render("manifests"));
+  const fieldRefs = Object.fromEntries(
+    container.env.map((e: Manifest) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
+  );
+  assertEquals(fieldRefs, {
+    NODE_NAME: "spec.nodeName",
+    POD_NAME: "metadata.name",
+    POD_NAMESPACE: "metadata.namespace",
+    POD_UID: "metadata.uid",
+  });
+});
+
+Deno.test("the probes and the metrics port match the daemon's HTTP server", async () => {
+  const container = daemonContainer(await render("manifests"));
+  assertEquals(container.ports, [{ name: "metrics", containerPort: 8080, protocol: "TCP" }]);
+  assertEquals(container.livenessProbe.httpGet, { path: "/healthz", port: "metrics" });
+  assertEquals(container.readinessProbe.httpGet, { path: "/readyz", port: "metrics" });
+});
+
+Deno.test("the daemon requests little and has a memory limit but no CPU limit", async () => {
+  const container = daemonContainer(await render("manifests"));
+  assertEquals(container.resources, {
+    requests: { cpu: "20m", memory: "192Mi" },
+    limits: { memory: "512Mi" },
+  });
+});
+
+Deno.test("the CRI overlay mounts the runtime socket where the daemon-cri permission set allows it", async () => {
+  const objects = await render("manifests/overlays/cri");
+  const spec = only(objects, "DaemonSet").spec.template.spec;
+  const container = daemonContainer(objects);
+  assertEquals(container.image, `ghcr.io/image-cache-daemon/image-cache-daemon:${VERSION}-cri`);
+  const { config } = loadConfig(container.args, () => undefined);
+  assertEquals(container.volumeMounts, [{ name: "cri-socket", mountPath: config.criSocket }]);
+  assertEquals(spec.volumes, [{
+    name: "cri-socket",
+    hostPath: { path: "/run/containerd/containerd.sock", type: "Socket" },
+  }]);
+  const sets = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).permissions;
+  assertEquals(sets["daemon-cri"].read.includes(config.criSocket), true);
+  assertEquals(sets["daemon-cri"].write, [config.criSocket]);
+  assertEquals(sets["daemon-cri"].net.includes(`unix:${config.criSocket}`), true);
+  assertEquals(sets.daemon.write, undefined);
+  // hostPath is outside "restricted" (and "baseline"): the overlay says so.
+  assertEquals(templateViolations(objects), [
+    'HostPath volumes: spec.volumes["cri-socket"].hostPath must be unset',
+  ]);
+  const labels = only(objects, "Namespace").metadata.labels;
+  assertEquals(labels["pod-security.kubernetes.io/enforce"], "privileged");
+  assertEquals(container.securityContext.allowPrivilegeEscalation, false);
+});
+
+Deno.test("apiCallOf() classifies API requests as RBAC does", async (t) => {
+  const cases: [string, string, ReturnType<typeof apiCallOf>][] = [
+    ["GET", "/api/v1/configmaps?labelSelector=a%3Db", {
+      apiGroup: "",
+      resource: "configmaps",
+      verb: "list",
+      namespace: undefined,
+      name: undefined,
+    }],
+    ["GET", "/api/v1/configmaps?watch=true&resourceVersion=5", {
+      apiGroup: "",
+      resource: "configmaps",
+      verb: "watch",
+      namespace: undefined,
+      name: undefined,
+    }],
+    ["POST", "/api/v1/namespaces/image-cache-daemon/pods", {
+      apiGroup: "",
+      resource: "pods",
+      verb: "create",
+      namespace: "image-cache-daemon",
+      name: undefined,
+    }],
+    ["DELETE", "/api/v1/namespaces/image-cache-daemon/pods/pull-abc", {
+      apiGroup: "",
+      resource: "pods",
+      verb: "delete",
+      namespace: "image-cache-daemon",
+      name: "pull-abc",
+    }],
+    ["PATCH", "/api/v1/namespaces/team-a/events/cm.1", {
+      apiGroup: "",
+      resource: "events",
+      verb: "patch",
+      namespace: "team-a",
+      name: "cm.1",
+    }],
+    ["GET", "/api/v1/nodes/node-1", {
+      apiGroup: "",
+      resource: "nodes",
+      verb: "get",
+      namespace: undefined,
+      name: "node-1",
+    }],
+    ["GET", "/apis/argoproj.io/v1alpha1/namespaces/ci/workflowtemplates?watch=1", {
+      apiGroup: "argoproj.io",
+      resource: "workflowtemplates",
+      verb: "watch",
+      namespace: "ci",
+      name: undefined,
+    }],
+    ["GET", "/api/v1/namespaces/image-cache-daemon/pods/p/log", {
+      apiGroup: "",
+      resource: "pods/log",
+      verb: "get",
+      namespace: "image-cache-daemon",
+      name: "p",
+    }],
+  ];
+  for (const [method, path, expected] of cases) {
+    await t.step(`${method} ${path}`, () => assertEquals(apiCallOf(method, path), expected));
+  }
+  await t.step("rejects a request that is not about a resource", () => {
+    assertThrows(() => apiCallOf("GET", "/version"), TypeError, "Cannot classify");
+  });
+});
+
+Deno.test("isAllowed() permits the daemon's calls and nothing beyond them", async () => {
+  const rules = installedRules(await render("manifests"));
+  const allowed: [string, string][] = [
+    ["GET", "/api/v1/configmaps?watch=true"],
+    ["POST", "/api/v1/namespaces/team-a/events"],
+    ["PATCH", "/api/v1/namespaces/team-a/events/x.1"],
+    ["GET", "/api/v1/nodes?fieldSelector=metadata.name%3Dn1"],
+    ["GET", "/apis/argoproj.io/v1alpha1/clusterworkflowtemplates"],
+    ["POST", "/api/v1/namespaces/image-cache-daemon/pods"],
+    ["DELETE", "/api/v1/namespaces/image-cache-daemon/pods/pull-1"],
+  ];
+  const denied: [string, string][] = [
+    ["POST", "/api/v1/namespaces/team-a/pods"],
+    ["GET", "/api/v1/namespaces/image-cache-daemon/secrets/creds"],
+    ["GET", "/api/v1/namespaces/image-cache-daemon/pods/p/log"],
+    ["GET", "/api/v1/configmaps/x"],
+    ["DELETE", "/api/v1/namespaces/team-a/events/x.1"],
+    ["PATCH", "/api/v1/nodes/n1"],
+    ["GET", "/apis/argoproj.io/v1alpha1/namespaces/ci/workflows"],
+  ];
+  for (const [method, path] of allowed) {
+    assert(isAllowed(rules, apiCallOf(method, path)), `${method} ${path} should be allowed`);
+  }
+  for (const [method, path] of denied) {
+    assert(!isAllowed(rules, apiCallOf(method, path)), `${method} ${path} should be denied`);
+  }
+});
+
+Deno.test("isAllowed() honours resourceNames", () => {
+  const rules: InstalledRules = {
+    cluster: [],
+    namespaced: [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"], resourceNames: ["a"] }],
+    namespace: NAMESPACE,
+  };
+  const get = (name: string) => apiCallOf("GET", `/api/v1/namespaces/${NAMESPACE}/secrets/${name}`);
+  assert(isAllowed(rules, get("a")));
+  assert(!isAllowed(rules, get("b")));
+});
+
+Deno.test("REQUIRED_API_CALLS names each resource once per scope and says why", () => {
+  const keys = REQUIRED_API_CALLS.map((r) => `${r.scope}:${r.apiGroup}/${r.resource}`);
+  assertEquals(new Set(keys).size, keys.length);
+  for (const rule of REQUIRED_API_CALLS) assert(rule.why.length > 10, rule.resource);
+});

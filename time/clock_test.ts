@@ -1,0 +1,98 @@
+import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
+import { FakeClock, realClock } from "./clock.ts";
+
+Deno.test("FakeClock.now() starts at the given time and moves only on advance()", async () => {
+  const clock = new FakeClock(1_000);
+  assertEquals(clock.now(), 1_000);
+  await clock.advance(250);
+  assertEquals(clock.now(), 1_250);
+});
+
+Deno.test("FakeClock.sleep() resolves once the clock reaches its due time", async () => {
+  const clock = new FakeClock();
+  let woke = false;
+  clock.sleep(1_000).then(() => woke = true);
+  await clock.advance(999);
+  assertEquals(woke, false);
+  await clock.advance(1);
+  assertEquals(woke, true);
+  assertEquals(clock.pendingTimers(), 0);
+});
+
+Deno.test("FakeClock.advance() fires timers in due order with now() at each due time", async () => {
+  const clock = new FakeClock();
+  const seen: string[] = [];
+  clock.setTimeout(() => seen.push(`b@${clock.now()}`), 20);
+  clock.setTimeout(() => seen.push(`a@${clock.now()}`), 10);
+  clock.setTimeout(() => seen.push(`c@${clock.now()}`), 20);
+  await clock.advance(100);
+  assertEquals(seen, ["a@10", "b@20", "c@20"]);
+  assertEquals(clock.now(), 100);
+});
+
+Deno.test("FakeClock.advance() fires timers set by awaiting code within the same advance", async () => {
+  const clock = new FakeClock();
+  const ticks: number[] = [];
+  (async () => {
+    for (let i = 0; i < 3; i++) {
+      await clock.sleep(10);
+      ticks.push(clock.now());
+    }
+  })();
+  await clock.advance(30);
+  assertEquals(ticks, [10, 20, 30]);
+});
+
+Deno.test("FakeClock.sleep() rejects with the signal's reason on abort and drops its timer", async () => {
+  const clock = new FakeClock();
+  const controller = new AbortController();
+  const sleeping = clock.sleep(1_000, controller.signal);
+  assertEquals(clock.pendingTimers(), 1);
+  controller.abort(new Error("stop"));
+  await assertRejects(() => sleeping, Error, "stop");
+  assertEquals(clock.pendingTimers(), 0);
+});
+
+Deno.test("FakeClock.sleep() rejects at once when the signal already aborted", async () => {
+  const clock = new FakeClock();
+  await assertRejects(() => clock.sleep(10, AbortSignal.abort()), DOMException);
+  assertEquals(clock.pendingTimers(), 0);
+});
+
+Deno.test("FakeClock.sleep(0) resolves without a timer", async () => {
+  const clock = new FakeClock();
+  await clock.sleep(0);
+  assertEquals(clock.pendingTimers(), 0);
+});
+
+Deno.test("FakeClock.clearTimeout() cancels a timer", async () => {
+  const clock = new FakeClock();
+  let fired = false;
+  const id = clock.setTimeout(() => fired = true, 5);
+  clock.clearTimeout(id);
+  await clock.advance(10);
+  assertEquals(fired, false);
+});
+
+Deno.test("FakeClock.runAll() fires every timer and reports how many", async () => {
+  const clock = new FakeClock();
+  clock.setTimeout(() => {}, 5);
+  clock.setTimeout(() => {}, 50);
+  assertEquals(clock.nextTimerAt(), 5);
+  assertEquals(await clock.runAll(), 2);
+  assertEquals(clock.now(), 50);
+});
+
+Deno.test("FakeClock.advance() rejects a negative step", async () => {
+  await assertRejects(() => new FakeClock().advance(-1), RangeError);
+});
+
+Deno.test("realClock.sleep() rejects on abort without waiting", async () => {
+  const controller = new AbortController();
+  const started = Date.now();
+  const sleeping = realClock.sleep(60_000, controller.signal);
+  controller.abort();
+  await assertRejects(() => sleeping, DOMException);
+  assert(Date.now() - started < 5_000);
+  assert(Math.abs(realClock.now() - Date.now()) < 1_000);
+});
