@@ -88,8 +88,8 @@ USER 65532:65532
 EXPOSE 8080
 
 FROM runtime AS daemon-cri
-ENTRYPOINT ["/bin/deno", "run", "-P=daemon-cri", "--no-lock", "--quiet", "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=20,--max-old-space-size=160", "dist/image-cache-daemon.js"]
+ENTRYPOINT ["/bin/deno", "run", "-P=daemon-cri", "--no-lock", "--quiet", "--v8-flags=--optimize-for-size,--max-old-space-size=160", "dist/image-cache-daemon.js"]
 
 # The default target (last): the pod-strategy daemon.
 FROM runtime AS daemon
-ENTRYPOINT ["/bin/deno", "run", "-P=daemon", "--no-lock", "--quiet", "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=20,--max-old-space-size=160", "dist/image-cache-daemon.js"]
+ENTRYPOINT ["/bin/deno", "run", "-P=daemon", "--no-lock", "--quiet", "--v8-flags=--optimize-for-size,--max-old-space-size=160", "dist/image-cache-daemon.js"]

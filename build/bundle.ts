@@ -25,6 +25,9 @@ const rootPath = decodeURIComponent(ROOT.pathname);
 export const DIST = `${rootPath}dist`;
 export const ENTRY = "dist/image-cache-daemon.js";
 
+/** The output that installs the permitted `process.env` view, imported first by every file. */
+const ENV_SHIM = "process-env";
+
 /** Installs the locked npm packages into `dist/.deps/node_modules`; returns that path. */
 async function installDeps(): Promise<string> {
   const deps = `${DIST}/.deps`;
@@ -63,7 +66,10 @@ export async function build(options: BuildOptions = {}): Promise<Record<string, 
   const outdir = options.outdir ?? DIST;
   const result = await esbuild.build({
     absWorkingDir: rootPath,
-    entryPoints: { [options.entry?.[1] ?? "image-cache-daemon"]: options.entry?.[0] ?? "main.ts" },
+    entryPoints: {
+      [options.entry?.[1] ?? "image-cache-daemon"]: options.entry?.[0] ?? "main.ts",
+      [ENV_SHIM]: "permissions/install_process_env.ts",
+    },
     outdir,
     bundle: true,
     splitting: true,
@@ -78,10 +84,14 @@ export async function build(options: BuildOptions = {}): Promise<Record<string, 
     sourcesContent: false,
     nodePaths: [nodeModules],
     loader: { ".proto": "text" },
+    // Every file imports the permitted-environment shim first: shared
+    // chunks are evaluated before the entry's own code, so main.ts's first
+    // import alone would no longer run before npm code reads process.env.
     // CommonJS packages inside an ES module bundle call `require` for Node
     // built-ins; Deno provides it through node:module.
     banner: {
-      js: 'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);',
+      js: `import"./${ENV_SHIM}.js";` +
+        'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);',
     },
     metafile: true,
     logLevel: "warning",
