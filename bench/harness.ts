@@ -395,3 +395,22 @@ export async function watchPullPods(
   signal.addEventListener("abort", () => controller.abort(), { once: true });
   return seen;
 }
+
+/**
+ * Peak RSS of a daemon child spawned with `options` a second after its
+ * "All sources synced" line: on an empty cluster, its fixed cost.
+ */
+export async function syncedPeakKiB(
+  cluster: Cluster,
+  args: readonly string[],
+  options: Parameters<typeof spawnDaemonChild>[2] = {},
+): Promise<number> {
+  const child = await spawnDaemonChild(cluster, args, options);
+  try {
+    await child.waitForLog("All sources synced");
+    await sleep(1_000);
+    return child.memory()?.peakKiB ?? NaN;
+  } finally {
+    await child.stop();
+  }
+}

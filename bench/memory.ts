@@ -8,9 +8,6 @@
  *
  * @module
  */
-import { DesiredImages } from "../images/desired_images.ts";
-import { imagesFromWorkflowTemplate } from "../sources/argo_images.ts";
-import { imagesFromConfigMap } from "../sources/configmap_images.ts";
 import { configMaps, imagePool, workflowTemplates } from "./generate.ts";
 import {
   daemonArgs,
@@ -22,8 +19,9 @@ import {
   sleep,
   spawnDaemonChild,
   startCluster,
+  syncedPeakKiB,
 } from "./harness.ts";
-import { initialSyncScale } from "./initial_sync.ts";
+import { expectedImages, initialSyncScale } from "./initial_sync.ts";
 import { listParseCost } from "./list_parse.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 import { BUNDLE_ENTRY } from "../testing/daemon_process.ts";
@@ -101,7 +99,8 @@ export async function memoryByBuild(options: ScenarioOptions): Promise<ScenarioR
   }
   variants.push(
     { name: "source (main.ts), streamed lists", entry: "main.ts", denoFlags: [] },
-    { name: "bundle, no V8 flags", entry: BUNDLE_ENTRY, denoFlags: [] },
+    // --quick keeps CI short: today's source against the shipped build only.
+    ...(options.quick ? [] : [{ name: "bundle, no V8 flags", entry: BUNDLE_ENTRY, denoFlags: [] }]),
     {
       name: `bundle + ${SHIPPED_V8_FLAGS.join(" ")} (shipped)`,
       entry: BUNDLE_ENTRY,
@@ -123,11 +122,7 @@ export async function memoryByBuild(options: ScenarioOptions): Promise<ScenarioR
   const templates = workflowTemplates({ count: scale.templates, pool });
   const maps = configMaps({ count: scale.configMaps, pool, labels: PART_OF });
   // What "complete" means: the same extraction, offline, before any timing.
-  const expected = new DesiredImages();
-  for (const [i, obj] of templates.entries()) {
-    expected.set(`t/${i}`, imagesFromWorkflowTemplate(obj));
-  }
-  for (const [i, obj] of maps.entries()) expected.set(`c/${i}`, imagesFromConfigMap(obj).images);
+  const expected = expectedImages(templates, maps);
   const full = await startCluster({ nodes: [NODE] });
   const empty = await startCluster({ nodes: [NODE] });
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
@@ -272,19 +267,12 @@ export async function emptyPeak(
   extra: readonly string[],
   env?: Record<string, string>,
 ): Promise<number> {
-  const child = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE, args), {
+  return await syncedPeakKiB(cluster, daemonArgs(cluster, NODE, args), {
     entry: variant.entry,
     denoFlags: [...variant.denoFlags, ...extra],
     cwd: variant.cwd,
     env,
   });
-  try {
-    await child.waitForLog("All sources synced");
-    await sleep(1_000);
-    return child.memory()?.peakKiB ?? NaN;
-  } finally {
-    await child.stop();
-  }
 }
 
 /** Peak RSS and sync time of `variant` on a loaded `cluster`, then after `pullMs` of pulling. */
