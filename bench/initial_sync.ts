@@ -26,7 +26,7 @@ import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 const NODE = "node-1";
 
 /** Scale of scenario 1. */
-function initialSyncScale(quick: boolean): {
+export function initialSyncScale(quick: boolean): {
   templates: number;
   configMaps: number;
   images: number;
