@@ -1158,6 +1158,58 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
     });
     assertEquals(sorted(result.images!), ["alpine:3.20"]);
   });
+  await t.step("a long literal parameter read on every call is scanned once", () => {
+    const long = "y".repeat(500_000);
+    const result = measure({
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: [[{
+            name: "fan",
+            withItems: Array.from({ length: 1_000 }, (_, i) => String(i)),
+            template: "leaf",
+            arguments: { parameters: [param("n", "{{item}}")] },
+          }]],
+        },
+        {
+          name: "leaf",
+          inputs: { parameters: [{ name: "n" }, { name: "blob", default: long }] },
+          container: { image: "app:{{inputs.parameters.n}}" },
+        },
+      ],
+    });
+    assertEquals(result.images!.size, 1_000);
+    // Counted once (it was read), not once per call (it would pass MAX_CHARACTERS).
+    assert(result.work.characters >= long.length, `${result.work.characters} characters`);
+    assert(result.work.characters < 2 * long.length, `${result.work.characters} characters`);
+  });
+  await t.step("a long withSequence format costs its length on every evaluation", () => {
+    const result = measure({
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: [[{
+            name: "fan",
+            withItems: Array.from({ length: 1_000 }, (_, i) => String(i)),
+            template: "leaf",
+            arguments: { parameters: [param("n", "{{item}}")] },
+          }]],
+        },
+        {
+          name: "leaf",
+          inputs: { parameters: [{ name: "n" }] },
+          steps: [[{
+            name: "seq",
+            withSequence: { count: "1", format: `%d${"z".repeat(100_000)}` },
+            inline: { container: { image: "a:{{inputs.parameters.n}}" } },
+          }]],
+        },
+      ],
+    });
+    assertLimit(result, "MAX_CHARACTERS", 'template "leaf", step "seq"');
+  });
   await t.step("a value passed on unchanged is not rebuilt", () => {
     const big = "z".repeat(1_000_000);
     const chain = Array.from({ length: 20 }, (_, i) => ({
