@@ -85,7 +85,7 @@ const SOURCE_FLAG_NAMES = [
 ];
 
 /** Every flag of the `images` command: its own, then the daemon's source flags. */
-export const IMAGES_FLAGS: readonly FlagSpec[] = [
+const IMAGES_FLAGS: readonly FlagSpec[] = [
   ...OWN_FLAGS,
   ...FLAGS.filter((spec) => SOURCE_FLAG_NAMES.includes(spec.name)),
 ];
@@ -99,7 +99,7 @@ Usage:
   image-cache-daemon images [-f FILE|DIR|-]... [--output text|json] [source flags]`;
 
 /** The help text of the `images` command. */
-export function imagesHelpText(): string {
+function imagesHelpText(): string {
   return formatHelp(USAGE, IMAGES_FLAGS);
 }
 

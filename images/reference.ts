@@ -9,7 +9,7 @@
 /** The registry assumed when a reference names none. */
 export const DEFAULT_DOMAIN = "docker.io";
 /** The tag assumed when a reference has neither tag nor digest. */
-export const DEFAULT_TAG = "latest";
+const DEFAULT_TAG = "latest";
 
 /** The longest repository name (registry host and path), as the distribution grammar allows. */
 const MAX_NAME_LENGTH = 255;

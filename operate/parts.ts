@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { Rejection } from "../images/desired_images.ts";
+import type { Rejection, RejectionSummary } from "../images/desired_images.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
-import type { SourceStatus } from "../sources/source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 
 /** The parts of a daemon that metrics, health and status observe. */
 export interface ObservedParts {
@@ -14,21 +14,31 @@ export interface ObservedParts {
   readonly desired: {
     /** Number of distinct desired references. */
     readonly size: number;
-    /** Every rejected reference with its origin and reason. */
+    /** Samples of rejected references with their origin and reason. */
     rejections(): readonly Rejection[];
+    /** One summary per origin with rejections (exact count, a few samples). */
+    rejectionSummaries?(): readonly RejectionSummary[];
+    /** How many entries are rejected in all. */
+    rejectedCount?(): number;
+    /** References left out by the total cap: how many, and the first `limit`. */
+    overCap?(limit?: number): { count: number; samples: string[] };
+    /** Grows on every change; absent means "rebuild views on every read". */
+    readonly version?: number;
     /** The origins that ask for a reference. */
     originsOf(ref: string): readonly string[];
   };
   /** The enabled sources. */
-  readonly sources: readonly { status(): SourceStatus }[];
+  readonly sources: readonly { status(): WatchStatus }[];
   /** The daemon's own watches (its pull pods, its Node), judged like sources for health. */
-  readonly watches?: readonly { status(): SourceStatus }[];
+  readonly watches?: readonly { status(): WatchStatus }[];
   /** This node's puller (`NodePuller`). */
   readonly puller: {
     /** Every tracked image. */
     status(): readonly ImageStatus[];
     /** Attempts started and not yet settled. */
     inFlight(): number;
+    /** Grows whenever `status()` may change; absent means "rebuild views on every read". */
+    readonly version?: number;
   };
 }
 
@@ -36,4 +46,6 @@ export interface ObservedParts {
 export interface ServedParts extends ObservedParts {
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
+  /** What the daemon waits for before it pulls, if anything (such as its Node). */
+  waiting?(): string | undefined;
 }

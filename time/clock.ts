@@ -23,21 +23,36 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The operation was aborted", "AbortError");
 }
 
+/**
+ * The longest delay one timer holds: 2^31 - 1 ms (about 24.8 days). A longer
+ * one overflows and fires at once, so {@linkcode realClock} waits longer in
+ * steps of at most this.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The wall clock: `Date.now()` and real timers. */
 export const realClock: Clock = {
   now: () => Date.now(),
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (ms <= 0) return Promise.resolve();
+    if (ms === Infinity) ms = Number.MAX_VALUE;
+    const until = Date.now() + ms;
     return new Promise((resolve, reject) => {
+      let id: ReturnType<typeof setTimeout>;
       const onAbort = () => {
         clearTimeout(id);
         reject(abortReason(signal!));
       };
-      const id = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
+      const arm = (left: number) => {
+        id = setTimeout(() => {
+          const rest = until - Date.now();
+          if (rest > 0) return arm(rest);
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, Math.min(left, MAX_TIMER_MS));
+      };
+      arm(ms);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },
