@@ -1158,9 +1158,9 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
     });
     assertEquals(sorted(result.images!), ["alpine:3.20"]);
   });
-  await t.step("a long literal parameter read on every call is scanned once", () => {
-    const long = "y".repeat(500_000);
-    const result = measure({
+  /** A loop of 1,000 items, each calling `leaf` with its item as `n`. */
+  const fanOut = (leaf: Record<string, unknown>) =>
+    measure({
       entrypoint: "main",
       templates: [
         {
@@ -1172,12 +1172,14 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
             arguments: { parameters: [param("n", "{{item}}")] },
           }]],
         },
-        {
-          name: "leaf",
-          inputs: { parameters: [{ name: "n" }, { name: "blob", default: long }] },
-          container: { image: "app:{{inputs.parameters.n}}" },
-        },
+        { name: "leaf", ...leaf },
       ],
+    });
+  await t.step("a long literal parameter read on every call is scanned once", () => {
+    const long = "y".repeat(500_000);
+    const result = fanOut({
+      inputs: { parameters: [{ name: "n" }, { name: "blob", default: long }] },
+      container: { image: "app:{{inputs.parameters.n}}" },
     });
     assertEquals(result.images!.size, 1_000);
     // Counted once (it was read), not once per call (it would pass MAX_CHARACTERS).
@@ -1185,28 +1187,13 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
     assert(result.work.characters < 2 * long.length, `${result.work.characters} characters`);
   });
   await t.step("a long withSequence format costs its length on every evaluation", () => {
-    const result = measure({
-      entrypoint: "main",
-      templates: [
-        {
-          name: "main",
-          steps: [[{
-            name: "fan",
-            withItems: Array.from({ length: 1_000 }, (_, i) => String(i)),
-            template: "leaf",
-            arguments: { parameters: [param("n", "{{item}}")] },
-          }]],
-        },
-        {
-          name: "leaf",
-          inputs: { parameters: [{ name: "n" }] },
-          steps: [[{
-            name: "seq",
-            withSequence: { count: "1", format: `%d${"z".repeat(100_000)}` },
-            inline: { container: { image: "a:{{inputs.parameters.n}}" } },
-          }]],
-        },
-      ],
+    const result = fanOut({
+      inputs: { parameters: [{ name: "n" }] },
+      steps: [[{
+        name: "seq",
+        withSequence: { count: "1", format: `%d${"z".repeat(100_000)}` },
+        inline: { container: { image: "a:{{inputs.parameters.n}}" } },
+      }]],
     });
     assertLimit(result, "MAX_CHARACTERS", 'template "leaf", step "seq"');
   });
