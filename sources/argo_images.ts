@@ -84,11 +84,12 @@ export const MAX_LOOP_ITEMS = 10_000;
 export const MAX_SEQUENCE_WIDTH = 1024;
 /**
  * The most distinct argument sets one template is evaluated with. A loop of
- * {@linkcode MAX_LOOP_ITEMS} items passing each item to a template fits;
- * recursion that changes its arguments on every call (stopped in Argo only
- * by a `when` that cannot be evaluated offline) reaches it.
+ * {@linkcode MAX_LOOP_ITEMS} items passing each item to a template fits,
+ * with room for the template's own defaults and other callers; recursion
+ * that changes its arguments on every call (stopped in Argo only by a `when`
+ * that cannot be evaluated offline) reaches it.
  */
-export const MAX_CALL_BINDINGS = MAX_LOOP_ITEMS;
+export const MAX_CALL_BINDINGS = 2 * MAX_LOOP_ITEMS;
 /**
  * The most operations (template evaluations, step and loop expansions,
  * calls, parameters bound, placeholders resolved, container entries read)

@@ -9,6 +9,7 @@ import {
   imagesFromWorkflowTemplate,
   MAX_CHARACTERS,
   MAX_EXPANDED_LENGTH,
+  MAX_LOOP_ITEMS,
   MAX_WORK,
 } from "./argo_images.ts";
 import { ObjectLimitError } from "./object_limit_error.ts";
@@ -1054,6 +1055,41 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
       assertWithinBounds(result.work);
     },
   );
+  await t.step("a loop of exactly MAX_LOOP_ITEMS passing each item to a template is read", () => {
+    const items = Array.from({ length: MAX_LOOP_ITEMS }, (_, i) => `v${i}`);
+    const result = measure({
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: [[{
+            name: "fan",
+            withItems: items,
+            template: "leaf",
+            arguments: { parameters: [param("n", "{{item}}")] },
+          }]],
+        },
+        {
+          name: "leaf",
+          inputs: { parameters: [{ name: "n" }] },
+          container: { image: "app:{{inputs.parameters.n}}" },
+        },
+      ],
+    });
+    assert(result.images, String(result.error));
+    assertEquals(result.images.size, MAX_LOOP_ITEMS);
+    const inline = measure({
+      templates: [{
+        name: "main",
+        steps: [[{
+          name: "fan",
+          withItems: items,
+          inline: { container: { image: "a:{{item}}" } },
+        }]],
+      }],
+    });
+    assertEquals(inline.images?.size, MAX_LOOP_ITEMS);
+  });
   await t.step("a withItems list past the bound", () => {
     const result = measure({
       templates: [{
