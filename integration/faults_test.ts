@@ -32,6 +32,7 @@ import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { waitFor } from "../testing/wait.ts";
 import type { KubeObject } from "../testing/fake_apiserver/mod.ts";
 import { createLogger } from "../log/logger.ts";
+import { parse } from "yaml";
 
 const BASE = ["alpine:3.20", "busybox:1.36"];
 const list = (images: string[]) => images.map((i) => `- ${i}`).join("\n");
@@ -519,6 +520,44 @@ faultTest(
     assert(status.length < 256 * 1024, `/status is ${status.length} bytes`);
     assertEquals((JSON.parse(status) as { rejectedEntries: number }).rejectedEntries, 100_031);
     assertEquals(last.images.length, 22);
+    const health = await fetch(`http://127.0.0.1:${daemon.port}/healthz`);
+    assertEquals([health.status, await health.text()], [200, "ok\n"]);
+    await assertCleanExit(cluster, daemon);
+  },
+);
+
+faultTest(
+  "Issue 13's crash WorkflowTemplates (a doubling parameter, a billion-wide withSequence format) under the DaemonSet's heap limit: each rejected at its limit, the daemon up and pulling the good images",
+  async () => {
+    await using cluster = await startCluster({ pullDelayMs: 50 });
+    const { server } = cluster;
+    const fixture = async (name: string) =>
+      parse(
+        await Deno.readTextFile(new URL(`fixtures/argo-hostile/${name}`, import.meta.url)),
+      ) as KubeObject;
+    server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("good")]));
+    // Edited from good to hostile after the first sync: its last good image stays.
+    server.create("workflowtemplates", workflowTemplate("tenant", "grow", [app("before-edit")]));
+    server.create("workflowtemplates", await fixture("huge-format.workflowtemplate.yaml"));
+    const daemon = await cluster.spawn([], [daemonSetHeapFlag()]);
+    await assertSettles(cluster, daemon, [app("good"), app("before-edit")]);
+    const doubling = await fixture("doubling.workflowtemplate.yaml");
+    const grow = server.get("workflowtemplates", "tenant", "grow")!;
+    server.update("workflowtemplates", { ...grow, spec: doubling.spec });
+    await waitFor(
+      () =>
+        eventsAbout(cluster, "grow", "ObjectLimitExceeded").length === 1 &&
+        eventsAbout(cluster, "pad", "ObjectLimitExceeded").length === 1,
+      { what: "an ObjectLimitExceeded Event for each crash input", timeoutMs: SETTLE_MS },
+    );
+    const limits = Object.fromEntries(
+      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]),
+    );
+    assertEquals(limits, {
+      "workflowtemplate/tenant/grow": "MAX_EXPANDED_LENGTH",
+      "workflowtemplate/tenant/pad": "MAX_SEQUENCE_WIDTH",
+    });
+    await assertSettles(cluster, daemon, [app("good"), app("before-edit")]);
     const health = await fetch(`http://127.0.0.1:${daemon.port}/healthz`);
     assertEquals([health.status, await health.text()], [200, "ok\n"]);
     await assertCleanExit(cluster, daemon);
