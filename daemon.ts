@@ -15,7 +15,8 @@ import { EventRecorder } from "./kube/events.ts";
 import { StaticSource } from "./sources/static.ts";
 import { newConfigMapSource } from "./sources/configmap.ts";
 import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
-import type { Source, SourceStatus } from "./sources/source.ts";
+import type { Source } from "./sources/source.ts";
+import type { WatchStatus } from "./kube/reflector.ts";
 import { NodePuller } from "./puller/node_puller.ts";
 import { NodeImages } from "./puller/node_images.ts";
 import type { PullStrategy } from "./puller/strategy.ts";
@@ -48,7 +49,7 @@ export interface DaemonParts {
   readonly nodeImages: NodeImages;
   readonly events: EventRecorder;
   /** The daemon's own watches (its pull pods, its Node), for health and status. */
-  readonly watches: readonly { status(): SourceStatus }[];
+  readonly watches: readonly { status(): WatchStatus }[];
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
   /** What the daemon waits for before it pulls (its Node, if missing). */

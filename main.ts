@@ -10,12 +10,15 @@
 import "./permissions/install_process_env.ts";
 import {
   type Config,
+  type DaemonIdentity,
   helpText,
   loadConfig,
   readEnv,
   requireDaemonIdentity,
 } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
+import { watchParent } from "./operate/parent_watch.ts";
+import { realClock } from "./time/clock.ts";
 import { createLogger } from "./log/logger.ts";
 import { loadKubeConfig } from "./kube/client.ts";
 import { type DaemonParts, runDaemon } from "./daemon.ts";
@@ -66,8 +69,9 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let kubeConfig;
+  let identity: DaemonIdentity;
   try {
-    requireDaemonIdentity(config);
+    identity = requireDaemonIdentity(config);
     kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, env: readEnv });
   } catch (error) {
     printError(`image-cache-daemon: ${(error as Error).message}`);
@@ -122,7 +126,7 @@ export async function main(args: readonly string[]): Promise<number> {
         parts: () => parts,
         metrics,
         log,
-        node: config.nodeName,
+        node: identity.node,
         pullTimeoutMs: config.pullTimeoutMs,
         signal: controller.signal,
       }));
@@ -133,6 +137,12 @@ export async function main(args: readonly string[]): Promise<number> {
     }
   }
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  // Started through npx, a SIGTERM to npx never reaches this process: its
+  // parent's exit is the only sign (see operate/parent_watch.ts).
+  void watchParent((info) => {
+    log.info("Parent process exited", { parent: info.parent });
+    stop();
+  }, { clock: realClock, signal: controller.signal });
   try {
     await runDaemon(
       config,

@@ -20,7 +20,7 @@ import { resync } from "./resync.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
 /** The scenarios, numbered as in issue #9. */
-export const SCENARIOS: readonly [
+const SCENARIOS: readonly [
   number,
   string,
   (o: ScenarioOptions) => Promise<ScenarioResult>,
@@ -92,7 +92,7 @@ async function gitCommit(): Promise<string> {
 }
 
 /** Runs the selected scenarios; returns the exit code (1 when a scenario failed to run). */
-export async function runBench(args: BenchArgs): Promise<number> {
+async function runBench(args: BenchArgs): Promise<number> {
   const commit = await gitCommit();
   const started = performance.now();
   print(

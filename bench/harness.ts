@@ -32,7 +32,7 @@ export const NAMESPACE = "image-cache-daemon";
 /** The label that selects the daemon's ConfigMaps (the default `--configmap-selector`). */
 export const PART_OF = { "app.kubernetes.io/part-of": "image-cache-daemon" } as const;
 /** The daemon's own pod, owner of its pull pods. */
-export const SELF_POD = "image-cache-daemon-self";
+const SELF_POD = "image-cache-daemon-self";
 
 /** A fake cluster ready for daemons: namespace and the daemon's own pod exist. */
 export interface Cluster {
@@ -93,7 +93,7 @@ export interface ProcMemory {
 }
 
 /** Reads a process's peak and current RSS; undefined once it has exited. */
-export function procMemory(pid: number): ProcMemory | undefined {
+function procMemory(pid: number): ProcMemory | undefined {
   try {
     const text = Deno.readTextFileSync(`/proc/${pid}/status`);
     const field = (name: string) =>

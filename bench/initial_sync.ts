@@ -25,7 +25,7 @@ import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 const NODE = "node-1";
 
 /** Scale of scenario 1. */
-export function initialSyncScale(quick: boolean): {
+function initialSyncScale(quick: boolean): {
   templates: number;
   configMaps: number;
   images: number;

@@ -25,7 +25,7 @@ const encoder = new TextEncoder();
 const out = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
 
 /** The objects the demo cluster starts with. */
-export function demoObjects(): { resource: string; obj: KubeObject }[] {
+function demoObjects(): { resource: string; obj: KubeObject }[] {
   const wt = (name: string, templates: unknown[], extra: Record<string, unknown> = {}) => ({
     apiVersion: "argoproj.io/v1alpha1",
     kind: "WorkflowTemplate",

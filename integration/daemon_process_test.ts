@@ -7,7 +7,7 @@
 import { parse } from "yaml";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
-import { spawnDaemon } from "../testing/daemon_process.ts";
+import { freePort, spawnDaemon } from "../testing/daemon_process.ts";
 import { waitFor } from "../testing/wait.ts";
 import {
   apiCallOf,
@@ -31,13 +31,6 @@ async function installedRules(): Promise<InstalledRules> {
     namespaced: (await read("role.yaml")).rules,
     namespace: NS,
   };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** Builds the release bundle the way `deno task bundle` does. */

@@ -27,11 +27,11 @@ import {
 } from "../manifests/rbac_expectations.ts";
 import { loadConfig } from "../config/config.ts";
 import { VERSION } from "../config/version.ts";
+import { kustomize, parseManifests } from "../manifests/render.ts";
 import { restrictedViolations } from "../testing/restricted_profile.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const NAMESPACE = "image-cache-daemon";
-const decoder = new TextDecoder();
 
 // deno-lint-ignore no-explicit-any -- rendered manifests are untyped YAML; each is schema-validated below
 type Manifest = Record<string, any>;
@@ -40,22 +40,13 @@ const rendered = new Map<string, Promise<Manifest[]>>();
 
 /** Renders a kustomization with kubectl's built-in kustomize (no cluster needed), once per run. */
 function render(dir: string): Promise<Manifest[]> {
-  if (!rendered.has(dir)) rendered.set(dir, kustomize(dir));
+  if (!rendered.has(dir)) {
+    rendered.set(
+      dir,
+      kustomize(dir).then((text) => parseManifests(text) as Manifest[]),
+    );
+  }
   return rendered.get(dir)!;
-}
-
-async function kustomize(dir: string): Promise<Manifest[]> {
-  const out = await new Deno.Command("kubectl", {
-    args: ["kustomize", new URL(dir, ROOT).pathname],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(out.code, 0, decoder.decode(out.stderr));
-  return parseAllDocuments(decoder.decode(out.stdout)).map((doc) => {
-    assertEquals(doc.errors, []);
-    return doc.toJS() as Manifest;
-  });
 }
 
 async function yamlFiles(dir: URL): Promise<URL[]> {

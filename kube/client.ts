@@ -7,14 +7,14 @@
 import { type Cluster, KubeConfig, type User } from "@kubernetes/client-node";
 
 /** The service-account directory mounted into every pod that has a token. */
-export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /**
  * The in-cluster API server host. The service's DNS name, not its IP: the
  * API server's certificate covers this name, and the Deno permission set can
  * name it exactly.
  */
-export const IN_CLUSTER_HOST = "kubernetes.default.svc";
+const IN_CLUSTER_HOST = "kubernetes.default.svc";
 
 type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, unknown>) => unknown;
 
@@ -27,7 +27,7 @@ type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, u
  * list, watch, pod create and delete. The pool is keyed by what the Agent is
  * built from, so a rotated CA or client certificate gets a new pool.
  */
-export function reuseConnections(kc: KubeConfig): KubeConfig {
+function reuseConnections(kc: KubeConfig): KubeConfig {
   // The method is private in the typings; it is the one place Agents are made.
   const target = kc as unknown as { createDispatcher: CreateDispatcher };
   const create = target.createDispatcher.bind(kc);
@@ -54,7 +54,7 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
 }
 
 /** How long one API request (not a watch) may take. */
-export const REQUEST_TIMEOUT_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /** An API request that did not finish in time. */
 export class RequestTimeoutError extends Error {

@@ -150,7 +150,7 @@ export interface ReflectorStatus {
 }
 
 /** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
-export function objectKey(obj: KubernetesObject): string {
+function objectKey(obj: KubernetesObject): string {
   const m = obj.metadata ?? {};
   return m.namespace ? `${m.namespace}/${m.name}` : `${m.name}`;
 }

@@ -51,7 +51,6 @@ export type PullResultLabel = "success" | "failure" | "cancelled";
  */
 const FAILURE_REASONS: Record<PullFailureReason, true> = {
   ErrImagePull: true,
-  ImagePullBackOff: true,
   InvalidImageName: true,
   NoMatchingPlatform: true,
   Timeout: true,

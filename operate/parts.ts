@@ -6,7 +6,7 @@
  */
 import type { Rejection, RejectionSummary } from "../images/desired_images.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
-import type { SourceStatus } from "../sources/source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 
 /** The parts of a daemon that metrics, health and status observe. */
 export interface ObservedParts {
@@ -28,9 +28,9 @@ export interface ObservedParts {
     originsOf(ref: string): readonly string[];
   };
   /** The enabled sources. */
-  readonly sources: readonly { status(): SourceStatus }[];
+  readonly sources: readonly { status(): WatchStatus }[];
   /** The daemon's own watches (its pull pods, its Node), judged like sources for health. */
-  readonly watches?: readonly { status(): SourceStatus }[];
+  readonly watches?: readonly { status(): WatchStatus }[];
   /** This node's puller (`NodePuller`). */
   readonly puller: {
     /** Every tracked image. */

@@ -481,8 +481,9 @@ export class NodePuller {
     if (names === undefined || this.#options.presentImages === undefined) return false;
     const present = this.#options.presentImages();
     if (names.some((name) => present.has(name))) return true;
-    // Not listed. On a full list that proves nothing: an image this puller
-    // pulled by digest is taken as still there until the recheck is due.
+    // Not listed. A complete list proves it gone; an incomplete one (the
+    // kubelet reports at most 50 images) proves nothing, so an image this
+    // puller pulled by digest is taken as still there until the recheck is due.
     const complete = this.#options.presentImagesComplete?.() ?? true;
     return !complete && entry.lastSuccess !== undefined &&
       now - entry.lastSuccess < (this.#options.digestRecheckMs ?? 6 * 3_600_000);

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import type { ImageSink, Source, SourceStatus } from "./source.ts";
+import type { ImageSink, Source } from "./source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** The origin under which `--image` references are recorded. */
@@ -50,7 +51,7 @@ export class StaticSource implements Source {
     });
   }
 
-  status(): SourceStatus {
+  status(): WatchStatus {
     return {
       name: this.name,
       synced: true,

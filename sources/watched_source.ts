@@ -10,8 +10,9 @@ import type { Logger } from "../log/logger.ts";
 import { type Rejection, truncateEcho } from "../images/desired_images.ts";
 import type { EventSink, InvolvedObject } from "../kube/events.ts";
 import type { Collection } from "../kube/listers.ts";
-import { Reflector, type ReflectorHandler } from "../kube/reflector.ts";
-import { type ImageSink, originOf, type Source, type SourceStatus } from "./source.ts";
+import { Reflector, type ReflectorHandler, type WatchStatus } from "../kube/reflector.ts";
+import { ObjectLimitError } from "./object_limit_error.ts";
+import { type ImageSink, originOf, type Source } from "./source.ts";
 
 /** Options for {@linkcode WatchedSource}. */
 export interface WatchedSourceOptions {
@@ -28,7 +29,8 @@ export interface WatchedSourceOptions {
   clock?: Clock;
   /**
    * The references an object asks for, as written. Pure. Throws a
-   * `TypeError` when the object's image data cannot be read at all.
+   * `TypeError` when the object's image data cannot be read at all, and an
+   * {@linkcode ObjectLimitError} when reading it would pass a limit.
    */
   extract(obj: KubernetesObject): Iterable<string>;
   /** Longest wait between retries after errors. @default {30000} */
@@ -83,6 +85,8 @@ interface Entry {
   readonly ref: InvolvedObject;
   readonly images?: readonly string[];
   readonly error?: string;
+  /** The limit's constant when the object was rejected for passing one. */
+  readonly limit?: string;
 }
 
 interface Reported {
@@ -130,7 +134,7 @@ export class WatchedSource implements Source {
     await Promise.all(this.#reflectors.map((r) => r.run(signal)));
   }
 
-  status(): SourceStatus {
+  status(): WatchStatus {
     const statuses = this.#reflectors.map((r) => r.status());
     const reasons = statuses.map((s) => s.reason).filter((r): r is string => !!r);
     const activity = statuses.map((s) => s.lastActivity).filter((t): t is number =>
@@ -212,11 +216,14 @@ export class WatchedSource implements Source {
       return { origin, ref, images: [...this.#o.extract(obj)] };
     } catch (error) {
       // Why absorb: bad data in one object is reported and must never stop
-      // the source or the daemon.
+      // the source or the daemon. An object past a limit is rejected whole,
+      // like one that cannot be read.
+      const limit = error instanceof ObjectLimitError ? error.limit : undefined;
       return {
         origin,
         ref,
         error: truncateEcho((error as Error).message, MAX_EVENT_MESSAGE - 24),
+        limit,
       };
     }
   }
@@ -236,8 +243,14 @@ export class WatchedSource implements Source {
           origin: entry.origin,
           kept: this.#good.has(entry.origin) ? "last good set" : "nothing",
           error: entry.error,
+          ...(entry.limit === undefined ? {} : { limit: entry.limit }),
         });
-        events.emit("Warning", entry.ref, "InvalidImageList", entry.error);
+        events.emit(
+          "Warning",
+          entry.ref,
+          entry.limit === undefined ? "InvalidImageList" : "ObjectLimitExceeded",
+          entry.error,
+        );
       }
       return;
     }

@@ -64,3 +64,14 @@ export function spawnDaemon(
 ): Deno.ChildProcess {
   return command(args, options).spawn();
 }
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, for a daemon's metrics
+ * listener (a shared machine may run other daemons on the default 8080).
+ */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}

@@ -11,7 +11,7 @@ import { Watch } from "@kubernetes/client-node";
 import { assert, assertEquals } from "../../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../../testing/fake_apiserver/mod.ts";
 import type { FakeApiServerOptions, KubeObject } from "../../testing/fake_apiserver/mod.ts";
-import { spawnDaemon } from "../../testing/daemon_process.ts";
+import { freePort, spawnDaemon } from "../../testing/daemon_process.ts";
 import { waitFor } from "../../testing/wait.ts";
 import { normalizeReference } from "../../images/reference.ts";
 import { DEFAULT_WARDEN_IMAGE } from "../../config/config.ts";
@@ -235,13 +235,6 @@ export interface DaemonProcess {
   kill(): Promise<void>;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 async function fetchText(url: string): Promise<string> {
   const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
   const body = await response.text();
@@ -306,7 +299,7 @@ function startProcess(
     status: async () => JSON.parse(await fetchText(`${base}/status`)),
     rss: async () => {
       const text = await fetchText(`${base}/metrics`);
-      const m = text.match(/^(?:\w+_)?process_resident_memory_bytes(?:\{[^}]*\})? (\S+)$/m);
+      const m = text.match(/^process_resident_memory_bytes (\S+)$/m);
       if (!m) throw new Error("No process_resident_memory_bytes in /metrics");
       return Number(m[1]);
     },

@@ -22,7 +22,7 @@ import {
 } from "./client.ts";
 
 /** Default for {@linkcode CriPullStrategyOptions.timeoutMs}: five minutes. */
-export const DEFAULT_CRI_TIMEOUT_MS = 5 * 60 * 1000;
+const DEFAULT_CRI_TIMEOUT_MS = 5 * 60 * 1000;
 
 /** Options for {@linkcode CriPullStrategy}. */
 export interface CriPullStrategyOptions {
