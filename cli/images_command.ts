@@ -11,9 +11,12 @@
  */
 import { parseAllDocuments } from "yaml";
 import { FLAGS, loadConfig } from "../config/config.ts";
-import { TrustPolicy } from "../images/trust.ts";
 import { type FlagSpec, formatHelp, parseFlags } from "../config/flags.ts";
-import { DesiredImages, type DesiredImagesOptions } from "../images/desired_images.ts";
+import {
+  DesiredImages,
+  type DesiredImagesOptions,
+  desiredImagesOptions,
+} from "../images/desired_images.ts";
 import { labelMatcher } from "../kube/label_selector.ts";
 import {
   imagesFromClusterWorkflowTemplate,
@@ -176,15 +179,7 @@ function parseOptions(args: readonly string[]): Options {
   });
   const { config } = loadConfig(trustArgs, () => undefined);
   const options: Options = {
-    desired: {
-      policy: new TrustPolicy({
-        trustedNamespaces: config.trustedNamespaces,
-        trustClusterScoped: config.trustClusterWorkflowTemplates,
-        allowedRepositories: config.allowedRepositories,
-      }),
-      maxImagesPerObject: config.maxImagesPerObject,
-      maxDesiredImages: config.maxDesiredImages,
-    },
+    desired: desiredImagesOptions(config),
     help: flagValue(flags, "help") === "true",
     files: flagList(flags, "filename"),
     output,
