@@ -16,6 +16,7 @@ import { criOverhead } from "./cri_overhead.ts";
 import { machineLoad, print } from "./harness.ts";
 import { initialSync } from "./initial_sync.ts";
 import { manyNodes } from "./many_nodes.ts";
+import { memoryByBuild } from "./memory.ts";
 import { resync } from "./resync.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
@@ -31,6 +32,7 @@ const SCENARIOS: readonly [
   [4, "resync", resync],
   [5, "many nodes", manyNodes],
   [6, "CRI overhead", criOverhead],
+  [7, "memory by build", memoryByBuild],
 ];
 
 /** Parsed command line of the benchmark. */

@@ -6,6 +6,7 @@
  * Security "restricted" profile (testing/restricted_profile.ts, the checker
  * the pull pods are held to).
  */
+import { DAEMON_MEMORY_LIMIT_MIB, DAEMON_OLD_SPACE_MIB } from "../build/v8_flags.ts";
 import { parseAllDocuments } from "yaml";
 import {
   ClusterRole,
@@ -240,12 +241,14 @@ Deno.test("the probes and the metrics port match the daemon's HTTP server", asyn
   assertEquals(container.readinessProbe.httpGet, { path: "/readyz", port: "metrics" });
 });
 
-Deno.test("the daemon requests little and has a memory limit but no CPU limit", async () => {
+Deno.test("the daemon requests little and has a memory limit, matched by V8's heap limit, but no CPU limit", async () => {
   const container = daemonContainer(await render("manifests"));
   assertEquals(container.resources, {
-    requests: { cpu: "20m", memory: "192Mi" },
-    limits: { memory: "512Mi" },
+    requests: { cpu: "20m", memory: "160Mi" },
+    limits: { memory: `${DAEMON_MEMORY_LIMIT_MIB}Mi` },
   });
+  // The image's old-space limit leaves the non-heap part of the process room under the limit.
+  assert(DAEMON_OLD_SPACE_MIB < DAEMON_MEMORY_LIMIT_MIB - 64, `${DAEMON_OLD_SPACE_MIB}`);
 });
 
 Deno.test("the CRI overlay mounts the runtime socket where the daemon-cri permission set allows it", async () => {

@@ -247,3 +247,29 @@ Deno.test("README's metric table lists exactly the metrics the daemon exports", 
   );
   assertEquals([...documented].sort(), exported.sort());
 });
+
+Deno.test("the dashboard's panels tile Grafana's 24-column grid without overlap and query through the data source variable", async () => {
+  const dashboard = JSON.parse(await Deno.readTextFile(new URL(DASHBOARD, ROOT)));
+  const variables = dashboard.templating.list.map((v: Manifest) => `${v.name}:${v.type}`);
+  assertEquals(variables, ["datasource:datasource", "node:query"]);
+  const cells = new Map<string, string>();
+  for (const panel of dashboard.panels as Manifest[]) {
+    const { x, y, w, h } = panel.gridPos;
+    assert(x >= 0 && w > 0 && x + w <= 24 && h > 0, `${panel.title}: outside the grid`);
+    for (let row = y; row < y + h; row++) {
+      for (let col = x; col < x + w; col++) {
+        const taken = cells.get(`${row}:${col}`);
+        assert(taken === undefined, `${panel.title} overlaps ${taken}`);
+        cells.set(`${row}:${col}`, panel.title);
+      }
+    }
+    if (panel.type === "row") continue;
+    assert(panel.description?.length > 10, `${panel.title}: a description`);
+    assertEquals(panel.datasource, { type: "prometheus", uid: "${datasource}" }, panel.title);
+    const refIds = panel.targets.map((t: Manifest) => t.refId);
+    assertEquals(new Set(refIds).size, refIds.length, `${panel.title}: unique refIds`);
+    for (const target of panel.targets) {
+      assertEquals(target.datasource, panel.datasource, `${panel.title} ${target.refId}`);
+    }
+  }
+});

@@ -308,6 +308,8 @@ prometheusTest(
     const server = await startFakeApiServer({ nodes: NODES, argoInstalled: false });
     const dir = await Deno.makeTempDir({ prefix: "icd-prometheus-" });
     const children: Deno.ChildProcess[] = [];
+    const logs: Promise<string>[] = [];
+    const exited = new Set<number>();
     let prometheus: Deno.ChildProcess | undefined;
     try {
       server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
@@ -343,12 +345,15 @@ prometheusTest(
           `--pod-name=${pod}`,
           `--pod-uid=${self.metadata.uid}`,
           `--metrics-bind-address=127.0.0.1:${port}`,
+          // /status is not scraped; three daemons on one host cannot share its port.
+          "--status-bind-address=0",
           "--resync-period=0",
           "--log-level=error",
         ], { denoFlags: [`--allow-read=${kubeconfig}`] });
-        children.push(child);
+        const index = children.push(child) - 1;
+        child.status.then(() => exited.add(index));
         child.stdout.cancel();
-        child.stderr.cancel();
+        logs.push(new Response(child.stderr).text());
         targets.push({ address: `127.0.0.1:${port}`, node, pod, port });
       }
       // A daemon pod that does not answer (crashed, or its node is gone).
@@ -361,13 +366,18 @@ prometheusTest(
       });
 
       // Every live daemon has pulled what it can and failed the broken image.
-      for (const target of targets.slice(0, NODES.length)) {
+      for (const [i, target] of targets.slice(0, NODES.length).entries()) {
         await waitFor(async () => {
+          if (exited.has(i)) throw new Error("the daemon exited");
           const text = await (await fetch(`http://${target.address}/metrics`)).text();
           return text.includes("image_cache_daemon_ready 1") &&
             text.includes(`image_cache_daemon_image_consecutive_failures{image="${BROKEN}"}`) &&
             /image_cache_daemon_present_images 1\b/.test(text);
-        }, { what: `${target.node} pulled alpine and failed ${BROKEN}`, timeoutMs: 30_000 });
+        }, { what: `${target.node} pulled alpine and failed ${BROKEN}`, timeoutMs: 30_000 })
+          .catch(async (error) => {
+            if (!exited.has(i)) children[i].kill("SIGTERM");
+            throw new Error(`${error.message}\n${target.node}'s log:\n${await logs[i]}`);
+          });
       }
 
       const promPort = freePort();
@@ -507,8 +517,8 @@ prometheusTest(
         prometheus.kill("SIGTERM");
         await prometheus.status;
       }
-      for (const child of children) {
-        child.kill("SIGTERM");
+      for (const [i, child] of children.entries()) {
+        if (!exited.has(i)) child.kill("SIGTERM");
         await child.status;
       }
       await server.close();

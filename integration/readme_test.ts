@@ -1,6 +1,7 @@
 /** Keeps the README in step with the code, deno.json and .ci/run. */
 import { assert, assertEquals } from "../testing/assert.ts";
 import { FLAGS } from "../config/config.ts";
+import type { FlagSpec } from "../config/flags.ts";
 
 const root = new URL("../", import.meta.url);
 const readme = await Deno.readTextFile(new URL("README.md", root));
@@ -29,17 +30,42 @@ Deno.test("README's flag list names exactly the flags the daemon accepts, with t
       help: m[4],
     };
   });
-  assertEquals(parsed.map((f) => f.name), FLAGS.map((f) => f.name));
+  const hint = `the list should read:\n${FLAGS.map(flagItem).join("\n")}`;
+  assertEquals(parsed.map((f) => f.name), FLAGS.map((f) => f.name), hint);
   for (const spec of FLAGS) {
     const flag = parsed.find((f) => f.name === spec.name)!;
-    assertEquals(flag.short, spec.short, `short name of --${spec.name}`);
-    assertEquals(flag.repeatable, spec.type === "strings", `--${spec.name} repeatable`);
+    assertEquals(flag.short, spec.short, `short name of --${spec.name}; ${hint}`);
+    assertEquals(flag.repeatable, spec.type === "strings", `--${spec.name} repeatable; ${hint}`);
     const expectedDefault = spec.default ? `\`${spec.default}\`` : "";
-    assertEquals(flag.default, expectedDefault, `default of --${spec.name}`);
+    assertEquals(flag.default, expectedDefault, `default of --${spec.name}; ${hint}`);
     assertEquals(flag.env, spec.env ? `\`${spec.env}\`` : "", `environment of --${spec.name}`);
-    assertEquals(flag.help, spec.help, `meaning of --${spec.name}`);
+    assertEquals(flag.help, spec.help, `meaning of --${spec.name}; ${hint}`);
   }
 });
+
+/** One flag as the README lists it, wrapped at 100 columns. */
+function flagItem(spec: FlagSpec): string {
+  const name = spec.short ? `\`-${spec.short}\`, \`--${spec.name}\`` : `\`--${spec.name}\``;
+  const notes = [
+    ...spec.type === "strings" ? ["repeatable"] : [],
+    ...spec.default ? [`default \`${spec.default}\``] : [],
+    ...spec.env ? [`environment \`${spec.env}\``] : [],
+  ];
+  const words = `- ${name}${notes.length ? ` (${notes.join(", ")})` : ""}: ${spec.help}`.split(" ");
+  const lines: string[] = [];
+  let line = "";
+  for (const word of words) {
+    const indent = lines.length > 0 ? "  " : "";
+    if (line !== "" && `${indent}${line} ${word}`.length > 100) {
+      lines.push(indent + line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  lines.push((lines.length > 0 ? "  " : "") + line);
+  return lines.join("\n");
+}
 
 Deno.test("README's tables fit 100 columns", () => {
   const wide = readme.split("\n").filter((line) => line.startsWith("|") && line.length > 100);

@@ -27,7 +27,7 @@ type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, u
  * list, watch, pod create and delete. The pool is keyed by what the Agent is
  * built from, so a rotated CA or client certificate gets a new pool.
  */
-function reuseConnections(kc: KubeConfig): KubeConfig {
+export function reuseConnections(kc: KubeConfig): KubeConfig {
   // The method is private in the typings; it is the one place Agents are made.
   const target = kc as unknown as { createDispatcher: CreateDispatcher };
   const create = target.createDispatcher.bind(kc);
@@ -54,7 +54,7 @@ function reuseConnections(kc: KubeConfig): KubeConfig {
 }
 
 /** How long one API request (not a watch) may take. */
-const REQUEST_TIMEOUT_MS = 30_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 /** An API request that did not finish in time. */
 export class RequestTimeoutError extends Error {
@@ -99,7 +99,11 @@ export function boundRequests(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): K
   return kc;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Races `promise` against a timer of `ms`: rejects with
+ * {@linkcode RequestTimeoutError} naming `what` when the timer wins.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(

@@ -11,7 +11,12 @@ import { Watch } from "@kubernetes/client-node";
 import { assert, assertEquals } from "../../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../../testing/fake_apiserver/mod.ts";
 import type { FakeApiServerOptions, KubeObject } from "../../testing/fake_apiserver/mod.ts";
-import { freePort, spawnDaemon } from "../../testing/daemon_process.ts";
+import { BUNDLE_ENTRY, freePort, spawnDaemon } from "../../testing/daemon_process.ts";
+import {
+  DAEMON_MEMORY_LIMIT_MIB,
+  DAEMON_OLD_SPACE_MIB,
+  SHIPPED_V8_FLAGS,
+} from "../../build/v8_flags.ts";
 import { waitFor } from "../../testing/wait.ts";
 import { normalizeReference } from "../../images/reference.ts";
 import { DEFAULT_WARDEN_IMAGE } from "../../config/config.ts";
@@ -242,8 +247,8 @@ async function fetchText(url: string): Promise<string> {
   return body;
 }
 
-/** The entry point the daemon processes run. */
-const ENTRY = "main.ts";
+/** The entry point the daemon processes run: the shipped bundle. */
+const ENTRY = BUNDLE_ENTRY;
 
 function startProcess(
   kubeconfigPath: string,
@@ -568,7 +573,16 @@ export function daemonSetMemoryLimitMiB(): number {
   return Number(match[1]) * (match[2] === "Gi" ? 1024 : 1);
 }
 
-/** `--v8-flags=--max-old-space-size=<the DaemonSet's memory limit>`: V8's heap bounded like the pod. */
+/**
+ * The image's V8 flags: the shipped flags and the old-space limit matched to
+ * the DaemonSet's memory limit (build/v8_flags.ts), so V8's heap is bounded
+ * as in the pod.
+ */
 export function daemonSetHeapFlag(): string {
-  return `--v8-flags=--max-old-space-size=${daemonSetMemoryLimitMiB()}`;
+  if (DAEMON_MEMORY_LIMIT_MIB !== daemonSetMemoryLimitMiB()) {
+    throw new Error("build/v8_flags.ts and manifests/base/daemonset.yaml disagree on the limit");
+  }
+  return `--v8-flags=${
+    [...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`].join(",")
+  }`;
 }

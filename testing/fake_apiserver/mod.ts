@@ -26,7 +26,8 @@
  * object, its metadata, the pod spec and containers (see `schemas.ts`).
  *
  * Lists with `resourceVersion=0` are served from a watch cache that may
- * trail the store (`faults.lagWatchCache`), as a real API server's may.
+ * trail the store (`faults.lagWatchCache`), as a real API server's may; a
+ * watch from `resourceVersion=0` still starts from the latest state.
  *
  * @module
  */
