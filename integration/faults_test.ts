@@ -635,61 +635,37 @@ faultTest(
       metadata: { namespace: "tenant", name },
       spec,
     });
-    // Under 600 bytes, valid for Argo: each call doubles the parameter.
+    // The two crash inputs (as integration/fixtures/argo-hostile/ on
+    // h13-bounds): under 600 bytes each and valid for Argo.
     server.create(
       "workflowtemplates",
       wt("doubling", {
-        entrypoint: "main",
-        templates: [
-          {
-            name: "main",
-            inputs: { parameters: [{ name: "p", value: "a" }] },
-            steps: [
-              [{
-                name: "again",
-                template: "main",
-                arguments: {
-                  parameters: [{
-                    name: "p",
-                    value: "{{inputs.parameters.p}}{{inputs.parameters.p}}",
-                  }],
-                },
-              }],
-              [{
-                name: "run",
-                template: "leaf",
-                arguments: { parameters: [{ name: "image", value: "{{inputs.parameters.p}}" }] },
-              }],
-            ],
-          },
-          {
-            name: "leaf",
-            inputs: { parameters: [{ name: "image" }] },
-            container: { image: "registry.example/{{inputs.parameters.image}}:1" },
-          },
-        ],
+        entrypoint: "grow",
+        templates: [{
+          name: "grow",
+          inputs: { parameters: [{ name: "p", default: "x" }] },
+          container: { image: "alpine:{{inputs.parameters.p}}" },
+          steps: [[{
+            name: "again",
+            template: "grow",
+            arguments: {
+              parameters: [{ name: "p", value: "{{inputs.parameters.p}}{{inputs.parameters.p}}" }],
+            },
+          }]],
+        }],
       }),
     );
     server.create(
       "workflowtemplates",
       wt("wide-format", {
-        entrypoint: "main",
-        templates: [
-          {
-            name: "main",
-            steps: [[{
-              name: "each",
-              template: "leaf",
-              withSequence: { count: "3", format: "%0999999999d" },
-              arguments: { parameters: [{ name: "n", value: "{{item}}" }] },
-            }]],
-          },
-          {
-            name: "leaf",
-            inputs: { parameters: [{ name: "n" }] },
-            container: { image: "registry.example/seq:{{inputs.parameters.n}}" },
-          },
-        ],
+        templates: [{
+          name: "pad",
+          steps: [[{
+            name: "s",
+            withSequence: { count: "3", format: "%0999999999d" },
+            inline: { container: { image: "busybox:{{item}}" } },
+          }]],
+        }],
       }),
     );
     server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("argo-good")]));
