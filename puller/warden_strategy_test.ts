@@ -166,7 +166,12 @@ Deno.test("readOwnTolerations() copies the daemon pod's tolerations, and warns a
 });
 
 Deno.test("WardenPodStrategy retries a failed pull-pod delete with doubling, jittered delays up to 30 s", async () => {
-  const server = await startFakeApiServer();
+  // The pull-pod watch shares the fake clock: its watchdog re-arms at each
+  // BOOKMARK, measuring the beat on fake time, so a bookmark arriving (every
+  // real second by default) put a timer 5 s ahead that the loop below took
+  // for the retry timer. Without bookmarks the watchdog waits out the
+  // watch's own timeout (>= 330 s, past this whole schedule).
+  const server = await startFakeApiServer({ bookmarkIntervalMs: 3_600_000 });
   const clock = new FakeClock(1_700_000_000_000);
   const strategy = new WardenPodStrategy({
     kubeConfig: server.kubeConfig(),
@@ -188,9 +193,13 @@ Deno.test("WardenPodStrategy retries a failed pull-pod delete with doubling, jit
     const deletes = () => server.requests.counts()["delete pods"] ?? 0;
     const waits: number[] = [];
     for (let attempt = 1; attempt <= failures; attempt++) {
-      await waitFor(() => deletes() === attempt && clock.nextTimerAt() !== undefined, {
-        what: `delete attempt ${attempt} and its retry timer`,
-      });
+      // The server counts a delete before its 500 reaches the strategy, and
+      // the watchdog's timer is always pending: wait for a timer within the
+      // 30 s cap, which only the retry sets.
+      await waitFor(
+        () => deletes() === attempt && (clock.nextTimerAt() ?? Infinity) - clock.now() <= 30_000,
+        { what: `delete attempt ${attempt} and its retry timer (due within 30 s)` },
+      );
       const wait = clock.nextTimerAt()! - clock.now();
       waits.push(wait);
       await clock.advance(wait);
