@@ -12,7 +12,8 @@ import { VERSION } from "./config/version.ts";
 import type { Logger } from "./log/logger.ts";
 import { DesiredImages } from "./images/desired_images.ts";
 import { apiMessage } from "./kube/client.ts";
-import { EventRecorder } from "./kube/events.ts";
+import { EventRecorder, type EventSink } from "./kube/events.ts";
+import { PublishedSetSource } from "./publication/published_set_source.ts";
 import { StaticSource } from "./sources/static.ts";
 import { newConfigMapSource } from "./sources/configmap.ts";
 import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
@@ -26,6 +27,7 @@ import type { PullFinished } from "./puller/node_puller.ts";
 import type { DaemonMetrics } from "./operate/metrics.ts";
 import type { InvolvedObject } from "./kube/events.ts";
 import { type Clock, realClock } from "./clock.ts";
+import type { AggregatorParts } from "./aggregator.ts";
 
 /** Dependencies of {@linkcode runDaemon} that tests replace. */
 export interface DaemonDeps {
@@ -39,6 +41,8 @@ export interface DaemonDeps {
   onStarted?(daemon: DaemonParts): void;
   /** Metrics fed by the puller's hooks. */
   metrics?: DaemonMetrics;
+  /** With `--role=aggregator`: called once its parts exist. */
+  onAggregatorStarted?(parts: AggregatorParts): void;
 }
 
 /** The running parts of a daemon. */
@@ -53,14 +57,19 @@ export interface DaemonParts {
   readonly watches: readonly { status(): SourceStatus }[];
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
+  /** With `--role=node`: the published set as this node sees it. */
+  readonly publishedSet?: PublishedSetSource;
 }
 
-/** Builds the enabled sources. */
-function buildSources(
+/**
+ * Builds the enabled sources. A node daemon (`--role=node`) has one: the
+ * published set (plus its `--image` list); the others watch the cluster.
+ */
+export function buildSources(
   config: Config,
   deps: DaemonDeps,
   desired: DesiredImages,
-  events: EventRecorder,
+  events: EventSink,
 ): Source[] {
   const { kubeConfig, log, clock } = deps;
   const common = {
@@ -73,6 +82,20 @@ function buildSources(
     backoffMaxMs: deps.sourceBackoffMaxMs,
   };
   const sources: Source[] = [new StaticSource({ images: config.images, sink: desired, log })];
+  if (config.role === "node") {
+    sources.push(
+      new PublishedSetSource({
+        kubeConfig,
+        namespace: config.podNamespace!,
+        sink: desired,
+        log,
+        clock,
+        backoffBaseMs: deps.sourceBackoffBaseMs,
+        backoffMaxMs: deps.sourceBackoffMaxMs,
+      }),
+    );
+    return sources;
+  }
   if (config.watchConfigmaps) {
     sources.push(newConfigMapSource({
       ...common,
@@ -193,6 +216,10 @@ export async function runDaemon(
   signal: AbortSignal,
 ): Promise<void> {
   requireDaemonIdentity(config);
+  if (config.role === "aggregator") {
+    const { runAggregator } = await import("./aggregator.ts");
+    return await runAggregator(config, deps, signal);
+  }
   const { kubeConfig } = deps;
   const clock = deps.clock ?? realClock;
   const node = config.nodeName!;
@@ -263,9 +290,11 @@ export async function runDaemon(
     events,
     watches: strategy instanceof WardenPodStrategy ? [nodeImages, strategy] : [nodeImages],
     ready: () => pullerRunning,
+    publishedSet: sources.find((s): s is PublishedSetSource => s instanceof PublishedSetSource),
   });
   log.info("Starting image-cache-daemon", {
     version: VERSION,
+    role: config.role,
     node,
     strategy: strategy.name,
     sources: sources.map((s) => s.name),

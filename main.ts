@@ -18,7 +18,8 @@ import {
 import { VERSION } from "./config/version.ts";
 import { createLogger } from "./log/logger.ts";
 import { loadKubeConfig } from "./kube/client.ts";
-import { type DaemonParts, runDaemon } from "./daemon.ts";
+import { runDaemon } from "./daemon.ts";
+import type { ServedParts } from "./operate/parts.ts";
 import { DaemonMetrics } from "./operate/metrics.ts";
 import { serveOperations } from "./operate/server.ts";
 import { denoImagesIo, runImagesCommand } from "./cli/images_command.ts";
@@ -95,7 +96,7 @@ export async function main(args: readonly string[]): Promise<number> {
     Deno.unrefTimer(deadline);
   };
   const metrics = new DaemonMetrics({ version: VERSION });
-  let parts: DaemonParts | undefined;
+  let parts: ServedParts | undefined;
   let ops: ReturnType<typeof serveOperations> | undefined;
   try {
     ops = config.metricsBindAddress && serveOperations({
@@ -117,7 +118,13 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     await runDaemon(
       config,
-      { kubeConfig, log, metrics, onStarted: (p) => parts = p },
+      {
+        kubeConfig,
+        log,
+        metrics,
+        onStarted: (p) => parts = p,
+        onAggregatorStarted: (p) => parts = p,
+      },
       controller.signal,
     );
     return 0;

@@ -11,12 +11,26 @@ import { VERSION } from "./version.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log/logger.ts";
 import { parseLabelSelector } from "../kube/label_selector.ts";
 import { parseReference } from "../images/reference.ts";
+import { validateElectionDurations } from "../election/durations.ts";
 
 /** The project's own warden image, tagged like the daemon. */
 export const DEFAULT_WARDEN_IMAGE = `ghcr.io/image-cache-daemon/warden:${VERSION}`;
 
+/** The daemon's roles: see `--role`. */
+export const ROLES = ["all", "aggregator", "node"] as const;
+/** One of {@linkcode ROLES}. */
+export type Role = typeof ROLES[number];
+
 /** Every flag the daemon accepts, in help order. */
 export const FLAGS: readonly FlagSpec[] = [
+  {
+    name: "role",
+    type: "string",
+    default: "all",
+    metavar: "all|aggregator|node",
+    help:
+      "all: one process per node does everything; aggregator: leader-elected, watches the sources and publishes the desired set; node: pulls the published set on its node",
+  },
   {
     name: "image",
     type: "strings",
@@ -141,6 +155,34 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Address of the /metrics, /healthz, /readyz and /status server; 0 disables",
   },
   {
+    name: "leader-elect-lease-duration",
+    type: "string",
+    default: "15s",
+    metavar: "duration",
+    help: "With --role=aggregator: how long a standby waits after the leader's last renewal",
+  },
+  {
+    name: "leader-elect-renew-deadline",
+    type: "string",
+    default: "10s",
+    metavar: "duration",
+    help: "With --role=aggregator: how long the leader keeps trying to renew before it stops",
+  },
+  {
+    name: "leader-elect-retry-period",
+    type: "string",
+    default: "2s",
+    metavar: "duration",
+    help: "With --role=aggregator: pause between attempts to acquire or renew the lease",
+  },
+  {
+    name: "leader-elect-lease-name",
+    type: "string",
+    default: "image-cache-daemon-aggregator",
+    metavar: "name",
+    help: "With --role=aggregator: the Lease in the pod's namespace",
+  },
+  {
     name: "kubeconfig",
     type: "string",
     env: "KUBECONFIG",
@@ -216,6 +258,16 @@ const bool = z.string().transform((v) => v === "true");
 const optionalName = z.string().optional().transform((v) => v === "" ? undefined : v);
 
 const schema = z.object({
+  role: z.enum(ROLES, {
+    error: (issue) => `--role ${JSON.stringify(issue.input)}: expected all, aggregator or node`,
+  }),
+  "leader-elect-lease-duration": duration("leader-elect-lease-duration", { positive: "15s" }),
+  "leader-elect-renew-deadline": duration("leader-elect-renew-deadline", { positive: "10s" }),
+  "leader-elect-retry-period": duration("leader-elect-retry-period", { positive: "2s" }),
+  "leader-elect-lease-name": z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
+    message:
+      "--leader-elect-lease-name: expected a lowercase DNS subdomain such as image-cache-daemon-aggregator",
+  }),
   image: z.array(z.string()).default([]).superRefine((images, ctx) => {
     for (const image of images) {
       try {
@@ -315,6 +367,15 @@ const schema = z.object({
 
 /** The daemon's validated configuration. */
 export interface Config {
+  /** `--role`. */
+  readonly role: Role;
+  /** The leader election's durations and Lease (`--leader-elect-*`), in ms. */
+  readonly leaderElection: {
+    readonly leaseDurationMs: number;
+    readonly renewDeadlineMs: number;
+    readonly retryPeriodMs: number;
+    readonly leaseName: string;
+  };
   readonly images: readonly string[];
   readonly configmapSelector: string;
   readonly configmapNamespaces: readonly string[];
@@ -389,7 +450,28 @@ export function loadConfig(
     throw new TypeError(parsed.error.issues.map((i) => i.message).join("\n"));
   }
   const v = parsed.data;
+  const leaderElection = {
+    leaseDurationMs: v["leader-elect-lease-duration"],
+    renewDeadlineMs: v["leader-elect-renew-deadline"],
+    retryPeriodMs: v["leader-elect-retry-period"],
+    leaseName: v["leader-elect-lease-name"],
+  };
+  try {
+    validateElectionDurations(
+      leaderElection.leaseDurationMs,
+      leaderElection.renewDeadlineMs,
+      leaderElection.retryPeriodMs,
+    );
+  } catch (error) {
+    throw new TypeError(
+      `--leader-elect-lease-duration, --leader-elect-renew-deadline, --leader-elect-retry-period: ${
+        (error as Error).message
+      }`,
+    );
+  }
   const config: Config = {
+    role: v.role,
+    leaderElection,
     images: v.image,
     configmapSelector: v["configmap-selector"],
     configmapNamespaces: v["configmap-namespaces"],
@@ -428,7 +510,12 @@ export function loadConfig(
  */
 export function requireDaemonIdentity(config: Config): void {
   const missing: string[] = [];
-  if (!config.nodeName) {
+  if (config.role === "aggregator" && !config.podName) {
+    missing.push(
+      "--pod-name is required with --role=aggregator (it is the leader election identity): set it, or POD_NAME from the downward API (metadata.name)",
+    );
+  }
+  if (config.role !== "aggregator" && !config.nodeName) {
     missing.push(
       "--node-name is required: set it, or NODE_NAME from the downward API (spec.nodeName)",
     );

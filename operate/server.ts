@@ -64,7 +64,7 @@ function iso(ms: number | undefined): string | undefined {
 
 /** Builds the `/status` document (undefined fields are dropped by JSON). */
 function statusDocument(parts: ObservedParts, node: string | undefined, ready: boolean) {
-  const images: ImageReport[] = parts.puller.status().map((s) => ({
+  const images: ImageReport[] = (parts.puller?.status() ?? []).map((s) => ({
     image: s.ref,
     state: s.state,
     attempts: s.attempts,
@@ -82,7 +82,10 @@ function statusDocument(parts: ObservedParts, node: string | undefined, ready: b
     node,
     ready,
     desired: parts.desired.size,
-    inFlight: parts.puller.inFlight(),
+    inFlight: parts.puller?.inFlight() ?? 0,
+    election: parts.election?.status(),
+    publisher: parts.publisher?.status(),
+    publishedSet: parts.publishedSet?.publishedSet(),
     images,
     sources: parts.sources.map((source) => {
       const s = source.status();
@@ -159,7 +162,10 @@ export function serveOperations(options: OperationsServerOptions): OperationsSer
       }
       case "/readyz": {
         const report = readinessReport(parts);
-        return report.ready ? text(200, "ok\n") : json(503, { notReady: report.notReady });
+        if (!report.ready) {
+          return json(503, { notReady: report.notReady, warnings: report.warnings });
+        }
+        return text(200, ["ok", ...report.warnings.map((w) => `warning: ${w}`)].join("\n") + "\n");
       }
       case "/metrics": {
         if (parts !== undefined) metrics.observe(parts);
