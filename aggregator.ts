@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Config } from "./config/config.ts";
+import { type Config, requireAggregatorIdentity } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import { buildSources, type DaemonDeps } from "./daemon.ts";
 import { type ElectionStatus, LeaderElector } from "./election/leader_elector.ts";
@@ -16,7 +16,7 @@ import { DesiredImages } from "./images/desired_images.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { Publisher, type PublisherStatus } from "./publication/publisher.ts";
 import type { Source } from "./sources/source.ts";
-import { realClock } from "./clock.ts";
+import { realClock } from "./time/clock.ts";
 
 /** The running parts of an aggregator. */
 export interface AggregatorParts {
@@ -41,19 +41,18 @@ export async function runAggregator(
 ): Promise<void> {
   const { kubeConfig } = deps;
   const clock = deps.clock ?? realClock;
-  const identity = config.podName!;
-  const namespace = config.podNamespace!;
+  const { name: identity, namespace } = requireAggregatorIdentity(config);
   const log = deps.log.with({ pod: identity });
   const desired = new DesiredImages();
   const recorder = new EventRecorder({ kubeConfig, host: identity, log, clock });
   const election = new LeaderElector({
     kubeConfig,
     namespace,
-    name: config.leaderElection.leaseName,
+    name: config.leaderElectLeaseName,
     identity,
-    leaseDurationMs: config.leaderElection.leaseDurationMs,
-    renewDeadlineMs: config.leaderElection.renewDeadlineMs,
-    retryPeriodMs: config.leaderElection.retryPeriodMs,
+    leaseDurationMs: config.leaderElectLeaseDurationMs,
+    renewDeadlineMs: config.leaderElectRenewDeadlineMs,
+    retryPeriodMs: config.leaderElectRetryPeriodMs,
     log,
     clock,
   });
@@ -87,7 +86,7 @@ export async function runAggregator(
   log.info("Starting image-cache-daemon", {
     version: VERSION,
     role: "aggregator",
-    lease: `${namespace}/${config.leaderElection.leaseName}`,
+    lease: `${namespace}/${config.leaderElectLeaseName}`,
     sources: sources.map((s) => s.name),
   });
   try {

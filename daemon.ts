@@ -5,15 +5,14 @@
  *
  * @module
  */
-import { CoreV1Api, type KubeConfig, type V1Toleration } from "@kubernetes/client-node";
-import type { Config } from "./config/config.ts";
-import { requireDaemonIdentity } from "./config/config.ts";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { type Config, type DaemonIdentity, requireDaemonIdentity } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import type { Logger } from "./log/logger.ts";
 import { DesiredImages } from "./images/desired_images.ts";
-import { apiMessage } from "./kube/client.ts";
 import { EventRecorder, type EventSink } from "./kube/events.ts";
 import { PublishedSetSource } from "./publication/published_set_source.ts";
+import type { AggregatorParts } from "./aggregator.ts";
 import { StaticSource } from "./sources/static.ts";
 import { newConfigMapSource } from "./sources/configmap.ts";
 import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
@@ -21,13 +20,11 @@ import type { Source, SourceStatus } from "./sources/source.ts";
 import { NodePuller } from "./puller/node_puller.ts";
 import { NodeImages } from "./puller/node_images.ts";
 import type { PullStrategy } from "./puller/strategy.ts";
-import { WardenPodStrategy } from "./puller/warden_strategy.ts";
-import type { AuthConfig } from "./puller/cri/registry_auth.ts";
-import type { PullFinished } from "./puller/node_puller.ts";
+import { readOwnTolerations, WardenPodStrategy } from "./puller/warden_strategy.ts";
+import { PullEvents } from "./puller/pull_events.ts";
 import type { DaemonMetrics } from "./operate/metrics.ts";
 import type { InvolvedObject } from "./kube/events.ts";
-import { type Clock, realClock } from "./clock.ts";
-import type { AggregatorParts } from "./aggregator.ts";
+import { type Clock, realClock } from "./time/clock.ts";
 
 /** Dependencies of {@linkcode runDaemon} that tests replace. */
 export interface DaemonDeps {
@@ -112,85 +109,43 @@ export function buildSources(
   return sources;
 }
 
-/** Reads the daemon pod's tolerations once, so pull pods land on the same tainted nodes. */
-async function ownTolerations(
-  config: Config,
-  kubeConfig: KubeConfig,
-  log: Logger,
-): Promise<V1Toleration[] | undefined> {
-  if (!config.podName || !config.podNamespace) return undefined;
-  try {
-    const pod = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedPod({
-      name: config.podName,
-      namespace: config.podNamespace,
-    });
-    return pod.spec?.tolerations;
-  } catch (error) {
-    // Why absorb: without them pulls still work on untainted nodes.
-    log.warn("Cannot read the daemon's own pod; pull pods get no tolerations", {
-      pod: config.podName,
-      error: apiMessage(error),
-    });
-    return undefined;
-  }
-}
-
-/**
- * Reads the `--image-pull-secret` dockerconfigjson Secrets for the CRI
- * strategy, which must hand credentials to the runtime itself (pull pods
- * only name the secrets, and the kubelet reads them).
- */
-async function pullSecretAuth(
-  config: Config,
-  kubeConfig: KubeConfig,
-  log: Logger,
-): Promise<(ref: string) => AuthConfig | undefined> {
-  const { authForImage, parseDockerConfigJson } = await import("./puller/cri/registry_auth.ts");
-  const api = kubeConfig.makeApiClient(CoreV1Api);
-  const auths: Map<string, AuthConfig>[] = [];
-  for (const name of config.imagePullSecrets) {
-    try {
-      const secret = await api.readNamespacedSecret({ name, namespace: config.podNamespace! });
-      const data = secret.data?.[".dockerconfigjson"] ?? secret.data?.[".dockercfg"];
-      if (data === undefined) throw new TypeError("it has no .dockerconfigjson key");
-      auths.push(parseDockerConfigJson(data));
-    } catch (error) {
-      // Why absorb: public images still pull; the failures name the registry.
-      log.error("Cannot read image pull secret; pulls that need it will fail", {
-        secret: name,
-        error: error instanceof TypeError ? error.message : apiMessage(error),
-      });
-    }
-  }
-  return (ref) => authForImage(ref, auths);
-}
-
 async function buildStrategy(
   config: Config,
+  identity: DaemonIdentity,
   deps: DaemonDeps,
-  tolerations: V1Toleration[] | undefined,
 ): Promise<PullStrategy> {
   if (config.pullStrategy === "cri") {
     // Loaded only in CRI mode: gRPC and protobuf cost memory the default
     // strategy does not need.
-    const { CriPullStrategy } = await import("./puller/cri/cri_strategy.ts");
+    const [{ CriPullStrategy }, { readPullSecretAuth }] = await Promise.all([
+      import("./puller/cri/cri_strategy.ts"),
+      import("./puller/cri/registry_auth.ts"),
+    ]);
     return new CriPullStrategy({
       socket: config.criSocket,
       log: deps.log,
       timeoutMs: config.pullTimeoutMs,
-      auth: await pullSecretAuth(config, deps.kubeConfig, deps.log),
+      auth: await readPullSecretAuth({
+        kubeConfig: deps.kubeConfig,
+        namespace: identity.namespace,
+        secrets: config.imagePullSecrets,
+        log: deps.log,
+      }),
     });
   }
   return new WardenPodStrategy({
     kubeConfig: deps.kubeConfig,
-    namespace: config.podNamespace!,
-    node: config.nodeName!,
+    namespace: identity.namespace,
+    node: identity.node,
     wardenImage: config.wardenImage,
-    owner: config.podName && config.podUid
-      ? { name: config.podName, uid: config.podUid }
-      : undefined,
+    owner: identity.pod?.uid ? { name: identity.pod.name, uid: identity.pod.uid } : undefined,
     imagePullSecrets: config.imagePullSecrets,
-    tolerations,
+    tolerations: await readOwnTolerations({
+      kubeConfig: deps.kubeConfig,
+      namespace: identity.namespace,
+      pod: identity.pod?.name,
+      log: deps.log,
+    }),
     priorityClassName: config.pullPriorityClass,
     log: deps.log,
     clock: deps.clock,
@@ -215,56 +170,40 @@ export async function runDaemon(
   deps: DaemonDeps,
   signal: AbortSignal,
 ): Promise<void> {
-  requireDaemonIdentity(config);
   if (config.role === "aggregator") {
     const { runAggregator } = await import("./aggregator.ts");
     return await runAggregator(config, deps, signal);
   }
+  const identity = requireDaemonIdentity(config);
   const { kubeConfig } = deps;
   const clock = deps.clock ?? realClock;
-  const node = config.nodeName!;
+  const { node } = identity;
   const log = deps.log.with({ node });
   const desired = new DesiredImages();
   const events = new EventRecorder({ kubeConfig, host: node, log, clock });
   const sources = buildSources(config, { ...deps, log }, desired, events);
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
-  const tolerations = config.pullStrategy === "pod"
-    ? await ownTolerations(config, kubeConfig, log)
-    : undefined;
-  const strategy = await buildStrategy(config, { ...deps, log }, tolerations);
+  const strategy = await buildStrategy(config, identity, { ...deps, log });
   let pullerRunning = false;
   // Events about pulls go on the daemon's own pod: that is where an operator
   // looks (`kubectl describe pod`), and pull pods are deleted at once.
-  const self: InvolvedObject | undefined = config.podName
+  const self: InvolvedObject | undefined = identity.pod
     ? {
       apiVersion: "v1",
       kind: "Pod",
-      name: config.podName,
-      namespace: config.podNamespace,
-      uid: config.podUid,
+      name: identity.pod.name,
+      namespace: identity.namespace,
+      uid: identity.pod.uid,
     }
     : undefined;
-  let announcedAllPresent = false;
-  const onPresent = () => {
-    if (announcedAllPresent || desired.size === 0 || !puller.allPresent()) return;
-    announcedAllPresent = true;
-    log.info("Every desired image is present on this node", { images: desired.size });
-    if (self) {
-      events.emit(
-        "Normal",
-        self,
-        "AllImagesPresent",
-        `Node ${node} holds all ${desired.size} desired images`,
-      );
-    }
-  };
-  const onPullFinished = (ref: string, result: PullFinished) => {
-    deps.metrics?.pullFinished(ref, result);
-    if (result.error && self) {
-      events.emit("Warning", self, "PullFailed", `${ref}: ${result.error.message}`);
-    }
-  };
-
+  const pullEvents = new PullEvents({
+    node,
+    self,
+    events,
+    log,
+    desiredCount: () => desired.size,
+    allPresent: () => puller.allPresent(),
+  });
   const puller = new NodePuller({
     node,
     strategy,
@@ -278,8 +217,11 @@ export async function runDaemon(
     presentImages: () => nodeImages.names(),
     presentImagesComplete: () => nodeImages.complete(),
     onPullStarted: (ref) => deps.metrics?.pullStarted(ref),
-    onPullFinished,
-    onPresent,
+    onPullFinished: (ref, result) => {
+      deps.metrics?.pullFinished(ref, result);
+      pullEvents.pullFinished(ref, result);
+    },
+    onPresent: () => pullEvents.present(),
   });
   deps.onStarted?.({
     desired,
@@ -288,7 +230,7 @@ export async function runDaemon(
     strategy,
     nodeImages,
     events,
-    watches: strategy instanceof WardenPodStrategy ? [nodeImages, strategy] : [nodeImages],
+    watches: [nodeImages, ...strategy.watches ?? []],
     ready: () => pullerRunning,
     publishedSet: sources.find((s): s is PublishedSetSource => s instanceof PublishedSetSource),
   });

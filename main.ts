@@ -13,6 +13,7 @@ import {
   helpText,
   loadConfig,
   readEnv,
+  requireAggregatorIdentity,
   requireDaemonIdentity,
 } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
@@ -68,7 +69,8 @@ export async function main(args: readonly string[]): Promise<number> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let kubeConfig;
   try {
-    requireDaemonIdentity(config);
+    if (config.role === "aggregator") requireAggregatorIdentity(config);
+    else requireDaemonIdentity(config);
     kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, env: readEnv });
   } catch (error) {
     printError(`image-cache-daemon: ${(error as Error).message}`);

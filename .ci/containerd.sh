@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts (or stops) a real container runtime and two local registries for the
-# CRI pull strategy's tests (tests/cri_test.ts):
+# CRI pull strategy's tests (integration/cri_test.ts):
 #
 #   sudo bash .ci/containerd.sh up     # idempotent; about 20 s the first time
 #   sudo bash .ci/containerd.sh down   # stops what `up` started, by PID

@@ -7,7 +7,7 @@ import {
 } from "./images_command.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const FIXTURES = "tests/fixtures";
+const FIXTURES = "integration/fixtures";
 
 interface Run {
   code: number;

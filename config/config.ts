@@ -16,197 +16,6 @@ import { validateElectionDurations } from "../election/durations.ts";
 /** The project's own warden image, tagged like the daemon. */
 export const DEFAULT_WARDEN_IMAGE = `ghcr.io/image-cache-daemon/warden:${VERSION}`;
 
-/** The daemon's roles: see `--role`. */
-export const ROLES = ["all", "aggregator", "node"] as const;
-/** One of {@linkcode ROLES}. */
-export type Role = typeof ROLES[number];
-
-/** Every flag the daemon accepts, in help order. */
-export const FLAGS: readonly FlagSpec[] = [
-  {
-    name: "role",
-    type: "string",
-    default: "all",
-    metavar: "all|aggregator|node",
-    help:
-      "all: one process per node does everything; aggregator: leader-elected, watches the sources and publishes the desired set; node: pulls the published set on its node",
-  },
-  {
-    name: "image",
-    type: "strings",
-    help: "Image to cache on every node; repeat for more",
-  },
-  {
-    name: "configmap-selector",
-    type: "string",
-    default: "app.kubernetes.io/part-of=image-cache-daemon",
-    help: "Label selector of the ConfigMaps that list images",
-  },
-  {
-    name: "configmap-namespaces",
-    type: "strings",
-    metavar: "namespace",
-    help: "Watch ConfigMaps only in these namespaces (repeatable; default: all namespaces)",
-  },
-  {
-    name: "node-name",
-    type: "string",
-    env: "NODE_NAME",
-    help: "Name of the node this daemon pulls for",
-  },
-  { name: "pod-name", type: "string", env: "POD_NAME", help: "Name of the daemon's own pod" },
-  {
-    name: "pod-namespace",
-    type: "string",
-    env: "POD_NAMESPACE",
-    help: "Namespace of the daemon's own pod, where pull pods are created",
-  },
-  { name: "pod-uid", type: "string", env: "POD_UID", help: "UID of the daemon's own pod" },
-  {
-    name: "resync-period",
-    type: "string",
-    default: "15m0s",
-    metavar: "duration",
-    help: "How often every image is pulled again (tags move); 0 disables",
-  },
-  {
-    name: "warden-image",
-    type: "string",
-    default: DEFAULT_WARDEN_IMAGE,
-    help: "Image whose entrypoint copies the no-op binary for pull pods",
-  },
-  {
-    name: "watch-argo-workflow-templates",
-    type: "bool",
-    default: "true",
-    help: "Cache images named by Argo WorkflowTemplates",
-  },
-  {
-    name: "watch-argo-cluster-workflow-templates",
-    type: "bool",
-    default: "true",
-    help: "Cache images named by Argo ClusterWorkflowTemplates",
-  },
-  {
-    name: "watch-argo-cron-workflows",
-    type: "bool",
-    default: "true",
-    help: "Cache images named by Argo CronWorkflows",
-  },
-  {
-    name: "watch-configmaps",
-    type: "bool",
-    default: "true",
-    help: "Cache images listed by labelled ConfigMaps",
-  },
-  {
-    name: "max-concurrent-pulls",
-    type: "string",
-    default: "2",
-    metavar: "int",
-    help: "Most pulls in flight on this node at once",
-  },
-  {
-    name: "pull-timeout",
-    type: "string",
-    default: "10m0s",
-    metavar: "duration",
-    help: "A pull not finished by then is abandoned and counts as failed",
-  },
-  {
-    name: "pull-backoff-max",
-    type: "string",
-    default: "1h0m0s",
-    metavar: "duration",
-    help: "Longest wait between retries of a failing image",
-  },
-  {
-    name: "image-pull-secret",
-    type: "strings",
-    metavar: "name",
-    help: "Secret in the daemon's namespace with registry credentials (repeatable)",
-  },
-  {
-    name: "pull-priority-class",
-    type: "string",
-    metavar: "name",
-    help: "PriorityClass for pull pods",
-  },
-  {
-    name: "pull-strategy",
-    type: "string",
-    default: "pod",
-    metavar: "pod|cri",
-    help: "How images are pulled: warden pods, or the node's CRI socket",
-  },
-  {
-    name: "cri-socket",
-    type: "string",
-    default: "/run/containerd/containerd.sock",
-    metavar: "path",
-    help:
-      "CRI runtime socket, with --pull-strategy=cri (the released CRI build may open only the default path: mount the runtime's socket there)",
-  },
-  {
-    name: "metrics-bind-address",
-    type: "string",
-    default: ":8080",
-    metavar: "address",
-    help: "Address of the /metrics, /healthz, /readyz and /status server; 0 disables",
-  },
-  {
-    name: "leader-elect-lease-duration",
-    type: "string",
-    default: "15s",
-    metavar: "duration",
-    help: "With --role=aggregator: how long a standby waits after the leader's last renewal",
-  },
-  {
-    name: "leader-elect-renew-deadline",
-    type: "string",
-    default: "10s",
-    metavar: "duration",
-    help: "With --role=aggregator: how long the leader keeps trying to renew before it stops",
-  },
-  {
-    name: "leader-elect-retry-period",
-    type: "string",
-    default: "2s",
-    metavar: "duration",
-    help: "With --role=aggregator: pause between attempts to acquire or renew the lease",
-  },
-  {
-    name: "leader-elect-lease-name",
-    type: "string",
-    default: "image-cache-daemon-aggregator",
-    metavar: "name",
-    help: "With --role=aggregator: the Lease in the pod's namespace",
-  },
-  {
-    name: "kubeconfig",
-    type: "string",
-    env: "KUBECONFIG",
-    metavar: "path",
-    help: "Kubeconfig file; in-cluster configuration when empty",
-  },
-  {
-    name: "log-level",
-    type: "string",
-    default: "info",
-    metavar: "level",
-    help: "Least severe log level: debug, info, warn or error",
-  },
-  {
-    name: "log-format",
-    type: "string",
-    default: "json",
-    metavar: "format",
-    help: "Log format: json, or text for humans",
-  },
-  { name: "version", type: "bool", help: "Print the version and exit" },
-  { name: "help", short: "h", type: "bool", help: "Print this help and exit" },
-];
-
 /** The usage line of the daemon. */
 export const USAGE = `image-cache-daemon ${VERSION}
 Pre-pulls container images onto every node of a Kubernetes cluster.
@@ -214,11 +23,6 @@ Pre-pulls container images onto every node of a Kubernetes cluster.
 Usage:
   image-cache-daemon [flags]
   image-cache-daemon images [-f FILE|DIR|-]... [--output text|json]`;
-
-/** The help text. */
-export function helpText(): string {
-  return formatHelp(USAGE, FLAGS);
-}
 
 const flagName = (key: string) => `--${key}`;
 
@@ -254,157 +58,387 @@ const duration = (flag: string, options: { positive?: string } = {}) =>
     }
   });
 
-const bool = z.string().transform((v) => v === "true");
-const optionalName = z.string().optional().transform((v) => v === "" ? undefined : v);
-
-const schema = z.object({
-  role: z.enum(ROLES, {
-    error: (issue) => `--role ${JSON.stringify(issue.input)}: expected all, aggregator or node`,
-  }),
-  "leader-elect-lease-duration": duration("leader-elect-lease-duration", { positive: "15s" }),
-  "leader-elect-renew-deadline": duration("leader-elect-renew-deadline", { positive: "10s" }),
-  "leader-elect-retry-period": duration("leader-elect-retry-period", { positive: "2s" }),
-  "leader-elect-lease-name": z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
-    message:
-      "--leader-elect-lease-name: expected a lowercase DNS subdomain such as image-cache-daemon-aggregator",
-  }),
-  image: z.array(z.string()).default([]).superRefine((images, ctx) => {
-    for (const image of images) {
-      try {
-        parseReference(image);
-      } catch (error) {
-        ctx.addIssue({
-          code: "custom",
-          message: `--image ${JSON.stringify(image)}: ${(error as Error).message}`,
-        });
-      }
-    }
-  }),
-  "configmap-selector": z.string().superRefine((v, ctx) => {
-    try {
-      parseLabelSelector(v);
-    } catch (error) {
-      ctx.addIssue({
-        code: "custom",
-        message: `--configmap-selector ${JSON.stringify(v)}: ${
-          (error as Error).message.replace(/^Cannot parse label selector "[^"]*": /, "")
-        }; expected a label selector such as app=x,tier in (a,b)`,
-      });
-    }
-  }),
-  "configmap-namespaces": z.array(z.string()).default([]),
-  "node-name": optionalName,
-  "pod-name": optionalName,
-  "pod-namespace": optionalName,
-  "pod-uid": optionalName,
-  "resync-period": duration("resync-period"),
-  "warden-image": z.string().superRefine((v, ctx) => {
+const reference = (flag: string) =>
+  z.string().superRefine((v, ctx) => {
     try {
       parseReference(v);
     } catch (error) {
       ctx.addIssue({
         code: "custom",
-        message: `--warden-image ${JSON.stringify(v)}: ${(error as Error).message}`,
+        message: `${flagName(flag)} ${JSON.stringify(v)}: ${(error as Error).message}`,
       });
     }
-  }),
-  "watch-argo-workflow-templates": bool,
-  "watch-argo-cluster-workflow-templates": bool,
-  "watch-argo-cron-workflows": bool,
-  "watch-configmaps": bool,
-  "max-concurrent-pulls": z.string().transform((v, ctx) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || n < 1 || n > 1000) {
-      ctx.addIssue({
-        code: "custom",
-        message: `--max-concurrent-pulls ${
-          JSON.stringify(v)
-        }: expected a whole number from 1 to 1000`,
-      });
-      return z.NEVER;
-    }
-    return n;
-  }),
-  "pull-timeout": duration("pull-timeout", { positive: "10m" }),
-  "pull-backoff-max": duration("pull-backoff-max", { positive: "1h" }),
-  "image-pull-secret": z.array(z.string()).default([]),
-  "pull-priority-class": optionalName,
-  "pull-strategy": z.string().refine((v) => v === "pod" || v === "cri", {
-    error: (issue) => `--pull-strategy ${JSON.stringify(issue.input)}: expected pod or cri`,
-  }).transform((v) => v as "pod" | "cri"),
-  "cri-socket": z.string().min(1, {
-    message:
-      '--cri-socket "": must not be empty; expected a socket path such as /run/containerd/containerd.sock',
-  }),
-  "metrics-bind-address": z.string().transform((v, ctx) => {
-    if (v === "0") return undefined;
-    const m = v.match(/^(\[[0-9a-fA-F:]+\]|[^:]*):(\d{1,5})$/);
-    if (!m || Number(m[2]) > 65535) {
-      ctx.addIssue({
-        code: "custom",
-        message: `--metrics-bind-address ${
-          JSON.stringify(v)
-        }: expected host:port such as :8080 or 127.0.0.1:8080, or 0 to disable`,
-      });
-      return z.NEVER;
-    }
-    return {
-      hostname: m[1] === "" ? "0.0.0.0" : m[1].replace(/^\[|\]$/g, ""),
-      port: Number(m[2]),
-    };
-  }),
-  kubeconfig: optionalName,
-  "log-level": z.enum(LOG_LEVELS, {
-    error: (issue) =>
-      `--log-level ${JSON.stringify(issue.input)}: expected one of ${LOG_LEVELS.join(", ")}`,
-  }),
-  "log-format": z.enum(LOG_FORMATS, {
-    error: (issue) => `--log-format ${JSON.stringify(issue.input)}: expected json or text`,
-  }),
-  version: bool,
-  help: bool,
-});
+  });
 
-/** The daemon's validated configuration. */
-export interface Config {
-  /** `--role`. */
-  readonly role: Role;
-  /** The leader election's durations and Lease (`--leader-elect-*`), in ms. */
-  readonly leaderElection: {
-    readonly leaseDurationMs: number;
-    readonly renewDeadlineMs: number;
-    readonly retryPeriodMs: number;
-    readonly leaseName: string;
-  };
-  readonly images: readonly string[];
-  readonly configmapSelector: string;
-  readonly configmapNamespaces: readonly string[];
-  readonly nodeName?: string;
-  readonly podName?: string;
-  readonly podNamespace?: string;
-  readonly podUid?: string;
-  /** Milliseconds; 0 disables resync. */
-  readonly resyncPeriodMs: number;
-  readonly wardenImage: string;
-  readonly watchArgoWorkflowTemplates: boolean;
-  readonly watchArgoClusterWorkflowTemplates: boolean;
-  readonly watchArgoCronWorkflows: boolean;
-  readonly watchConfigmaps: boolean;
-  readonly maxConcurrentPulls: number;
-  readonly pullTimeoutMs: number;
-  readonly pullBackoffMaxMs: number;
-  readonly imagePullSecrets: readonly string[];
-  readonly pullPriorityClass?: string;
-  readonly pullStrategy: "pod" | "cri";
-  readonly criSocket: string;
-  /** Undefined when the server is disabled. */
-  readonly metricsBindAddress?: { readonly hostname: string; readonly port: number };
-  readonly kubeconfig?: string;
-  readonly logLevel: typeof LOG_LEVELS[number];
-  readonly logFormat: typeof LOG_FORMATS[number];
-  readonly version: boolean;
-  readonly help: boolean;
+const bool = z.string().transform((v) => v === "true");
+const optionalName = z.string().optional().transform((v) => v === "" ? undefined : v);
+const list = z.array(z.string()).default([]);
+
+/**
+ * One flag of the daemon: how it is parsed and shown ({@linkcode FlagSpec}),
+ * where its value lands in {@linkcode Config}, and how the raw text (a list
+ * for repeatable flags, `"true"`/`"false"` for booleans) is validated and
+ * turned into that value.
+ */
+interface ConfigFlag<K extends string, S extends z.ZodType> extends FlagSpec {
+  /** The {@linkcode Config} field the value lands in. */
+  readonly key: K;
+  /** Validates the raw value and turns it into the field's value; messages name the flag. */
+  readonly schema: S;
 }
+
+/** Declares a flag, keeping its key and schema types for {@linkcode Config}. */
+const flag = <const K extends string, S extends z.ZodType>(f: ConfigFlag<K, S>) => f;
+
+/**
+ * Every flag the daemon accepts, in help order: the one table from which the
+ * help text, the parser, the validation and the {@linkcode Config} type follow.
+ */
+const TABLE = [
+  flag({
+    name: "role",
+    key: "role",
+    type: "string",
+    default: "all",
+    metavar: "all|aggregator|node",
+    help:
+      "all: one process per node does everything; aggregator: leader-elected, watches the sources and publishes the desired set; node: pulls the published set on its node",
+    schema: z.enum(["all", "aggregator", "node"], {
+      error: (issue) => `--role ${JSON.stringify(issue.input)}: expected all, aggregator or node`,
+    }),
+  }),
+  flag({
+    name: "image",
+    key: "images",
+    type: "strings",
+    help: "Image to cache on every node; repeat for more",
+    schema: z.array(reference("image")).default([]),
+  }),
+  flag({
+    name: "configmap-selector",
+    key: "configmapSelector",
+    type: "string",
+    default: "app.kubernetes.io/part-of=image-cache-daemon",
+    help: "Label selector of the ConfigMaps that list images",
+    schema: z.string().superRefine((v, ctx) => {
+      try {
+        parseLabelSelector(v);
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--configmap-selector ${JSON.stringify(v)}: ${
+            (error as Error).message.replace(/^Cannot parse label selector "[^"]*": /, "")
+          }; expected a label selector such as app=x,tier in (a,b)`,
+        });
+      }
+    }),
+  }),
+  flag({
+    name: "configmap-namespaces",
+    key: "configmapNamespaces",
+    type: "strings",
+    metavar: "namespace",
+    help: "Watch ConfigMaps only in these namespaces (repeatable; default: all namespaces)",
+    schema: list,
+  }),
+  flag({
+    name: "node-name",
+    key: "nodeName",
+    type: "string",
+    env: "NODE_NAME",
+    help: "Name of the node this daemon pulls for",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pod-name",
+    key: "podName",
+    type: "string",
+    env: "POD_NAME",
+    help: "Name of the daemon's own pod",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pod-namespace",
+    key: "podNamespace",
+    type: "string",
+    env: "POD_NAMESPACE",
+    help: "Namespace of the daemon's own pod, where pull pods are created",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pod-uid",
+    key: "podUid",
+    type: "string",
+    env: "POD_UID",
+    help: "UID of the daemon's own pod",
+    schema: optionalName,
+  }),
+  flag({
+    name: "resync-period",
+    key: "resyncPeriodMs",
+    type: "string",
+    default: "15m0s",
+    metavar: "duration",
+    help: "How often every image is pulled again (tags move); 0 disables",
+    schema: duration("resync-period"),
+  }),
+  flag({
+    name: "warden-image",
+    key: "wardenImage",
+    type: "string",
+    default: DEFAULT_WARDEN_IMAGE,
+    help: "Image whose entrypoint copies the no-op binary for pull pods",
+    schema: reference("warden-image"),
+  }),
+  flag({
+    name: "watch-argo-workflow-templates",
+    key: "watchArgoWorkflowTemplates",
+    type: "bool",
+    default: "true",
+    help: "Cache images named by Argo WorkflowTemplates",
+    schema: bool,
+  }),
+  flag({
+    name: "watch-argo-cluster-workflow-templates",
+    key: "watchArgoClusterWorkflowTemplates",
+    type: "bool",
+    default: "true",
+    help: "Cache images named by Argo ClusterWorkflowTemplates",
+    schema: bool,
+  }),
+  flag({
+    name: "watch-argo-cron-workflows",
+    key: "watchArgoCronWorkflows",
+    type: "bool",
+    default: "true",
+    help: "Cache images named by Argo CronWorkflows",
+    schema: bool,
+  }),
+  flag({
+    name: "watch-configmaps",
+    key: "watchConfigmaps",
+    type: "bool",
+    default: "true",
+    help: "Cache images listed by labelled ConfigMaps",
+    schema: bool,
+  }),
+  flag({
+    name: "max-concurrent-pulls",
+    key: "maxConcurrentPulls",
+    type: "string",
+    default: "2",
+    metavar: "int",
+    help: "Most pulls in flight on this node at once",
+    schema: z.string().transform((v, ctx) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v.trim()) || n < 1 || n > 1000) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--max-concurrent-pulls ${
+            JSON.stringify(v)
+          }: expected a whole number from 1 to 1000`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  }),
+  flag({
+    name: "pull-timeout",
+    key: "pullTimeoutMs",
+    type: "string",
+    default: "10m0s",
+    metavar: "duration",
+    help: "A pull not finished by then is abandoned and counts as failed",
+    schema: duration("pull-timeout", { positive: "10m" }),
+  }),
+  flag({
+    name: "pull-backoff-max",
+    key: "pullBackoffMaxMs",
+    type: "string",
+    default: "1h0m0s",
+    metavar: "duration",
+    help: "Longest wait between retries of a failing image",
+    schema: duration("pull-backoff-max", { positive: "1h" }),
+  }),
+  flag({
+    name: "image-pull-secret",
+    key: "imagePullSecrets",
+    type: "strings",
+    metavar: "name",
+    help: "Secret in the daemon's namespace with registry credentials (repeatable)",
+    schema: list,
+  }),
+  flag({
+    name: "pull-priority-class",
+    key: "pullPriorityClass",
+    type: "string",
+    metavar: "name",
+    help: "PriorityClass for pull pods",
+    schema: optionalName,
+  }),
+  flag({
+    name: "pull-strategy",
+    key: "pullStrategy",
+    type: "string",
+    default: "pod",
+    metavar: "pod|cri",
+    help: "How images are pulled: warden pods, or the node's CRI socket",
+    schema: z.string().refine((v) => v === "pod" || v === "cri", {
+      error: (issue) => `--pull-strategy ${JSON.stringify(issue.input)}: expected pod or cri`,
+    }).transform((v) => v as "pod" | "cri"),
+  }),
+  flag({
+    name: "cri-socket",
+    key: "criSocket",
+    type: "string",
+    default: "/run/containerd/containerd.sock",
+    metavar: "path",
+    help:
+      "CRI runtime socket, with --pull-strategy=cri (the released CRI build may open only the default path: mount the runtime's socket there)",
+    schema: z.string().min(1, {
+      message:
+        '--cri-socket "": must not be empty; expected a socket path such as /run/containerd/containerd.sock',
+    }),
+  }),
+  flag({
+    name: "metrics-bind-address",
+    key: "metricsBindAddress",
+    type: "string",
+    default: ":8080",
+    metavar: "address",
+    help: "Address of the /metrics, /healthz, /readyz and /status server; 0 disables",
+    // Undefined when the server is disabled.
+    schema: z.string().transform((v, ctx) => {
+      if (v === "0") return undefined;
+      const m = v.match(/^(\[[0-9a-fA-F:]+\]|[^:]*):(\d{1,5})$/);
+      if (!m || Number(m[2]) > 65535) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--metrics-bind-address ${
+            JSON.stringify(v)
+          }: expected host:port such as :8080 or 127.0.0.1:8080, or 0 to disable`,
+        });
+        return z.NEVER;
+      }
+      return {
+        hostname: m[1] === "" ? "0.0.0.0" : m[1].replace(/^\[|\]$/g, ""),
+        port: Number(m[2]),
+      };
+    }),
+  }),
+  flag({
+    name: "leader-elect-lease-duration",
+    key: "leaderElectLeaseDurationMs",
+    type: "string",
+    default: "15s",
+    metavar: "duration",
+    help: "With --role=aggregator: how long a standby waits after the leader's last renewal",
+    schema: duration("leader-elect-lease-duration", { positive: "15s" }),
+  }),
+  flag({
+    name: "leader-elect-renew-deadline",
+    key: "leaderElectRenewDeadlineMs",
+    type: "string",
+    default: "10s",
+    metavar: "duration",
+    help: "With --role=aggregator: how long the leader keeps trying to renew before it stops",
+    schema: duration("leader-elect-renew-deadline", { positive: "10s" }),
+  }),
+  flag({
+    name: "leader-elect-retry-period",
+    key: "leaderElectRetryPeriodMs",
+    type: "string",
+    default: "2s",
+    metavar: "duration",
+    help: "With --role=aggregator: pause between attempts to acquire or renew the lease",
+    schema: duration("leader-elect-retry-period", { positive: "2s" }),
+  }),
+  flag({
+    name: "leader-elect-lease-name",
+    key: "leaderElectLeaseName",
+    type: "string",
+    default: "image-cache-daemon-aggregator",
+    metavar: "name",
+    help: "With --role=aggregator: the Lease in the pod's namespace",
+    schema: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
+      message:
+        "--leader-elect-lease-name: expected a lowercase DNS subdomain such as image-cache-daemon-aggregator",
+    }),
+  }),
+  flag({
+    name: "kubeconfig",
+    key: "kubeconfig",
+    type: "string",
+    env: "KUBECONFIG",
+    metavar: "path",
+    help: "Kubeconfig file; in-cluster configuration when empty",
+    schema: optionalName,
+  }),
+  flag({
+    name: "log-level",
+    key: "logLevel",
+    type: "string",
+    default: "info",
+    metavar: "level",
+    help: "Least severe log level: debug, info, warn or error",
+    schema: z.enum(LOG_LEVELS, {
+      error: (issue) =>
+        `--log-level ${JSON.stringify(issue.input)}: expected one of ${LOG_LEVELS.join(", ")}`,
+    }),
+  }),
+  flag({
+    name: "log-format",
+    key: "logFormat",
+    type: "string",
+    default: "json",
+    metavar: "format",
+    help: "Log format: json, or text for humans",
+    schema: z.enum(LOG_FORMATS, {
+      error: (issue) => `--log-format ${JSON.stringify(issue.input)}: expected json or text`,
+    }),
+  }),
+  flag({
+    name: "version",
+    key: "version",
+    type: "bool",
+    help: "Print the version and exit",
+    schema: bool,
+  }),
+  flag({
+    name: "help",
+    key: "help",
+    short: "h",
+    type: "bool",
+    help: "Print this help and exit",
+    schema: bool,
+  }),
+] as const;
+
+/** Every flag the daemon accepts, in help order. */
+export const FLAGS: readonly FlagSpec[] = TABLE;
+
+/** The help text. */
+export function helpText(): string {
+  return formatHelp(USAGE, FLAGS);
+}
+
+const schema = z.object(Object.fromEntries(TABLE.map((f) => [f.name, f.schema])));
+
+/** A value as the config holds it: frozen, so lists are read-only. */
+type Frozen<T> = T extends readonly (infer U)[] ? readonly U[]
+  : T extends object ? { readonly [K in keyof T]: T[K] }
+  : T;
+
+/**
+ * The daemon's validated configuration: one field per flag (the `key` of
+ * its row in the table), typed as its schema's output. Durations are in
+ * milliseconds (`resyncPeriodMs` 0 disables resync); `metricsBindAddress` is
+ * undefined when the server is disabled.
+ */
+export type Config = {
+  readonly [F in typeof TABLE[number] as F["key"]]: Frozen<z.output<F["schema"]>>;
+};
 
 /** The result of {@linkcode loadConfig}: the config and the positional arguments. */
 export interface LoadedConfig {
@@ -449,18 +483,14 @@ export function loadConfig(
   if (!parsed.success) {
     throw new TypeError(parsed.error.issues.map((i) => i.message).join("\n"));
   }
-  const v = parsed.data;
-  const leaderElection = {
-    leaseDurationMs: v["leader-elect-lease-duration"],
-    renewDeadlineMs: v["leader-elect-renew-deadline"],
-    retryPeriodMs: v["leader-elect-retry-period"],
-    leaseName: v["leader-elect-lease-name"],
-  };
+  const values = parsed.data as Record<string, unknown>;
+  // Built from the table, so it has exactly the fields Config declares.
+  const config = Object.fromEntries(TABLE.map((f) => [f.key, values[f.name]])) as Config;
   try {
     validateElectionDurations(
-      leaderElection.leaseDurationMs,
-      leaderElection.renewDeadlineMs,
-      leaderElection.retryPeriodMs,
+      config.leaderElectLeaseDurationMs,
+      config.leaderElectRenewDeadlineMs,
+      config.leaderElectRetryPeriodMs,
     );
   } catch (error) {
     throw new TypeError(
@@ -469,63 +499,79 @@ export function loadConfig(
       }`,
     );
   }
-  const config: Config = {
-    role: v.role,
-    leaderElection,
-    images: v.image,
-    configmapSelector: v["configmap-selector"],
-    configmapNamespaces: v["configmap-namespaces"],
-    nodeName: v["node-name"],
-    podName: v["pod-name"],
-    podNamespace: v["pod-namespace"],
-    podUid: v["pod-uid"],
-    resyncPeriodMs: v["resync-period"],
-    wardenImage: v["warden-image"],
-    watchArgoWorkflowTemplates: v["watch-argo-workflow-templates"],
-    watchArgoClusterWorkflowTemplates: v["watch-argo-cluster-workflow-templates"],
-    watchArgoCronWorkflows: v["watch-argo-cron-workflows"],
-    watchConfigmaps: v["watch-configmaps"],
-    maxConcurrentPulls: v["max-concurrent-pulls"],
-    pullTimeoutMs: v["pull-timeout"],
-    pullBackoffMaxMs: v["pull-backoff-max"],
-    imagePullSecrets: v["image-pull-secret"],
-    pullPriorityClass: v["pull-priority-class"],
-    pullStrategy: v["pull-strategy"],
-    criSocket: v["cri-socket"],
-    metricsBindAddress: v["metrics-bind-address"],
-    kubeconfig: v.kubeconfig,
-    logLevel: v["log-level"],
-    logFormat: v["log-format"],
-    version: v.version,
-    help: v.help,
-  };
   return deepFreeze({ config, positionals });
 }
 
 /**
+ * Who the running daemon is. {@linkcode requireDaemonIdentity} returns it
+ * only when the node and namespace are known, so the daemon never has to
+ * ask again.
+ */
+export interface DaemonIdentity {
+  /** The node this daemon pulls for (`--node-name`). */
+  readonly node: string;
+  /** The daemon's namespace (`--pod-namespace`): pull pods and pull secrets live there. */
+  readonly namespace: string;
+  /**
+   * The daemon's own pod (`--pod-name`, `--pod-uid`), when known: Events
+   * about pulls go on it, and pull pods copy its tolerations and name it
+   * their owner.
+   */
+  readonly pod?: { readonly name: string; readonly uid?: string };
+}
+
+/**
  * Checks what running the daemon (not the `images` command) needs beyond the
- * schema: the node to pull for and the namespace for pull pods.
+ * schema, the node to pull for and the namespace for pull pods, and returns
+ * the daemon's identity.
  *
  * @throws {TypeError} naming the missing flag and its environment fallback.
  */
-export function requireDaemonIdentity(config: Config): void {
+export function requireDaemonIdentity(config: Config): DaemonIdentity {
+  const { nodeName: node, podNamespace: namespace, podName, podUid } = config;
   const missing: string[] = [];
-  if (config.role === "aggregator" && !config.podName) {
-    missing.push(
-      "--pod-name is required with --role=aggregator (it is the leader election identity): set it, or POD_NAME from the downward API (metadata.name)",
-    );
-  }
-  if (config.role !== "aggregator" && !config.nodeName) {
+  if (!node) {
     missing.push(
       "--node-name is required: set it, or NODE_NAME from the downward API (spec.nodeName)",
     );
   }
-  if (!config.podNamespace) {
+  if (!namespace) {
     missing.push(
       "--pod-namespace is required: set it, or POD_NAMESPACE from the downward API (metadata.namespace)",
     );
   }
-  if (missing.length) throw new TypeError(missing.join("\n"));
+  if (!node || !namespace) throw new TypeError(missing.join("\n"));
+  return Object.freeze({
+    node,
+    namespace,
+    pod: podName ? Object.freeze({ name: podName, uid: podUid }) : undefined,
+  });
+}
+
+/**
+ * Checks what running an aggregator (`--role=aggregator`) needs beyond the
+ * schema: its pod name (the leader election identity) and its namespace
+ * (the Lease's and the published set's).
+ *
+ * @throws {TypeError} naming the missing flag and its environment fallback.
+ */
+export function requireAggregatorIdentity(
+  config: Config,
+): { readonly name: string; readonly namespace: string } {
+  const { podName: name, podNamespace: namespace } = config;
+  const missing: string[] = [];
+  if (!name) {
+    missing.push(
+      "--pod-name is required with --role=aggregator (it is the leader election identity): set it, or POD_NAME from the downward API (metadata.name)",
+    );
+  }
+  if (!namespace) {
+    missing.push(
+      "--pod-namespace is required: set it, or POD_NAMESPACE from the downward API (metadata.namespace)",
+    );
+  }
+  if (!name || !namespace) throw new TypeError(missing.join("\n"));
+  return Object.freeze({ name, namespace });
 }
 
 function deepFreeze<T>(value: T): T {

@@ -9,7 +9,7 @@
  * @module
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
 import {

@@ -4,7 +4,7 @@
  * API server stops leading before its Lease can be taken.
  */
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";

@@ -12,7 +12,7 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "./client.ts";
 

@@ -1,6 +1,6 @@
 import { assertEquals } from "../testing/assert.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
 import { eventName, EventRecorder, type InvolvedObject } from "./events.ts";
 

@@ -10,7 +10,7 @@
  * @module
  */
 import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
 

@@ -2,7 +2,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
 import { configMapCollection } from "./listers.ts";
 import { Reflector } from "./reflector.ts";

@@ -1,6 +1,6 @@
 /**
  * The Kubernetes API calls the daemon makes, as one table: the single source
- * that the RBAC manifests are tested against (tests/manifests_test.ts), and
+ * that the RBAC manifests are tested against (integration/manifests_test.ts), and
  * that a test of the running daemon can hold its recorded requests to (every
  * request the fake API server saw must be allowed by these rules, see
  * {@linkcode apiCallOf} and {@linkcode isAllowed}).

@@ -35,7 +35,7 @@ export interface ReadinessReport {
   /** One sentence per part that is not ready yet. */
   notReady: string[];
   /** Ready, but worth saying: such as a node keeping its last complete published set. */
-  warnings: string[];
+  warnings?: string[];
 }
 
 /** Options for {@linkcode HealthCheck}. */
@@ -193,7 +193,7 @@ export class HealthCheck {
  */
 export function readinessReport(parts: ServedParts | undefined): ReadinessReport {
   if (parts === undefined) {
-    return { ready: false, notReady: ["The daemon is starting"], warnings: [] };
+    return { ready: false, notReady: ["The daemon is starting"] };
   }
   const notReady: string[] = [];
   for (const source of parts.sources) {
@@ -206,5 +206,9 @@ export function readinessReport(parts: ServedParts | undefined): ReadinessReport
   if (published && published.state !== "current" && published.detail) {
     warnings.push(`Published set ${published.state}: ${published.detail}`);
   }
-  return { ready: notReady.length === 0, notReady, warnings };
+  return {
+    ready: notReady.length === 0,
+    notReady,
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "../testing/assert.ts";
 import { DEFAULT_STALL_MS, HealthCheck, readinessReport } from "./health.ts";
-import { fakeParts, FakeSource } from "./test_support.ts";
+import { fakeParts, FakeSource } from "../testing/fake_parts.ts";
 
 const MIN = 60_000;
 const T0 = 1_700_000_000_000;

@@ -11,7 +11,7 @@
 import process from "node:process";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { VERSION } from "../config/version.ts";
-import type { PullFailureReason } from "../errors.ts";
+import type { PullFailureReason } from "../puller/errors.ts";
 import type { ImageState, ImageStatus, PullFinished } from "../puller/node_puller.ts";
 import type { ObservedParts } from "./parts.ts";
 

@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { PullError } from "../errors.ts";
+import { PullError } from "../puller/errors.ts";
 import { DesiredImages } from "../images/desired_images.ts";
 import { DaemonMetrics, METRIC_PREFIX } from "./metrics.ts";
-import { fakeParts, FakeSource, partsWith, sampleValue } from "./test_support.ts";
+import { fakeParts, FakeSource, partsWith, sampleValue } from "../testing/fake_parts.ts";
 
 const m = (name: string) => METRIC_PREFIX + name;
 

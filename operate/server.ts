@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { HealthCheck, readinessReport } from "./health.ts";
 import type { DaemonMetrics } from "./metrics.ts";
@@ -163,9 +163,15 @@ export function serveOperations(options: OperationsServerOptions): OperationsSer
       case "/readyz": {
         const report = readinessReport(parts);
         if (!report.ready) {
-          return json(503, { notReady: report.notReady, warnings: report.warnings });
+          return json(503, {
+            notReady: report.notReady,
+            ...(report.warnings ? { warnings: report.warnings } : {}),
+          });
         }
-        return text(200, ["ok", ...report.warnings.map((w) => `warning: ${w}`)].join("\n") + "\n");
+        return text(
+          200,
+          ["ok", ...(report.warnings ?? []).map((w) => `warning: ${w}`)].join("\n") + "\n",
+        );
       }
       case "/metrics": {
         if (parts !== undefined) metrics.observe(parts);

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { FakeClock } from "../clock.ts";
-import { PullError } from "../errors.ts";
+import { FakeClock } from "../time/clock.ts";
+import { PullError } from "../puller/errors.ts";
 import { DesiredImages } from "../images/desired_images.ts";
 import { nullLogger, recordingLogger } from "../log/logger.ts";
 import { NodePuller } from "../puller/node_puller.ts";
@@ -8,7 +8,7 @@ import type { PullOptions, PullResult, PullStrategy } from "../puller/strategy.t
 import { DaemonMetrics, METRIC_PREFIX } from "./metrics.ts";
 import type { ServedParts } from "./parts.ts";
 import { type OperationsServerOptions, serveOperations } from "./server.ts";
-import { fakeParts, FakeSource, partsWith, sampleValue } from "./test_support.ts";
+import { fakeParts, FakeSource, partsWith, sampleValue } from "../testing/fake_parts.ts";
 
 const m = (name: string) => METRIC_PREFIX + name;
 

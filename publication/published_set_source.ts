@@ -8,7 +8,7 @@
  * @module
  */
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { configMapCollection } from "../kube/listers.ts";
 import { Reflector } from "../kube/reflector.ts";

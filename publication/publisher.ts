@@ -8,7 +8,7 @@
  * @module
  */
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
 import { configMapCollection } from "../kube/listers.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import type { KubeConfig, KubernetesObject, V1Node } from "@kubernetes/client-node";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { nodeCollection } from "../kube/listers.ts";
 import { Reflector, type WatchStatus } from "../kube/reflector.ts";

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import { formatDuration } from "../config/duration.ts";
-import { PullError } from "../errors.ts";
+import { PullError } from "./errors.ts";
 import type { DesiredImages, ImageChange } from "../images/desired_images.ts";
 import { isDigestPinned, parseReference } from "../images/reference.ts";
 import type { Logger } from "../log/logger.ts";

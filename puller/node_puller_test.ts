@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../testing/assert.ts";
-import { FakeClock } from "../clock.ts";
-import { PullError } from "../errors.ts";
+import { FakeClock } from "../time/clock.ts";
+import { PullError } from "./errors.ts";
 import { DesiredImages } from "../images/desired_images.ts";
 import { type LogFields, nullLogger, recordingLogger } from "../log/logger.ts";
 import { NodePuller, type NodePullerOptions, type PullFinished } from "./node_puller.ts";

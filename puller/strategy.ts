@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { WatchStatus } from "../kube/reflector.ts";
 
 /** Options for one pull attempt. */
 export interface PullOptions {
@@ -41,6 +42,8 @@ export interface PullStrategy {
   start?(signal: AbortSignal): Promise<void>;
   /** Pulls `ref` (a normalised reference). */
   pull(ref: string, options: PullOptions): Promise<PullResult>;
+  /** The watches the strategy keeps (the warden strategy's pull pods), for health and status. */
+  readonly watches?: readonly { status(): WatchStatus }[];
   /** Releases what the strategy holds (watches, connections). */
   close?(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { labelMatcher } from "../kube/label_selector.ts";
-import { restrictedViolations } from "./restricted_profile.ts";
+import { restrictedViolations } from "../testing/restricted_profile.ts";
 import {
   IMAGE_ANNOTATION,
   IMAGE_HASH_LABEL,

@@ -13,8 +13,8 @@ import {
   type V1Pod,
   type V1Toleration,
 } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../clock.ts";
-import { PullError, type PullFailureReason } from "../errors.ts";
+import { type Clock, realClock } from "../time/clock.ts";
+import { PullError, type PullFailureReason } from "./errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
 import { podCollection } from "../kube/listers.ts";
@@ -132,9 +132,45 @@ export function podOutcome(ref: string, pod: PodView): PullResult | PullError | 
   return undefined;
 }
 
+/** Options for {@linkcode readOwnTolerations}. */
+export interface ReadOwnTolerationsOptions {
+  kubeConfig: KubeConfig;
+  /** The daemon's namespace. */
+  namespace: string;
+  /** The daemon's own pod; without it there is nothing to read. */
+  pod?: string;
+  log: Logger;
+}
+
+/**
+ * Reads the daemon pod's tolerations once, so pull pods land on the same
+ * tainted nodes as the daemon ({@linkcode WardenPodStrategyOptions.tolerations}).
+ *
+ * @returns the tolerations, or `undefined` when the pod is unknown or cannot be read (logged).
+ */
+export async function readOwnTolerations(
+  options: ReadOwnTolerationsOptions,
+): Promise<V1Toleration[] | undefined> {
+  const { kubeConfig, namespace, pod: name, log } = options;
+  if (name === undefined) return undefined;
+  try {
+    const pod = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedPod({ name, namespace });
+    return pod.spec?.tolerations;
+  } catch (error) {
+    // Why absorb: without them pulls still work on untainted nodes.
+    log.warn("Cannot read the daemon's own pod; pull pods get no tolerations", {
+      pod: name,
+      error: apiMessage(error),
+    });
+    return undefined;
+  }
+}
+
 /** Pulls images with warden pods. */
 export class WardenPodStrategy implements PullStrategy {
   readonly name = "pod";
+  /** The pull-pod watch, for health and status. */
+  readonly watches: readonly { status(): WatchStatus }[] = [this];
   readonly #o: WardenPodStrategyOptions;
   readonly #api: CoreV1Api;
   readonly #waiters = new Map<string, Waiter>();

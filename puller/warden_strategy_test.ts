@@ -1,6 +1,8 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { PullError } from "../errors.ts";
-import { podOutcome } from "./warden_strategy.ts";
+import { PullError } from "./errors.ts";
+import { podOutcome, readOwnTolerations } from "./warden_strategy.ts";
+import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { recordingLogger } from "../log/logger.ts";
 
 const REF = "docker.io/library/alpine:3.20";
 type Pod = Parameters<typeof podOutcome>[1];
@@ -129,5 +131,33 @@ Deno.test("podOutcome() reads a pull pod's status", async (t) => {
       assertMatch(outcome.message, c.expect.message);
       assertEquals(outcome.ref, REF);
     });
+  }
+});
+
+Deno.test("readOwnTolerations() copies the daemon pod's tolerations, and warns and goes on without them", async () => {
+  const server = await startFakeApiServer();
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "icd" } });
+    const tolerations = [{ key: "gpu", operator: "Exists", effect: "NoSchedule" }];
+    server.create("pods", {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "icd-abc", namespace: "icd" },
+      spec: { containers: [{ name: "daemon", image: "icd:1" }], tolerations },
+    });
+    const log = recordingLogger();
+    const read = (pod?: string) =>
+      readOwnTolerations({ kubeConfig: server.kubeConfig(), namespace: "icd", pod, log });
+    assertEquals(JSON.parse(JSON.stringify(await read("icd-abc"))), tolerations);
+    assertEquals(log.lines, []);
+    assertEquals(await read("gone"), undefined);
+    assertEquals(log.lines.map((l) => [l.level, l.msg, l.pod]), [
+      ["warn", "Cannot read the daemon's own pod; pull pods get no tolerations", "gone"],
+    ]);
+    assertEquals(server.requests.counts()["get pods"], 2);
+    assertEquals(await read(undefined), undefined);
+    assertEquals(server.requests.counts()["get pods"], 2, "no pod name, no request");
+  } finally {
+    await server.close();
   }
 });

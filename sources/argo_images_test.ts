@@ -825,7 +825,9 @@ Deno.test("imagesFromWorkflowSpec() never throws on arbitrary JSON", () => {
 });
 
 async function fixture(name: string): Promise<unknown> {
-  return parse(await Deno.readTextFile(new URL(`../tests/fixtures/argo/${name}`, import.meta.url)));
+  return parse(
+    await Deno.readTextFile(new URL(`../integration/fixtures/argo/${name}`, import.meta.url)),
+  );
 }
 
 Deno.test("imagesFromWorkflowTemplate() and friends read the Argo fixtures", async (t) => {

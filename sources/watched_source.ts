@@ -5,7 +5,7 @@
  * @module
  */
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../clock.ts";
+import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { EventSink, InvolvedObject } from "../kube/events.ts";
 import type { Collection } from "../kube/listers.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { PullError, type PullFailureReason } from "../../errors.ts";
+import { PullError, type PullFailureReason } from "../errors.ts";
 import { isDigestPinned, parseReference } from "../../images/reference.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { PullOptions, PullResult, PullStrategy } from "../strategy.ts";

@@ -1,4 +1,4 @@
-import { PullError } from "../../errors.ts";
+import { PullError } from "../errors.ts";
 import { nullLogger, recordingLogger } from "../../log/logger.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../../testing/assert.ts";
 import {

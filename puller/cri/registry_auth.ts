@@ -6,7 +6,10 @@
  * @module
  */
 
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { DEFAULT_DOMAIN, parseReference } from "../../images/reference.ts";
+import { apiMessage } from "../../kube/client.ts";
+import type { Logger } from "../../log/logger.ts";
 import type { AuthConfig } from "./client.ts";
 
 export type { AuthConfig };
@@ -176,4 +179,45 @@ export function authForImage(
     }
   }
   return best;
+}
+
+/** Options for {@linkcode readPullSecretAuth}. */
+export interface ReadPullSecretAuthOptions {
+  kubeConfig: KubeConfig;
+  /** The daemon's namespace, where the secrets are read. */
+  namespace: string;
+  /** `--image-pull-secret` names, in order of preference. */
+  secrets: readonly string[];
+  log: Logger;
+}
+
+/**
+ * Reads the image pull secrets once, for the CRI strategy, which must hand
+ * credentials to the runtime itself (pull pods only name the secrets, and the
+ * kubelet reads them). A secret that cannot be read or parsed is logged at
+ * error and left out.
+ *
+ * @returns the lookup of credentials for a reference ({@linkcode authForImage}).
+ */
+export async function readPullSecretAuth(
+  options: ReadPullSecretAuthOptions,
+): Promise<(ref: string) => AuthConfig | undefined> {
+  const { kubeConfig, namespace, secrets, log } = options;
+  const api = kubeConfig.makeApiClient(CoreV1Api);
+  const auths: Map<string, AuthConfig>[] = [];
+  for (const name of secrets) {
+    try {
+      const secret = await api.readNamespacedSecret({ name, namespace });
+      const data = secret.data?.[".dockerconfigjson"] ?? secret.data?.[".dockercfg"];
+      if (data === undefined) throw new TypeError("it has no .dockerconfigjson key");
+      auths.push(parseDockerConfigJson(data));
+    } catch (error) {
+      // Why absorb: public images still pull; the failures name the registry.
+      log.error("Cannot read image pull secret; pulls that need it will fail", {
+        secret: name,
+        error: error instanceof TypeError ? error.message : apiMessage(error),
+      });
+    }
+  }
+  return (ref) => authForImage(ref, auths);
 }

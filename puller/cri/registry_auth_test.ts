@@ -1,5 +1,12 @@
 import { assertEquals, assertThrows } from "../../testing/assert.ts";
-import { authForImage, normalizeRegistryKey, parseDockerConfigJson } from "./registry_auth.ts";
+import { startFakeApiServer } from "../../testing/fake_apiserver/mod.ts";
+import { recordingLogger } from "../../log/logger.ts";
+import {
+  authForImage,
+  normalizeRegistryKey,
+  parseDockerConfigJson,
+  readPullSecretAuth,
+} from "./registry_auth.ts";
 
 const b64 = (text: string) => btoa(text);
 const secret = (auths: Record<string, unknown>) => b64(JSON.stringify({ auths }));
@@ -112,4 +119,42 @@ Deno.test("authForImage() takes the earlier secret when two match equally", () =
 Deno.test("authForImage() returns nothing for a reference it cannot parse", () => {
   const auths = [parseDockerConfigJson(secret({ "docker.io": { auth: b64("u:p") } }))];
   assertEquals(authForImage("Not/Valid", auths), undefined);
+});
+
+Deno.test("readPullSecretAuth() reads the secrets in the daemon's namespace and logs each it cannot use", async () => {
+  const server = await startFakeApiServer();
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "icd" } });
+    const pullSecret = (name: string, data: Record<string, string>) =>
+      server.create("secrets", {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name, namespace: "icd" },
+        type: "kubernetes.io/dockerconfigjson",
+        data,
+      });
+    pullSecret("team", {
+      ".dockerconfigjson": secret({ "reg.example:5000": { username: "u", password: "p" } }),
+    });
+    pullSecret("broken", { ".dockerconfigjson": b64("not json") });
+    pullSecret("no-key", { other: b64("x") });
+    const log = recordingLogger();
+    const auth = await readPullSecretAuth({
+      kubeConfig: server.kubeConfig(),
+      namespace: "icd",
+      secrets: ["missing", "broken", "no-key", "team"],
+      log,
+    });
+    assertEquals(auth("reg.example:5000/app:1"), { username: "u", password: "p" });
+    assertEquals(auth("docker.io/library/alpine:3.20"), undefined);
+    const errors = log.lines.filter((l) =>
+      l.level === "error" && l.msg === "Cannot read image pull secret; pulls that need it will fail"
+    );
+    assertEquals(errors.map((l) => l.secret), ["missing", "broken", "no-key"]);
+    assertEquals(errors[1].error, "Cannot parse image pull secret data: not JSON");
+    assertEquals(errors[2].error, "it has no .dockerconfigjson key");
+    assertEquals(server.requests.counts()["get secrets"], 4);
+  } finally {
+    await server.close();
+  }
 });

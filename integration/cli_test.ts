@@ -42,7 +42,7 @@ Deno.test("main.ts exits 2 with a named-flag error and no stack trace on invalid
 });
 
 Deno.test("images under the daemon's permissions names the way to read files", async () => {
-  const { code, stderr } = await runDaemonProcess(["images", "-f", "tests/fixtures/argo"]);
+  const { code, stderr } = await runDaemonProcess(["images", "-f", "integration/fixtures/argo"]);
   assertEquals(code, 1);
   assertMatch(stderr, /the daemon's permissions read no files; use `deno task images -f …`/);
 });

@@ -251,8 +251,8 @@ Deno.test("node daemons keep pulling their last complete set when the published 
       assertEquals(node.parts.puller.status().length, 2);
       const report = readinessReport(node.parts);
       assert(report.ready);
-      assertEquals(report.warnings.length, 1);
-      assert(report.warnings[0].includes("keeping generation 1 (2 images)"), report.warnings[0]);
+      assertEquals(report.warnings?.length, 1);
+      assert(report.warnings![0].includes("keeping generation 1 (2 images)"), report.warnings![0]);
       const metrics = new DaemonMetrics();
       metrics.observe(node.parts);
       const text = await metrics.render();

@@ -3,7 +3,7 @@
  * (`kubectl kustomize`), every rendered object validates against the
  * Kubernetes schema (kubernetes-models), the RBAC rules are exactly the table
  * in manifests/rbac_expectations.ts, and the daemon pod passes the Pod
- * Security "restricted" profile (puller/restricted_profile.ts, the checker
+ * Security "restricted" profile (testing/restricted_profile.ts, the checker
  * the pull pods are held to).
  */
 import { parseAllDocuments } from "yaml";
@@ -25,7 +25,7 @@ import {
 } from "../manifests/rbac_expectations.ts";
 import { loadConfig } from "../config/config.ts";
 import { VERSION } from "../config/version.ts";
-import { restrictedViolations } from "../puller/restricted_profile.ts";
+import { restrictedViolations } from "../testing/restricted_profile.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const NAMESPACE = "image-cache-daemon";

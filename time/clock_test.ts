@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./testing/assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
 import { FakeClock, realClock } from "./clock.ts";
 
 Deno.test("FakeClock.now() starts at the given time and moves only on advance()", async () => {

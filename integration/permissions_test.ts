@@ -10,7 +10,7 @@ import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { runDaemonProcess } from "../testing/daemon_process.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const PROBE = "tests/fixtures/permission_probe.ts";
+const PROBE = "integration/fixtures/permission_probe.ts";
 // A bundle outside the repository must still find the permission set.
 const CONFIG = `--config=${new URL("deno.json", ROOT).pathname}`;
 

@@ -10,7 +10,7 @@ import { waitFor } from "../testing/wait.ts";
 import { loadConfig } from "../config/config.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { type DaemonParts, runDaemon } from "../daemon.ts";
-import { restrictedViolations } from "../puller/restricted_profile.ts";
+import { restrictedViolations } from "../testing/restricted_profile.ts";
 
 const NS = "image-cache";
 const NODE = "node-1";

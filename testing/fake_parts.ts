@@ -7,7 +7,7 @@
 import type { Rejection } from "../images/desired_images.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
 import type { SourceStatus } from "../sources/source.ts";
-import type { ObservedParts, ServedParts } from "./parts.ts";
+import type { ObservedParts, ServedParts } from "../operate/parts.ts";
 
 /** A fake source whose status a test sets directly. */
 export class FakeSource {

@@ -1,5 +1,5 @@
 import type { V1Pod } from "@kubernetes/client-node";
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { restrictedViolations } from "./restricted_profile.ts";
 
 /** A minimal pod that passes the restricted profile. */

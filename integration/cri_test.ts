@@ -5,7 +5,7 @@
  * Under CI (`CI=true`) a missing runtime fails the run: CI machines can start
  * one, so a skip there would hide a broken setup.
  */
-import { PullError } from "../errors.ts";
+import { PullError } from "../puller/errors.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { createCriClient, type CriClient, criPermissionFlags } from "../puller/cri/client.ts";
 import { CriPullStrategy, type CriPullStrategyOptions } from "../puller/cri/cri_strategy.ts";
