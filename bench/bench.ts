@@ -17,6 +17,7 @@ import { machineLoad, print } from "./harness.ts";
 import { initialSync } from "./initial_sync.ts";
 import { manyNodes } from "./many_nodes.ts";
 import { resync } from "./resync.ts";
+import { split } from "./split.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
 /** The scenarios, numbered as in issue #9. */
@@ -31,6 +32,7 @@ export const SCENARIOS: readonly [
   [4, "resync", resync],
   [5, "many nodes", manyNodes],
   [6, "CRI overhead", criOverhead],
+  [7, "split layout", split],
 ];
 
 /** Parsed command line of the benchmark. */
