@@ -20,6 +20,7 @@ import {
   NODE,
   refs,
   scaled,
+  scenarioFilter,
   SETTLE_MS,
   SOAK,
   startCluster,
@@ -70,12 +71,29 @@ function schedule(scenario: Scenario): Promise<void> {
   return result;
 }
 
+const chosen = scenarioFilter(Deno.args, Deno.env.get("FAULT_FILTER"));
+
 /**
- * Declares a fault test whose scenario starts at once. Sanitizers are off
- * because the scenario's timers and processes start before the test body.
+ * Declares a fault test whose scenario starts at once (unless the filter
+ * leaves it out: then it is reported as ignored). Sanitizers are off because
+ * the scenario's timers and processes start before the test body. A failure
+ * names its scenario, so that among scenarios running side by side the
+ * message points at the one that failed.
  */
 function faultTest(name: string, scenario: Scenario): void {
-  const result = schedule(scenario);
+  if (chosen && !chosen(name)) {
+    Deno.test({ name, ignore: true, fn: () => {} });
+    return;
+  }
+  const result = schedule(async () => {
+    try {
+      await scenario();
+    } catch (error) {
+      throw new Error(`Fault scenario "${name}" failed: ${(error as Error)?.message ?? error}`, {
+        cause: error,
+      });
+    }
+  });
   Deno.test({
     name,
     sanitizeOps: false,
@@ -83,6 +101,19 @@ function faultTest(name: string, scenario: Scenario): void {
     fn: () => result,
   });
 }
+
+Deno.test("scenarioFilter() picks scenarios by substring or /regex/, from args or FAULT_FILTER", () => {
+  const names = ["Watches dropped", "API down with 410 Gone", "Argo CRDs deleted"];
+  const pick = (args: string[], env?: string) => {
+    const f = scenarioFilter(args, env);
+    return f ? names.filter(f) : "all";
+  };
+  assertEquals(pick([]), "all");
+  assertEquals(pick(["--filter", "410"]), ["API down with 410 Gone"]);
+  assertEquals(pick(["--filter=/^(Watches|Argo)/"]), ["Watches dropped", "Argo CRDs deleted"]);
+  assertEquals(pick([], "Argo"), ["Argo CRDs deleted"]);
+  assertEquals(pick(["--filter", "down"], "Argo"), ["API down with 410 Gone"], "args win");
+});
 
 // --- watches -------------------------------------------------------------------------
 

@@ -7,15 +7,17 @@
  * the pull pods are held to).
  */
 import { parseAllDocuments } from "yaml";
-import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
-import { Deployment } from "kubernetes-models/apps/v1/Deployment";
-import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
-import { Namespace } from "kubernetes-models/v1/Namespace";
-import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
-import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
-import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
-import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
-import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import {
+  ClusterRole,
+  ClusterRoleBinding,
+  DaemonSet,
+  Deployment,
+  Namespace,
+  PodDisruptionBudget,
+  Role,
+  RoleBinding,
+  ServiceAccount,
+} from "../testing/kubernetes_models.ts";
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import {
   apiCallOf,

@@ -307,8 +307,13 @@ Deno.test("A digest-pinned image the node already reports is never pulled, not e
   });
   try {
     await waitFor(() => state(run, ref)?.state === "present", { what: "present" });
-    // Three resync periods pass; none may create a pod.
-    await new Promise((r) => setTimeout(r, 600));
+    // Three resync checks happen (each schedules the next); none may create a pod.
+    const checks = new Set<number>();
+    await waitFor(() => {
+      const next = state(run, ref)?.nextAttempt;
+      if (next !== undefined) checks.add(next);
+      return checks.size > 3;
+    }, { what: "three resync checks" });
     assertEquals(run.pods.created.length, 0);
   } finally {
     await run.stop();

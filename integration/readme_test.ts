@@ -38,5 +38,5 @@ Deno.test("README's quickstart commands use the Deno version .ci/run pins and ta
 Deno.test(".ci/run runs the README's test command", () => {
   assert(ciRun.includes("deno task test"));
   assert(readme.includes("npx -y deno@2.9.6 task test"));
-  assert(ciRun.includes('echo "tests: ${passed} passed, ${failed} failed"'));
+  assert(ciRun.includes('echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"'));
 });

@@ -264,12 +264,12 @@ Deno.test("node daemons keep pulling their last complete set when the published 
         ),
       );
       // An incomplete new generation is not applied either.
-      const [partial] = encodeShards(
-        ["busybox:1", "a:1", "b:1", "c:1", "d:1", "e:1", "f:1"].map((n) =>
-          publishedImageOf(ref(n))
-        ),
-        { namespace: NS, generation: 2, maxBytes: 1_800 },
+      const next = encodeShards(
+        Array.from({ length: 30 }, (_, i) => publishedImageOf(ref(`app-${i}:1`))),
+        { namespace: NS, generation: 2, maxBytes: 2_000 },
       );
+      assert(next.length > 1, `${next.length} shards`);
+      const [partial] = next;
       server.create("configmaps", partial);
       await waitFor(() => node.parts.publishedSet?.publishedSet().state === "incomplete", {
         what: "set seen incomplete",

@@ -10,6 +10,7 @@ import { parse } from "yaml";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { FLAGS } from "../config/config.ts";
 import { WARDEN_COMMAND } from "../puller/warden_pod.ts";
+import { RELEASE_MANIFESTS } from "../manifests/render.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const WORKFLOWS = new URL(".github/workflows/", ROOT);
@@ -112,10 +113,28 @@ Deno.test("the release uses .ci/run's Deno and compiles both permission sets for
     JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).permissions,
   );
   for (const set of sets) assertMatch(run, new RegExp(`compile --frozen -P=${set} --target`));
-  assertMatch(run, /sha256sum image-cache-daemon-\* > SHA256SUMS/);
+  assertMatch(run, /sha256sum image-cache-daemon-\* install\*\.yaml > SHA256SUMS/);
   assertEquals(wf.permissions, { contents: "read" });
   assertEquals(wf.jobs.publish.permissions, { contents: "write" });
   assertEquals(wf.jobs.images.permissions, { contents: "read", packages: "write" });
+});
+
+Deno.test("the release renders the single-file installs with deno task manifests and attaches them", async () => {
+  const wf = await workflow("release.yml");
+  const job = wf.jobs.manifests;
+  const run = job.steps.map((s: Workflow) => s.run ?? "").join("\n");
+  assertMatch(run, /task manifests --release dist$/m);
+  // A PrometheusRule not regenerated from the rule file stops the release.
+  assertMatch(run, /git diff --exit-code manifests\/$/m);
+  const upload = job.steps.find((s: Workflow) => s.uses?.startsWith("actions/upload-artifact@"));
+  assertEquals(upload.with, { name: "manifests", path: "dist/", "if-no-files-found": "error" });
+  assert(wf.jobs.publish.needs.includes("manifests"));
+  const download = wf.jobs.publish.steps.find((s: Workflow) => s.with?.name === "manifests");
+  assertEquals(download.with.path, "dist");
+  // Every rendered file is an install*.yaml, so the checksum and the upload
+  // of dist/* both take it.
+  for (const name of Object.keys(RELEASE_MANIFESTS)) assertMatch(name, /^install[\w-]*\.yaml$/);
+  assertMatch(scripts(wf), /gh release (upload|create) "\$GITHUB_REF_NAME" dist\/\*/);
 });
 
 Deno.test("the release builds every Dockerfile image target for amd64 and arm64", async () => {

@@ -9,13 +9,35 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesObject,
+  Watch,
 } from "@kubernetes/client-node";
-import type { Lister, ListPage } from "./reflector.ts";
+import type { Lister, ListPage, Watcher } from "./reflector.ts";
 
-/** A lister and the matching watch path. */
+/** A lister and the matching watcher: one collection, one set of selectors. */
 export interface Collection {
   readonly list: Lister;
-  readonly watchPath: string;
+  readonly watch: Watcher;
+}
+
+/** A {@linkcode Watcher} of `path` through client-node's `Watch`. */
+export function clientWatcher(
+  kc: KubeConfig,
+  path: string,
+  selectors: { labelSelector?: string; fieldSelector?: string } = {},
+): Watcher {
+  return async (options, onEvent, done) => {
+    const watch = new Watch(kc);
+    // client-node aborts a watch after 30 s without data; the server may be
+    // quiet for longer than that between bookmarks, so allow the whole
+    // server-side timeout plus a margin.
+    // The field is private in the typings but is the documented knob.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
+      (options.timeoutSeconds + 30) * 1000;
+    const query: Record<string, string | number | boolean> = { ...options };
+    if (selectors.labelSelector) query.labelSelector = selectors.labelSelector;
+    if (selectors.fieldSelector) query.fieldSelector = selectors.fieldSelector;
+    return await watch.watch(path, query, onEvent, done);
+  };
 }
 
 interface RawList {
@@ -40,7 +62,11 @@ export function configMapCollection(
   const { labelSelector, namespace } = options;
   if (namespace) {
     return {
-      watchPath: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
+      watch: clientWatcher(
+        kc,
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
+        { labelSelector },
+      ),
       list: async ({ limit, continueToken, resourceVersion }) =>
         page(
           await api.listNamespacedConfigMap({
@@ -54,7 +80,7 @@ export function configMapCollection(
     };
   }
   return {
-    watchPath: "/api/v1/configmaps",
+    watch: clientWatcher(kc, "/api/v1/configmaps", { labelSelector }),
     list: async ({ limit, continueToken, resourceVersion }) =>
       page(
         await api.listConfigMapForAllNamespaces({
@@ -75,7 +101,7 @@ export function customObjectCollection(
   const api = kc.makeApiClient(CustomObjectsApi);
   const { group, version, plural } = options;
   return {
-    watchPath: `/apis/${group}/${version}/${plural}`,
+    watch: clientWatcher(kc, `/apis/${group}/${version}/${plural}`),
     list: async ({ limit, continueToken, resourceVersion }) =>
       page(
         await api.listClusterCustomObject({
@@ -98,7 +124,10 @@ export function podCollection(
   const api = kc.makeApiClient(CoreV1Api);
   const { namespace, labelSelector, fieldSelector } = options;
   return {
-    watchPath: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+    watch: clientWatcher(kc, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, {
+      labelSelector,
+      fieldSelector,
+    }),
     list: async ({ limit, continueToken, resourceVersion }) =>
       page(
         await api.listNamespacedPod({
@@ -118,7 +147,7 @@ export function nodeCollection(kc: KubeConfig, options: { name: string }): Colle
   const api = kc.makeApiClient(CoreV1Api);
   const fieldSelector = `metadata.name=${options.name}`;
   return {
-    watchPath: "/api/v1/nodes",
+    watch: clientWatcher(kc, "/api/v1/nodes", { fieldSelector }),
     list: async ({ limit, continueToken, resourceVersion }) =>
       page(
         await api.listNode({

@@ -9,8 +9,9 @@
  *
  * @module
  */
-import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
+import { backoffDelay } from "../time/backoff.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
 
@@ -33,6 +34,28 @@ export type Lister = (
     resourceVersion?: string;
   },
 ) => Promise<ListPage>;
+
+/** An object of a watch event; an `ERROR` event carries a Status (`code`, `message`). */
+export type WatchObject = KubernetesObject & { code?: number; message?: string };
+
+/**
+ * Opens one watch of the collection (its selectors are the watcher's own).
+ * Calls `onEvent` per event and `done` once when the stream ends: with no
+ * argument after a clean end, else with the error (client-node's, with
+ * `code`). Resolves, once the request is under way, with a handle that ends
+ * it; rejects when it cannot be started.
+ */
+export type Watcher = (
+  options: {
+    /** Where to resume: the last resourceVersion seen. */
+    resourceVersion: string;
+    /** When the server ends the watch cleanly. */
+    timeoutSeconds: number;
+    allowWatchBookmarks: boolean;
+  },
+  onEvent: (type: string, obj: WatchObject) => void,
+  done: (error?: unknown) => void,
+) => Promise<{ abort(): void }>;
 
 /**
  * What a reflector keeps in step. The reflector calls `replace` with the
@@ -59,21 +82,15 @@ export interface ReflectorHandler<T> {
 export interface ReflectorOptions<T> {
   /** Name for logs, such as `configmap`. */
   name: string;
-  /** The client configuration (for the watch). */
-  kubeConfig: KubeConfig;
   /** Lists one page. */
   list: Lister;
-  /** The collection's API path, for the watch: `/api/v1/configmaps`. */
-  watchPath: string;
-  /** `labelSelector` for the watch (the lister applies its own). */
-  labelSelector?: string;
-  /** `fieldSelector` for the watch (the lister applies its own). */
-  fieldSelector?: string;
+  /** Opens a watch of the same collection (same selectors) as `list`. */
+  watch: Watcher;
   /** The caller's state. */
   handler: ReflectorHandler<T>;
   /** Logger. */
   log: Logger;
-  /** Clock for backoff. @default {realClock} */
+  /** Clock for backoff and for the watchdog of silent watches. @default {realClock} */
   clock?: Clock;
   /** Objects per list page. @default {500} */
   pageSize?: number;
@@ -232,7 +249,7 @@ export class Reflector<T> {
         // Why back off here: an API outage or a missing CRD must not become a
         // tight loop of requests against a struggling API server. Retry-After
         // is a floor, not a replacement: jitter keeps a fleet out of step.
-        const backoff = this.#backoffDelay(this.#failures++, unavailable);
+        const backoff = this.#backoffDelay(++this.#failures, unavailable);
         const retryAfter = retryAfterSeconds(error);
         const delay = Math.max(backoff, (retryAfter ?? 0) * 1000 * (1 + 0.2 * this.#random()));
         try {
@@ -245,12 +262,14 @@ export class Reflector<T> {
   }
 
   #backoffDelay(failures: number, unavailable: boolean): number {
-    const base = this.#o.backoffBaseMs ?? 500;
-    const max = unavailable
+    const maxMs = unavailable
       ? Math.max(this.#o.unavailableBackoffMaxMs ?? 300_000, this.#o.backoffMaxMs ?? 0)
       : this.#o.backoffMaxMs ?? 30_000;
-    const exp = Math.min(max, base * 2 ** Math.min(failures, 30));
-    return Math.round(exp * (0.8 + 0.4 * this.#random()));
+    return backoffDelay(failures, {
+      baseMs: this.#o.backoffBaseMs ?? 500,
+      maxMs,
+      random: this.#random,
+    });
   }
 
   #markUnavailable(status: number, message: string): void {
@@ -308,23 +327,16 @@ export class Reflector<T> {
   }
 
   #watch(signal: AbortSignal): Promise<void> {
-    const { handler, kubeConfig, watchPath } = this.#o;
+    const { handler } = this.#o;
+    const clock = this.#clock;
     const timeoutSeconds = this.#o.watchTimeoutSeconds?.() ??
       Math.round(300 + 300 * this.#random());
-    const watch = new Watch(kubeConfig);
-    // client-node aborts a watch after 30 s without data; the server may be
-    // quiet for longer than that between bookmarks, so allow the whole
-    // server-side timeout plus a margin.
-    // The field is private in the typings but is the documented knob.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 30) *
-      1000;
-    // Real time, as the silence of a connection is.
-    let lastBeat = performance.now();
-    const opened = performance.now();
+    let lastBeat = clock.now();
+    const opened = clock.now();
     let events = 0;
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
-      let controller: AbortController | undefined;
+      let handle: { abort(): void } | undefined;
       let settled = false;
       // Why a watchdog of our own: a connection that dies mid-stream (peer
       // reset, a proxy dropping it) is never reported on this runtime, and
@@ -332,16 +344,23 @@ export class Reflector<T> {
       // goes silent), so client-node's own idle timeout never calls back. Once
       // the server has shown a bookmark heartbeat, three missed beats mean a
       // dead watch; without bookmarks, only the server-side timeout ends it.
-      let idle: ReturnType<typeof setTimeout> | undefined;
+      let idle: AbortController | undefined;
+      const arm = (ms: number, fire: () => void) => {
+        idle?.abort();
+        const armed = new AbortController();
+        idle = armed;
+        clock.sleep(ms, armed.signal).then(() => {
+          if (!armed.signal.aborted) fire();
+        }, () => {});
+      };
       const watchdog = () => {
-        clearTimeout(idle);
         if (this.#heartbeatMs === undefined) {
           // No bookmark seen yet: a watch that stays silent past its own
           // server-side timeout is dead (client-node's idle timer aborts, and
           // an abort does not end a dead connection on this runtime).
-          idle = setTimeout(
-            () => finish(new Error(`Watch silent past its ${timeoutSeconds} s timeout`)),
+          arm(
             (timeoutSeconds + 30) * 1000,
+            () => finish(new Error(`Watch silent past its ${timeoutSeconds} s timeout`)),
           );
           return;
         }
@@ -351,36 +370,28 @@ export class Reflector<T> {
         // later (widening for good made each fault wait 1.5x longer).
         const ms = Math.max(this.#o.minWatchIdleMs ?? MIN_IDLE_MS, 3 * this.#heartbeatMs) *
           2 ** Math.min(this.#silentTimeouts, 4);
-        idle = setTimeout(() => {
+        arm(ms, () => {
           this.#silentTimeouts++;
           finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`));
-        }, ms);
+        });
       };
       const finish = (error?: unknown) => {
         if (settled) return;
         settled = true;
-        clearTimeout(idle);
+        idle?.abort();
         signal.removeEventListener("abort", onAbort);
-        controller?.abort();
+        handle?.abort();
         if (error === undefined) resolve();
         else reject(error);
       };
       const onAbort = () => finish();
       signal.addEventListener("abort", onAbort, { once: true });
-      const query: Record<string, string | number | boolean> = {
-        resourceVersion: this.#resourceVersion ?? "",
-        allowWatchBookmarks: true,
-        timeoutSeconds,
-      };
-      if (this.#o.labelSelector) query.labelSelector = this.#o.labelSelector;
-      if (this.#o.fieldSelector) query.fieldSelector = this.#o.fieldSelector;
-      watch.watch(
-        watchPath,
-        query,
-        (type: string, obj: KubernetesObject & { code?: number; message?: string }) => {
+      this.#o.watch(
+        { resourceVersion: this.#resourceVersion ?? "", allowWatchBookmarks: true, timeoutSeconds },
+        (type, obj) => {
           if (settled) return;
           events++;
-          this.#lastActivity = this.#clock.now();
+          this.#lastActivity = clock.now();
           watchdog();
           // The watch delivers again: an earlier transient error is history.
           if (type !== "ERROR" && this.#available) this.#reason = undefined;
@@ -396,7 +407,7 @@ export class Reflector<T> {
           const rv = obj?.metadata?.resourceVersion;
           if (rv) this.#resourceVersion = rv;
           if (type === "BOOKMARK") {
-            const now = performance.now();
+            const now = clock.now();
             this.#heartbeatMs = now - lastBeat;
             this.#silentTimeouts = 0;
             lastBeat = now;
@@ -407,10 +418,10 @@ export class Reflector<T> {
           if (type === "DELETED") handler.remove(key);
           else handler.upsert(key, handler.transform(obj));
         },
-        (error: unknown) => {
+        (error?: unknown) => {
           if (apiStatus(error) === 410) {
             finish(new WatchExpired("Watch answered 410 Gone"));
-          } else if (!error && events === 0 && performance.now() - opened < EARLY_CLOSE_MS) {
+          } else if (!error && events === 0 && clock.now() - opened < EARLY_CLOSE_MS) {
             // A proxy or a draining API server that closes every watch at
             // once would otherwise get a tight reconnect loop.
             finish(new WatchClosedEarly("Watch closed at once without any event"));
@@ -418,9 +429,9 @@ export class Reflector<T> {
             finish(error ?? undefined);
           }
         },
-      ).then((c) => {
-        controller = c;
-        if (settled || signal.aborted) c.abort();
+      ).then((h) => {
+        handle = h;
+        if (settled || signal.aborted) h.abort();
         else watchdog();
       }, finish);
     });

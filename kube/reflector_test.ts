@@ -1,5 +1,6 @@
-import type { KubernetesObject } from "@kubernetes/client-node";
+import { ApiException, type KubernetesObject } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
+import { ScriptedCollection } from "../testing/scripted_collection.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
 import { FakeClock } from "../time/clock.ts";
@@ -47,28 +48,40 @@ function cm(name: string, v: string) {
   };
 }
 
-function reflect(
-  server: FakeApiServer,
-  m: ReturnType<typeof mirror>,
-  clock?: FakeClock,
-  minWatchIdleMs?: number,
-) {
-  const kubeConfig = server.kubeConfig();
-  const collection = configMapCollection(kubeConfig, { labelSelector: "pick=yes" });
+/** A reflector of the fake API server's ConfigMaps labelled pick=yes, over real HTTP. */
+function reflect(server: FakeApiServer, m: ReturnType<typeof mirror>) {
+  const collection = configMapCollection(server.kubeConfig(), { labelSelector: "pick=yes" });
   return new Reflector({
     name: "test",
-    kubeConfig,
     list: collection.list,
-    watchPath: collection.watchPath,
-    labelSelector: "pick=yes",
+    watch: collection.watch,
     handler: m.handler,
     log: nullLogger,
-    clock,
     pageSize: 2,
     backoffBaseMs: 10,
     backoffMaxMs: 50,
-    minWatchIdleMs,
   });
+}
+
+/** A reflector of a hand-driven collection on fake time. */
+function scripted(options: { minWatchIdleMs?: number; watchTimeoutSeconds?: number } = {}) {
+  const clock = new FakeClock(1_000_000);
+  const api = new ScriptedCollection();
+  const m = mirror();
+  const r = new Reflector({
+    name: "test",
+    list: api.list,
+    watch: api.watch,
+    handler: m.handler,
+    log: nullLogger,
+    clock,
+    random: () => 0.5,
+    backoffBaseMs: 100,
+    backoffMaxMs: 1_000,
+    minWatchIdleMs: options.minWatchIdleMs ?? 1_000,
+    watchTimeoutSeconds: () => options.watchTimeoutSeconds ?? 300,
+  });
+  return { clock, api, m, r };
 }
 
 async function withRun<T>(r: Reflector<T>, fn: () => Promise<void>): Promise<void> {
@@ -103,7 +116,25 @@ Deno.test("Reflector lists every page, syncs once, then follows the watch", asyn
   }
 });
 
-Deno.test("Reflector relists after 410 Gone and the relist drops what was deleted meanwhile", async () => {
+Deno.test("Reflector's first list may come from a trailing watch cache, and the watch brings it up to date", async () => {
+  // Why list from the cache at all: a fleet of daemons starting at once must
+  // not each read every object from etcd (client-go's reflector does the same).
+  const server = await startFakeApiServer({ watchCacheLag: 2 });
+  try {
+    for (const name of ["a", "b", "c"]) server.create("configmaps", cm(name, name));
+    const m = mirror();
+    const r = reflect(server, m);
+    await withRun(r, async () => {
+      await r.synced;
+      await waitFor(() => m.state.size === 3, { what: "the watch replays what the cache lacked" });
+      assertEquals(m.state.get("ns/c"), "c");
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("Reflector relists the latest state after 410 Gone, never a watch cache that trails", async () => {
   const server = await startFakeApiServer({ retainedEvents: 3 });
   try {
     server.create("configmaps", cm("keep", "1"));
@@ -112,12 +143,17 @@ Deno.test("Reflector relists after 410 Gone and the relist drops what was delete
     const r = reflect(server, m);
     await withRun(r, async () => {
       await r.synced;
+      // From here on a resourceVersion=0 list shows the state before the
+      // delete below: a relist from the cache would bring "gone" back.
+      server.faults.lagWatchCache(Infinity);
       server.faults.dropWatches();
       server.delete("configmaps", "ns", "gone");
       for (let i = 0; i < 10; i++) server.create("configmaps", cm(`n${i}`, "x"));
       server.compact();
-      await waitFor(() => m.calls.replace >= 2 && m.state.size === 11, { what: "relist" });
-      assert(!m.state.has("ns/gone"));
+      await waitFor(() => m.calls.replace >= 2 && m.state.size === 11 && !m.state.has("ns/gone"), {
+        what: "a relist showing the delete and the creates",
+        timeoutMs: 5_000,
+      });
       assert(r.status().restarts >= 1);
     });
   } finally {
@@ -168,52 +204,98 @@ Deno.test("Reflector counts a forbidden list as synced-but-unavailable and keeps
   }
 });
 
-Deno.test("Reflector waits at least as long as Retry-After says, with jitter, before trying again", async () => {
-  const server = await startFakeApiServer();
-  try {
-    server.create("configmaps", cm("a", "1"));
-    server.faults.failNext(1, 429, { retryAfterSeconds: 30 });
-    const clock = new FakeClock(Date.now());
-    const m = mirror();
-    const r = reflect(server, m, clock);
-    await withRun(r, async () => {
-      await waitFor(() => clock.pendingTimers() > 0, { what: "backoff sleep" });
-      await clock.advance(29_000);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      assertEquals(r.status().synced, false, "not retried before Retry-After");
-      // Retry-After is a floor; up to 20 % jitter keeps a fleet out of step.
-      await clock.advance(7_000);
-      await r.synced;
-      assertEquals(m.state.size, 1);
-    });
-  } finally {
-    await server.close();
-  }
+Deno.test("Reflector waits at least as long as Retry-After says, with jitter, before listing again", async () => {
+  const { clock, api, m, r } = scripted();
+  api.put("a", { v: "1" });
+  api.failLists(
+    new ApiException(429, "Too Many Requests", '{"message":"slow down"}', { "retry-after": "30" }),
+  );
+  await withRun(r, async () => {
+    await clock.advance(29_999);
+    assertEquals(api.lists.length, 1, "not retried before Retry-After");
+    assertEquals(r.status().synced, false);
+    // Retry-After is a floor; up to 20 % jitter keeps a fleet out of step.
+    await clock.advance(6_001);
+    assertEquals(api.lists.length, 2);
+    await r.synced;
+    assertEquals(m.state.get("ns/a"), "1");
+  });
 });
 
-Deno.test("Reflector's watchdog ends a silently dead watch after three missed bookmarks, every time alike", async () => {
-  const server = await startFakeApiServer({ bookmarkIntervalMs: 50 });
-  try {
-    const m = mirror();
-    const r = reflect(server, m, undefined, 100);
-    await withRun(r, async () => {
-      await r.synced;
-      // Let the watch learn the heartbeat.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const recoveries: number[] = [];
-      for (let i = 0; i < 6; i++) {
-        server.faults.dropWatches({ silent: true });
-        const started = performance.now();
-        server.create("configmaps", cm(`after-${i}`, "x"));
-        await waitFor(() => m.state.has(`ns/after-${i}`), { what: `recovery ${i}` });
-        recoveries.push(performance.now() - started);
-        // Bookmarks of the new watch before the next fault.
-        await new Promise((resolve) => setTimeout(resolve, 200));
+Deno.test("Reflector's watchdog ends a silent watch after three missed bookmarks, every time alike", async () => {
+  const { clock, api, m, r } = scripted({ minWatchIdleMs: 1_000 });
+  await withRun(r, async () => {
+    await r.synced;
+    await clock.flush(); // the watch opens
+    for (let fault = 0; fault < 4; fault++) {
+      const watch = api.lastWatch!;
+      // The server's heartbeat: a bookmark every 2 s.
+      for (let beat = 0; beat < 3; beat++) {
+        await clock.advance(2_000);
+        watch.send("BOOKMARK", api.bookmark());
       }
-      // Widening for good after each fault would make these grow (×1.5 each).
-      assert(Math.max(...recoveries) < 700, `recoveries ${recoveries.map(Math.round)} ms`);
-    });
-  } finally {
-    await server.close();
-  }
+      // Then silence, as from a connection that died without a word.
+      await clock.advance(5_999);
+      assertEquals(api.watches.length, fault + 1, `fault ${fault}: still waiting at 5.999 s`);
+      assert(!watch.aborted);
+      await clock.advance(1);
+      assert(watch.aborted, `fault ${fault}: the dead watch is ended after three beats`);
+      await clock.advance(1_000); // the backoff before the reconnect
+      assertEquals(api.watches.length, fault + 2, `fault ${fault}: reconnected`);
+    }
+    assertEquals(m.calls.replace, 1, "a reconnect resumes the watch; nothing is relisted");
+    assertEquals(api.lastWatch!.options.resourceVersion, api.resourceVersion);
+  });
+});
+
+Deno.test("Reflector's watchdog waits twice as long after each silent timeout in a row", async () => {
+  const { clock, api, r } = scripted({ minWatchIdleMs: 1_000 });
+  await withRun(r, async () => {
+    await r.synced;
+    await clock.flush(); // the watch opens
+    await clock.advance(1_000);
+    api.lastWatch!.send("BOOKMARK", api.bookmark());
+    // Heartbeat 1 s → 3 s, then 6 s, then 12 s while no bookmark comes.
+    const waits: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const watch = api.lastWatch!;
+      const opened = clock.now();
+      while (!watch.aborted) await clock.advance(500);
+      waits.push(clock.now() - opened);
+      while (api.lastWatch === watch) await clock.advance(100);
+    }
+    assertEquals(waits, [3_000, 6_000, 12_000]);
+  });
+});
+
+Deno.test("Reflector ends a watch without bookmarks only after its server-side timeout plus 30 s", async () => {
+  const { clock, api, r } = scripted({ watchTimeoutSeconds: 60 });
+  await withRun(r, async () => {
+    await r.synced;
+    await clock.flush(); // the watch opens
+    const watch = api.lastWatch!;
+    assertEquals(watch.options.timeoutSeconds, 60);
+    await clock.advance(89_999);
+    assert(!watch.aborted);
+    await clock.advance(1);
+    assert(watch.aborted);
+  });
+});
+
+Deno.test("Reflector backs off after a watch the server closes at once, instead of reconnecting in a loop", async () => {
+  const { clock, api, r } = scripted();
+  await withRun(r, async () => {
+    await r.synced;
+    await clock.flush(); // the watch opens
+    api.lastWatch!.end();
+    await clock.flush();
+    assertEquals(api.watches.length, 1, "no reconnect before the backoff");
+    await clock.advance(120);
+    assertEquals(api.watches.length, 2);
+    // A watch that ran a while and ended cleanly resumes at once.
+    await clock.advance(60_000);
+    api.lastWatch!.end();
+    await clock.flush();
+    assertEquals(api.watches.length, 3);
+  });
 });

@@ -4,7 +4,19 @@
  * prom-client's default collectors are not used: they read `/proc`, which the
  * daemon's permission set does not grant (they would report zeros). Process
  * metrics come from `Deno.memoryUsage()` and `process.cpuUsage()`, which need
- * no permission.
+ * no permission, under the names every Prometheus client library uses
+ * (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+ * `process_start_time_seconds`, unprefixed) so generic process dashboards and
+ * alerts work; the V8 heap follows Node.js's `nodejs_heap_size_*_bytes` as
+ * `deno_heap_size_*_bytes`.
+ *
+ * Naming follows Prometheus's conventions: base units in the name
+ * (`_seconds`, `_bytes`), `_total` on counters only, `_timestamp_seconds`
+ * for Unix times. Every label has a small, fixed set of values except
+ * `image` on {@linkcode MAX_FAILING_IMAGE_SERIES}-capped
+ * `image_consecutive_failures`; the node is not a label here: the scrape
+ * adds it (the PodMonitor and the documented scrape job copy the pod's node
+ * name), as for any per-pod target.
  *
  * @module
  */
@@ -15,8 +27,19 @@ import type { PullFailureReason } from "../puller/errors.ts";
 import type { ImageState, ImageStatus, PullFinished } from "../puller/node_puller.ts";
 import type { ObservedParts } from "./parts.ts";
 
-/** Prefix of every metric name. */
+/** Prefix of every metric name but the standard process and runtime ones. */
 export const METRIC_PREFIX = "image_cache_daemon_";
+
+/**
+ * Most `image_consecutive_failures{image}` series one daemon exports. Why a
+ * cap: the label's values come from user data (every desired reference), so
+ * without one a bad day (a registry down for everything) would create one
+ * series per desired image per node. Only images failing right now have a
+ * series (it disappears when the image is pulled or no longer desired), the
+ * ones with the most consecutive failures first; `failing_images` keeps the
+ * uncapped count, so a truncated list shows.
+ */
+export const MAX_FAILING_IMAGE_SERIES = 20;
 
 /** Outcome label of `pulls_total` and `pull_duration_seconds`. */
 export type PullResultLabel = "success" | "failure" | "cancelled";
@@ -82,12 +105,15 @@ export class DaemonMetrics {
   readonly #present: Gauge;
   readonly #images: Gauge<"state">;
   readonly #rejected: Gauge;
+  readonly #ready: Gauge;
+  readonly #failing: Gauge;
+  readonly #imageFailures: Gauge<"image">;
   readonly #pulls: Counter<"result">;
   readonly #duration: Histogram<"result">;
   readonly #inFlight: Gauge;
   readonly #failures: Counter<"reason">;
   readonly #sourceObjects: Gauge<"source">;
-  readonly #sourceErrors: Gauge<"source">;
+  readonly #sourceInvalid: Gauge<"source">;
   readonly #sourceAvailable: Gauge<"source">;
   readonly #sourceSynced: Gauge<"source">;
   readonly #sourceActivity: Gauge<"source">;
@@ -123,6 +149,16 @@ export class DaemonMetrics {
       "rejected_images",
       "Image references rejected as unpullable as written (templated, invalid).",
     );
+    this.#ready = gauge("ready", "1 while the daemon is ready (as GET /readyz), else 0.");
+    this.#failing = gauge(
+      "failing_images",
+      "Desired images whose last pull attempt on this node failed.",
+    );
+    this.#imageFailures = gauge(
+      "image_consecutive_failures",
+      `Consecutive failed pulls of each failing image on this node (at most ${MAX_FAILING_IMAGE_SERIES} images, most failures first).`,
+      ["image"],
+    );
     this.#pulls = counter("pulls_total", "Pull attempts settled on this node, by result.", [
       "result",
     ]);
@@ -140,8 +176,8 @@ export class DaemonMetrics {
     this.#sourceObjects = gauge("source_objects", "Objects contributing images, by source.", [
       "source",
     ]);
-    this.#sourceErrors = gauge(
-      "source_errors",
+    this.#sourceInvalid = gauge(
+      "source_invalid_objects",
       "Objects whose image data is in error, by source.",
       ["source"],
     );
@@ -165,10 +201,6 @@ export class DaemonMetrics {
       "Watch restarts after an error or expiry, by source.",
       ["source"],
     );
-    this.#rss = gauge("process_resident_memory_bytes", "Resident set size in bytes.");
-    this.#heap = gauge("process_heap_bytes", "V8 heap size in bytes (allocated).");
-    this.#heapUsed = gauge("process_heap_used_bytes", "V8 heap in use in bytes.");
-    this.#cpu = counter("process_cpu_seconds_total", "User and system CPU time in seconds.");
     this.#leader = gauge(
       "leader",
       "Aggregator: 1 while this replica holds the leader election Lease and may write, else 0.",
@@ -198,7 +230,17 @@ export class DaemonMetrics {
       "published_set_last_complete_timestamp_seconds",
       "Node: when a complete published set was last seen (the scrape time while complete).",
     );
-    gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.")
+    // The standard process and runtime names, unprefixed (see the module doc).
+    const standard = (name: string, help: string) => new Gauge({ name, help, registers });
+    this.#rss = standard("process_resident_memory_bytes", "Resident memory size in bytes.");
+    this.#heap = standard("deno_heap_size_total_bytes", "V8 heap size in bytes (allocated).");
+    this.#heapUsed = standard("deno_heap_size_used_bytes", "V8 heap in use in bytes.");
+    this.#cpu = new Counter({
+      name: "process_cpu_seconds_total",
+      help: "Total user and system CPU time spent in seconds.",
+      registers,
+    });
+    standard("process_start_time_seconds", "Start time of the process since unix epoch in seconds.")
       .set(Math.round(performance.timeOrigin) / 1000);
     gauge("build_info", "Always 1; labels carry the daemon and Deno versions.", [
       "version",
@@ -212,6 +254,8 @@ export class DaemonMetrics {
     this.#duration.zero({ result: "failure" });
     for (const reason of Object.keys(FAILURE_REASONS)) this.#failures.inc({ reason }, 0);
     this.#inFlight.set(0);
+    this.#ready.set(0);
+    this.#failing.set(0);
   }
 
   /** The `Content-Type` of {@linkcode render}'s output. */
@@ -240,15 +284,32 @@ export class DaemonMetrics {
     }
   }
 
+  /** Sets `ready` from the readiness report (`GET /readyz`); call it on each scrape. */
+  setReady(ready: boolean): void {
+    this.#ready.set(ready ? 1 : 0);
+  }
+
   /** Refreshes the gauges from the parts' current status. Cheap: call it on each scrape. */
   observe(parts: ObservedParts): void {
     this.#observeSplit(parts);
     const images = parts.puller?.status() ?? [];
     const byState = new Map<ImageState, number>(IMAGE_STATES.map((s) => [s, 0]));
     let present = 0;
+    const failing: ImageStatus[] = [];
     for (const image of images) {
       byState.set(image.state, (byState.get(image.state) ?? 0) + 1);
       if (isPresent(image)) present++;
+      if (image.consecutiveFailures > 0) failing.push(image);
+    }
+    failing.sort((a, b) =>
+      b.consecutiveFailures - a.consecutiveFailures || (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0)
+    );
+    this.#failing.set(failing.length);
+    // Rebuilt on every scrape: an image that recovered or left the desired
+    // set loses its series at once.
+    this.#imageFailures.reset();
+    for (const image of failing.slice(0, MAX_FAILING_IMAGE_SERIES)) {
+      this.#imageFailures.set({ image: image.ref }, image.consecutiveFailures);
     }
     for (const [state, count] of byState) this.#images.set({ state }, count);
     this.#present.set(present);
@@ -260,7 +321,7 @@ export class DaemonMetrics {
       const status = source.status();
       const labels = { source: status.name };
       this.#sourceObjects.set(labels, status.objects);
-      this.#sourceErrors.set(labels, status.errors);
+      this.#sourceInvalid.set(labels, status.errors);
       this.#sourceAvailable.set(labels, status.available ? 1 : 0);
       this.#sourceSynced.set(labels, status.synced ? 1 : 0);
       if (status.lastActivity !== undefined) {

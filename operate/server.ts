@@ -175,6 +175,7 @@ export function serveOperations(options: OperationsServerOptions): OperationsSer
       }
       case "/metrics": {
         if (parts !== undefined) metrics.observe(parts);
+        metrics.setReady(readinessReport(parts).ready);
         return new Response(await metrics.render(), {
           headers: { "content-type": metrics.contentType, ...NO_STORE },
         });

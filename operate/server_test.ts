@@ -111,7 +111,11 @@ Deno.test("serveOperations() /metrics refreshes gauges from the parts on each sc
     assertEquals(res.status, 200);
     assertEquals(res.type, metrics.contentType);
     assertEquals(sampleValue(res.body, m("source_objects"), { source: "configmap" }), 2);
+    // Not ready (the puller is not running): the gauge says what /readyz says.
+    assertEquals((await server.get("/readyz")).status, 503);
+    assertEquals(sampleValue(res.body, m("ready")), 0);
 
+    parts.isReady = true;
     source.update({ objects: 7 });
     metrics.pullStarted("docker.io/library/alpine:3");
     metrics.pullFinished("docker.io/library/alpine:3", {
@@ -120,6 +124,7 @@ Deno.test("serveOperations() /metrics refreshes gauges from the parts on each sc
       error: new PullError("docker.io/library/alpine:3", "Timeout", "Pull did not finish"),
     });
     res = await server.get("/metrics");
+    assertEquals(sampleValue(res.body, m("ready")), 1);
     assertEquals(sampleValue(res.body, m("source_objects"), { source: "configmap" }), 7);
     assertEquals(sampleValue(res.body, m("pulls_total"), { result: "failure" }), 1);
     assertEquals(sampleValue(res.body, m("pull_failures_total"), { reason: "Timeout" }), 1);
@@ -268,6 +273,20 @@ Deno.test("serveOperations() with a real puller: metrics and status move as pull
     assertEquals(sampleValue(res.body, m("pulls_total"), { result: "failure" }), 1);
     assertEquals(sampleValue(res.body, m("pull_failures_total"), { reason: "Unauthorized" }), 1);
     assertEquals(sampleValue(res.body, m("pull_duration_seconds_sum"), { result: "success" }), 3);
+    assertEquals(sampleValue(res.body, m("ready")), 1);
+    assertEquals(sampleValue(res.body, m("failing_images")), 1);
+    assertEquals(
+      sampleValue(res.body, m("image_consecutive_failures"), {
+        image: "docker.io/library/busybox:1",
+      }),
+      1,
+    );
+    assertEquals(
+      sampleValue(res.body, m("image_consecutive_failures"), {
+        image: "docker.io/library/alpine:3",
+      }),
+      undefined,
+    );
 
     res = await server.get("/status");
     const images = JSON.parse(res.body).images;

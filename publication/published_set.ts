@@ -184,7 +184,7 @@ export function encodeShards(
   // are as long as they can be, plus the API server's own metadata.
   const overhead = wireBytes(
     shardObject(namespace, generation, 999_999, 999_999, digest, body([]), labels),
-  ) + 16 * 1024;
+  ) + Math.min(16 * 1024, Math.floor(maxBytes / 8));
   const budget = maxBytes - overhead;
   const groups: string[][] = [[]];
   let size = 0;

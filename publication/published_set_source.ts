@@ -68,12 +68,10 @@ export class PublishedSetSource implements Source {
     this.synced = new Promise((resolve) => this.#resolveSynced = resolve);
     this.#reflector = new Reflector<Shard>({
       name: this.name,
-      kubeConfig: options.kubeConfig,
       ...configMapCollection(options.kubeConfig, {
         labelSelector: PUBLISHED_SET_SELECTOR,
         namespace: options.namespace,
       }),
-      labelSelector: PUBLISHED_SET_SELECTOR,
       log: options.log,
       clock: options.clock,
       backoffBaseMs: options.backoffBaseMs,

@@ -114,7 +114,7 @@ Deno.test("an empty set is published as one empty shard, not as nothing", () => 
 
 Deno.test("encodeShards() refuses an image too large for any shard", () => {
   assertThrows(
-    () => encodeShards([image(1)], { namespace: NS, generation: 1, maxBytes: 1500 }),
+    () => encodeShards([image(1)], { namespace: NS, generation: 1, maxBytes: 600 }),
     RangeError,
     "too large for a shard",
   );

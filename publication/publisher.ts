@@ -92,12 +92,10 @@ export class Publisher {
     this.#clock = options.clock ?? realClock;
     this.#reflector = new Reflector<Shard>({
       name: "published-set",
-      kubeConfig: options.kubeConfig,
       ...configMapCollection(options.kubeConfig, {
         labelSelector: PUBLISHED_SET_SELECTOR,
         namespace: options.namespace,
       }),
-      labelSelector: PUBLISHED_SET_SELECTOR,
       log: options.log,
       clock: options.clock,
       handler: {

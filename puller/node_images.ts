@@ -60,10 +60,8 @@ export class NodeImages {
     const collection = nodeCollection(options.kubeConfig, { name: options.node });
     this.#reflector = new Reflector({
       name: "node",
-      kubeConfig: options.kubeConfig,
       list: collection.list,
-      watchPath: collection.watchPath,
-      fieldSelector: `metadata.name=${options.node}`,
+      watch: collection.watch,
       log: options.log,
       clock: options.clock,
       handler: {

@@ -14,8 +14,9 @@ import { PullError } from "./errors.ts";
 import type { DesiredImages, ImageChange } from "../images/desired_images.ts";
 import { isDigestPinned, parseReference } from "../images/reference.ts";
 import type { Logger } from "../log/logger.ts";
-import { Backoff } from "./backoff.ts";
+import { Backoff } from "../time/backoff.ts";
 import type { PullResult, PullStrategy } from "./strategy.ts";
+import { WorkQueue } from "./work_queue.ts";
 
 /** Where an image stands on this node. */
 export type ImageState = "pending" | "pulling" | "present" | "failed";
@@ -145,12 +146,8 @@ interface Entry {
   permanent?: boolean;
   /** Pulled successfully (or found on the node) since it became desired. */
   everPresent: boolean;
-  /** In the ready queue. */
-  queued: boolean;
   /** Waiting for an attempt of an earlier incarnation (removed, re-added) to settle. */
   blocked: boolean;
-  /** Bumped whenever the schedule changes, so older heap items are ignored. */
-  generation: number;
 }
 
 interface Attempt {
@@ -161,77 +158,6 @@ interface Attempt {
   readonly refresh: boolean;
   cause?: AbortCause;
   done?: Promise<void>;
-}
-
-interface Due {
-  readonly at: number;
-  readonly seq: number;
-  readonly entry: Entry;
-  readonly generation: number;
-}
-
-/** A binary min-heap of due times (ties in insertion order). */
-class DueHeap {
-  #items: Due[] = [];
-  #seq = 0;
-
-  get size(): number {
-    return this.#items.length;
-  }
-
-  peek(): Due | undefined {
-    return this.#items[0];
-  }
-
-  push(at: number, entry: Entry): void {
-    this.#items.push({ at, seq: this.#seq++, entry, generation: entry.generation });
-    this.#up(this.#items.length - 1);
-  }
-
-  pop(): Due | undefined {
-    const items = this.#items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
-      items[0] = last;
-      this.#down(0);
-    }
-    return top;
-  }
-
-  /** Drops every item `keep` rejects. */
-  filter(keep: (item: Due) => boolean): void {
-    this.#items = this.#items.filter(keep);
-    for (let i = (this.#items.length >> 1) - 1; i >= 0; i--) this.#down(i);
-  }
-
-  #less(a: Due, b: Due): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  #up(i: number): void {
-    const items = this.#items;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(items[i], items[parent])) break;
-      [items[i], items[parent]] = [items[parent], items[i]];
-      i = parent;
-    }
-  }
-
-  #down(i: number): void {
-    const items = this.#items;
-    for (;;) {
-      const left = 2 * i + 1;
-      const right = left + 1;
-      let least = i;
-      if (left < items.length && this.#less(items[left], items[least])) least = left;
-      if (right < items.length && this.#less(items[right], items[least])) least = right;
-      if (least === i) return;
-      [items[i], items[least]] = [items[least], items[i]];
-      i = least;
-    }
-  }
 }
 
 function toPullError(ref: string, error: unknown): PullError {
@@ -280,10 +206,8 @@ export class NodePuller {
   readonly #backoff: Backoff;
   readonly #entries = new Map<string, Entry>();
   readonly #running = new Map<string, Attempt>();
-  readonly #due = new DueHeap();
-  #ready: Entry[] = [];
-  #readyHead = 0;
-  #queuedCount = 0;
+  /** Entries ready to start, and entries waiting for a retry or resync. */
+  readonly #queue = new WorkQueue<Entry>();
   #shutdown: AbortSignal = new AbortController().signal;
   #started = false;
   #woken = false;
@@ -421,26 +345,20 @@ export class NodePuller {
       attempts: 0,
       consecutiveFailures: 0,
       everPresent: false,
-      queued: false,
       blocked: false,
-      generation: 0,
     };
     this.#entries.set(ref, entry);
     // At most one attempt per reference: if an attempt of an earlier
     // incarnation is still winding down, this one waits for it to settle.
     if (this.#running.has(ref)) entry.blocked = true;
-    else this.#enqueue(entry);
+    else this.#queue.add(entry);
   }
 
   #remove(ref: string): void {
     const entry = this.#entries.get(ref);
     if (entry === undefined) return;
     this.#entries.delete(ref);
-    if (entry.queued) {
-      entry.queued = false;
-      this.#queuedCount--;
-    }
-    entry.generation++;
+    this.#queue.delete(entry);
     this.#backoff.reset(ref);
     const attempt = this.#running.get(ref);
     if (attempt?.entry === entry) this.#abort(attempt, "removed");
@@ -473,51 +391,10 @@ export class NodePuller {
 
   // --- queue and schedule -------------------------------------------------
 
-  #enqueue(entry: Entry): void {
-    if (entry.queued) return;
-    entry.queued = true;
-    this.#queuedCount++;
-    this.#ready.push(entry);
-    const length = this.#ready.length - this.#readyHead;
-    // Removed entries stay in the array until popped; compact when they
-    // dominate so churn cannot grow it without bound.
-    if (length > 1_024 && length > 2 * this.#queuedCount) {
-      this.#ready = this.#ready.slice(this.#readyHead).filter((e) => e.queued);
-      this.#readyHead = 0;
-    }
-  }
-
-  #dequeue(): Entry | undefined {
-    while (this.#readyHead < this.#ready.length) {
-      const entry = this.#ready[this.#readyHead++];
-      if (!entry.queued) continue;
-      entry.queued = false;
-      this.#queuedCount--;
-      if (this.#readyHead > 1_024 && this.#readyHead * 2 > this.#ready.length) {
-        this.#ready = this.#ready.slice(this.#readyHead);
-        this.#readyHead = 0;
-      }
-      return entry;
-    }
-    this.#ready = [];
-    this.#readyHead = 0;
-    return undefined;
-  }
-
+  /** Makes `entry` wait until `at` for its next attempt (a retry, or a resync check). */
   #schedule(entry: Entry, at: number): void {
-    entry.generation++;
     entry.nextAttempt = at;
-    this.#due.push(at, entry);
-    // Items of removed or rescheduled entries are skipped lazily; drop them
-    // in bulk when they dominate.
-    if (this.#due.size > 1_024 && this.#due.size > 2 * this.#entries.size) {
-      this.#due.filter((item) => this.#isCurrent(item));
-    }
-  }
-
-  #isCurrent(item: Due): boolean {
-    return this.#entries.get(item.entry.ref) === item.entry &&
-      item.generation === item.entry.generation;
+    this.#queue.addAt(entry, at);
   }
 
   // --- the loop -----------------------------------------------------------
@@ -547,17 +424,14 @@ export class NodePuller {
     ) {
       this.#reconcileAll(false);
     }
-    for (let top = this.#due.peek(); top !== undefined && top.at <= now; top = this.#due.peek()) {
-      this.#due.pop();
-      if (this.#isCurrent(top)) this.#enqueue(top.entry);
-    }
+    this.#queue.promoteDue(now);
     while (this.#running.size < this.#options.maxConcurrentPulls) {
-      const entry = this.#dequeue();
+      const entry = this.#queue.pop();
       if (entry === undefined) break;
       this.#start(entry, now);
     }
-    const next = this.#due.peek();
-    const untilDue = next === undefined ? IDLE_WAKE_MS : Math.max(1, next.at - now);
+    const next = this.#queue.nextDue();
+    const untilDue = next === undefined ? IDLE_WAKE_MS : Math.max(1, next - now);
     return Math.min(untilDue, IDLE_WAKE_MS);
   }
 
@@ -589,7 +463,8 @@ export class NodePuller {
     entry.attempts++;
     entry.lastAttempt = now;
     entry.nextAttempt = undefined;
-    entry.generation++;
+    // At most one attempt per reference: nothing left queued may start it again.
+    this.#queue.delete(entry);
     const controller = new AbortController();
     const stopTimer = new AbortController();
     const attempt: Attempt = {
@@ -667,7 +542,7 @@ export class NodePuller {
       const next = this.#entries.get(ref);
       if (next?.blocked) {
         next.blocked = false;
-        this.#enqueue(next);
+        this.#queue.add(next);
       }
       this.#wake();
       return;

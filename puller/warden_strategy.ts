@@ -14,6 +14,7 @@ import {
   type V1Toleration,
 } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
+import { backoffDelay } from "../time/backoff.ts";
 import { PullError, type PullFailureReason } from "./errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
@@ -41,6 +42,8 @@ export interface WardenPodStrategyOptions {
   priorityClassName?: string;
   log: Logger;
   clock?: Clock;
+  /** Randomness for the jitter of delete retries, replaceable in tests. @default {Math.random} */
+  random?: () => number;
 }
 
 /** What the strategy keeps of a pull pod. */
@@ -200,11 +203,8 @@ export class WardenPodStrategy implements PullStrategy {
     });
     this.#reflector = new Reflector<PodView>({
       name: "pull-pods",
-      kubeConfig: options.kubeConfig,
       list: collection.list,
-      watchPath: collection.watchPath,
-      labelSelector,
-      fieldSelector,
+      watch: collection.watch,
       log: options.log,
       clock: options.clock ?? realClock,
       handler: {
@@ -406,7 +406,11 @@ export class WardenPodStrategy implements PullStrategy {
           });
         }
         if (this.#lifetime.aborted) return;
-        const delay = Math.min(MAX_DELETE_RETRY_MS, 1_000 * 2 ** retry);
+        const delay = backoffDelay(retry + 1, {
+          baseMs: 1_000,
+          maxMs: MAX_DELETE_RETRY_MS,
+          random: this.#o.random,
+        });
         try {
           await (this.#o.clock ?? realClock).sleep(delay, this.#lifetime);
         } catch {

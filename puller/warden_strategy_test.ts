@@ -1,6 +1,9 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { PullError } from "./errors.ts";
-import { podOutcome, readOwnTolerations } from "./warden_strategy.ts";
+import { podOutcome, readOwnTolerations, WardenPodStrategy } from "./warden_strategy.ts";
+import { FakeClock } from "../time/clock.ts";
+import { wardenPodSelector } from "./warden_pod.ts";
+import { waitFor } from "../testing/wait.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { recordingLogger } from "../log/logger.ts";
 
@@ -161,3 +164,59 @@ Deno.test("readOwnTolerations() copies the daemon pod's tolerations, and warns a
     await server.close();
   }
 });
+
+Deno.test("WardenPodStrategy retries a failed pull-pod delete with doubling, jittered delays up to 30 s", async () => {
+  const server = await startFakeApiServer();
+  const clock = new FakeClock(1_700_000_000_000);
+  const strategy = new WardenPodStrategy({
+    kubeConfig: server.kubeConfig(),
+    namespace: "icd",
+    node: "node-1",
+    wardenImage: "ghcr.io/image-cache-daemon/warden:test",
+    log: recordingLogger(),
+    clock,
+    random: () => 0, // the low end of the jitter: 80 % of each nominal delay
+  });
+  const stop = new AbortController();
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "icd" } });
+    // A pull pod an earlier instance left on this node: start() deletes it.
+    server.create("pods", newWardenPodLeftover());
+    const failures = 7;
+    server.faults.failNext(failures, 500, { match: { verb: "delete", resource: "pods" } });
+    const starting = strategy.start(stop.signal);
+    const deletes = () => server.requests.counts()["delete pods"] ?? 0;
+    const waits: number[] = [];
+    for (let attempt = 1; attempt <= failures; attempt++) {
+      await waitFor(() => deletes() === attempt && clock.nextTimerAt() !== undefined, {
+        what: `delete attempt ${attempt} and its retry timer`,
+      });
+      const wait = clock.nextTimerAt()! - clock.now();
+      waits.push(wait);
+      await clock.advance(wait);
+    }
+    await starting;
+    assertEquals(waits, [800, 1_600, 3_200, 6_400, 12_800, 24_000, 24_000]);
+    assertEquals(deletes(), failures + 1);
+    assertEquals(server.list("pods", { namespace: "icd" }).length, 0);
+  } finally {
+    stop.abort();
+    await strategy.close();
+    await server.close();
+  }
+});
+
+function newWardenPodLeftover() {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: "leftover",
+      namespace: "icd",
+      labels: Object.fromEntries(
+        wardenPodSelector("node-1").split(",").map((pair) => pair.split("=")),
+      ),
+    },
+    spec: { nodeName: "node-1", containers: [{ name: "main", image: "alpine:3.20" }] },
+  };
+}

@@ -21,9 +21,6 @@ export interface WatchedSourceOptions {
   apiVersion: string;
   /** One collection per scope (all namespaces, or each named namespace). */
   collections: readonly Collection[];
-  /** Label selector of the watches (the listers apply it too). */
-  labelSelector?: string;
-  kubeConfig: KubeConfig;
   sink: ImageSink;
   log: Logger;
   events: EventSink;
@@ -47,18 +44,19 @@ export interface WatchedSourceOptions {
 }
 
 /** What every API-backed source is built from, besides what it watches. */
-export type WatchedSourceDeps = Pick<
-  WatchedSourceOptions,
-  | "kubeConfig"
-  | "sink"
-  | "log"
-  | "events"
-  | "clock"
-  | "backoffMaxMs"
-  | "backoffBaseMs"
-  | "unavailableBackoffMaxMs"
-  | "goneAfterMs"
->;
+export type WatchedSourceDeps =
+  & { kubeConfig: KubeConfig }
+  & Pick<
+    WatchedSourceOptions,
+    | "sink"
+    | "log"
+    | "events"
+    | "clock"
+    | "backoffMaxMs"
+    | "backoffBaseMs"
+    | "unavailableBackoffMaxMs"
+    | "goneAfterMs"
+  >;
 
 /** What a source keeps of one object: its images or its error, never the object. */
 interface Entry {
@@ -96,10 +94,8 @@ export class WatchedSource implements Source {
     this.#reflectors = options.collections.map((collection) =>
       new Reflector<Entry>({
         name: options.name,
-        kubeConfig: options.kubeConfig,
         list: collection.list,
-        watchPath: collection.watchPath,
-        labelSelector: options.labelSelector,
+        watch: collection.watch,
         handler: this.#handler(),
         log: options.log,
         clock: options.clock,

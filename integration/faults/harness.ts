@@ -530,3 +530,28 @@ export async function dropWatchesFor(
   }
   return dropped;
 }
+
+/**
+ * The scenarios chosen by `--filter` after `--` (`deno test -A
+ * integration/faults_test.ts -- --filter 410`) or by `FAULT_FILTER`: a substring of
+ * the scenario's name, or a `/regular expression/`, as for `deno test
+ * --filter`. Deno's own `--filter` cannot be used: it is not visible to the
+ * module, and the scenarios start when it loads.
+ */
+export function scenarioFilter(
+  args: readonly string[],
+  env: string | undefined,
+): ((name: string) => boolean) | undefined {
+  let pattern = env || undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--filter") pattern = args[++i];
+    else if (args[i].startsWith("--filter=")) pattern = args[i].slice("--filter=".length);
+  }
+  if (pattern === undefined) return undefined;
+  const regex = /^\/(.*)\/([a-z]*)$/.exec(pattern);
+  if (regex) {
+    const re = new RegExp(regex[1], regex[2]);
+    return (name) => re.test(name);
+  }
+  return (name) => name.includes(pattern);
+}

@@ -32,6 +32,11 @@ export interface FakeApiServerOptions {
   argoInstalled?: boolean;
   /** Watch history kept per resource; an older resourceVersion gets 410 Expired. @default {1000} */
   retainedEvents?: number;
+  /**
+   * Commits the watch cache trails the store by, from the start (see
+   * {@linkcode FaultControls.lagWatchCache}). @default {0}
+   */
+  watchCacheLag?: number;
   /** BOOKMARK cadence for watches with allowWatchBookmarks=true. @default {1000} */
   bookmarkIntervalMs?: number;
   /** @default {"127.0.0.1"} */
@@ -83,6 +88,14 @@ export interface FaultControls {
   failNext(n: number, status: InjectedStatus, options?: FailNextOptions): void;
   /** Adds `ms` of latency before every request (0 removes it). */
   setLatency(ms: number): void;
+  /**
+   * Makes the watch cache trail the store by `commits` commits (`Infinity`
+   * holds it where it is; 0 lets it catch up). Lists with resourceVersion "0"
+   * ("any state") are served from the cache and so may show an older state,
+   * with the cache's resourceVersion, as a real API server's watch cache may;
+   * lists with resourceVersion "" (the latest state) never do.
+   */
+  lagWatchCache(commits: number): void;
   /**
    * Ends every open watch, closes the listener and its connections, and so refuses new ones
    * until {@linkcode up}. Await it to know the listener is closed.
@@ -248,6 +261,7 @@ class FakeApiServerImpl implements FakeApiServer {
       this.#store.create(resourceInfo("namespaces"), { metadata: { name: ns } });
     }
     for (const node of options.nodes ?? []) this.addNode(node);
+    this.#store.setWatchCacheLag(options.watchCacheLag ?? 0);
     const isDown = () => this.#down;
     this.faults = {
       dropWatches: (options) =>
@@ -259,6 +273,7 @@ class FakeApiServerImpl implements FakeApiServer {
       setLatency: (ms) => {
         this.#faults.latencyMs = ms;
       },
+      lagWatchCache: (commits) => this.#store.setWatchCacheLag(commits),
       down: () => this.#goDown(),
       up: () => this.#comeUp(),
       get isDown() {

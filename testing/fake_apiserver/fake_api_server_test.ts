@@ -263,6 +263,126 @@ Deno.test("limit/continue pages through a consistent snapshot; a compacted token
   });
 });
 
+Deno.test("a resourceVersion=0 list comes from the watch cache, which may trail; a list without one is the latest state", async () => {
+  await withServer({}, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const names = (list: { items: V1ConfigMap[] }) => list.items.map((i) => i.metadata!.name);
+    server.create("configmaps", cm("old"));
+    const before = server.resourceVersion;
+    server.faults.lagWatchCache(Infinity);
+    server.delete("configmaps", "default", "old");
+    server.create("configmaps", cm("new"));
+
+    const any = await core.listNamespacedConfigMap({ namespace: "default", resourceVersion: "0" });
+    assertEquals(names(any), ["old"], "the cache has not seen the delete or the create");
+    assertEquals(any.metadata!.resourceVersion, before);
+    const latest = await core.listNamespacedConfigMap({ namespace: "default" });
+    assertEquals(names(latest), ["new"]);
+    assertEquals(latest.metadata!.resourceVersion, server.resourceVersion);
+    // "Not older than" a version the cache has not reached is never answered from it.
+    const notOlder = await core.listNamespacedConfigMap({
+      namespace: "default",
+      resourceVersion: server.resourceVersion,
+    });
+    assertEquals(names(notOlder), ["new"]);
+
+    // Trailing by one commit: the cache has the delete but not the create.
+    server.faults.lagWatchCache(1);
+    assertEquals(
+      names(await core.listNamespacedConfigMap({ namespace: "default", resourceVersion: "0" })),
+      [],
+    );
+    server.faults.lagWatchCache(0);
+    assertEquals(
+      names(await core.listNamespacedConfigMap({ namespace: "default", resourceVersion: "0" })),
+      ["new"],
+    );
+  });
+});
+
+Deno.test("a list pages through the trailing watch cache's state when asked for any state", async () => {
+  await withServer({ watchCacheLag: Infinity }, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    for (let i = 0; i < 5; i++) server.create("configmaps", cm(`cm-${i}`));
+    const first = await core.listNamespacedConfigMap({
+      namespace: "default",
+      resourceVersion: "0",
+      limit: 2,
+    });
+    assertEquals(first.items.length, 0, "created after the cache stopped");
+    server.faults.lagWatchCache(2);
+    const page = await core.listNamespacedConfigMap({
+      namespace: "default",
+      resourceVersion: "0",
+      limit: 2,
+    });
+    assertEquals(page.items.map((i) => i.metadata!.name), ["cm-0", "cm-1"]);
+    const rest = await core.listNamespacedConfigMap({
+      namespace: "default",
+      limit: 2,
+      _continue: page.metadata!._continue,
+    });
+    assertEquals(rest.items.map((i) => i.metadata!.name), ["cm-2"]);
+    assertEquals(rest.metadata!.resourceVersion, page.metadata!.resourceVersion);
+  });
+});
+
+Deno.test("resourceVersionMatch=Exact lists the state at that version, and bad combinations are 400s", async (t) => {
+  await withServer({ retainedEvents: 100 }, async (server) => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    server.create("configmaps", cm("a"));
+    const at = server.resourceVersion;
+    server.create("configmaps", cm("b"));
+    await t.step("Exact shows the past state", async () => {
+      const exact = await core.listNamespacedConfigMap({
+        namespace: "default",
+        resourceVersion: at,
+        resourceVersionMatch: "Exact",
+      });
+      assertEquals(exact.items.map((i) => i.metadata!.name), ["a"]);
+      assertEquals(exact.metadata!.resourceVersion, at);
+    });
+    await t.step("a version newer than the store's is 504 Too large resource version", async () => {
+      const { code, body } = await rejection(
+        core.listNamespacedConfigMap({ namespace: "default", resourceVersion: "999999" }),
+      );
+      assertEquals(code, 504);
+      assertMatch(String(body.message), /^Too large resource version: 999999, current: \d+$/);
+    });
+    await t.step("a compacted Exact version is 410", async () => {
+      server.compact();
+      const { code } = await rejection(
+        core.listNamespacedConfigMap({
+          namespace: "default",
+          resourceVersion: at,
+          resourceVersionMatch: "Exact",
+        }),
+      );
+      assertEquals(code, 410);
+    });
+    for (
+      const [what, query, message] of [
+        ["a match without a version", { resourceVersionMatch: "NotOlderThan" }, /unless/],
+        ["Exact with 0", { resourceVersion: "0", resourceVersionMatch: "Exact" }, /forbidden/],
+        [
+          "an unknown match",
+          { resourceVersion: "1", resourceVersionMatch: "Newest" },
+          /Unsupported/,
+        ],
+        ["a version with continue", { resourceVersion: "1", _continue: "eyJ9" }, /continue/],
+      ] as const
+    ) {
+      await t.step(`${what} is 400`, async () => {
+        const { code, body } = await rejection(
+          core.listNamespacedConfigMap({ namespace: "default", ...query }),
+        );
+        assertEquals(code, 400);
+        assertMatch(String(body.message), message);
+      });
+    }
+  });
+});
+
 Deno.test("JSON patch, merge patch and strategic merge patch all apply", async () => {
   await withServer({}, async (server) => {
     const kc = server.kubeConfig();

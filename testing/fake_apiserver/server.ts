@@ -189,6 +189,8 @@ async function handleResource(
       const result = store.list(info, filterFor(rr, params), {
         limit: parseInteger(params, "limit"),
         continue: params.get("continue") ?? undefined,
+        resourceVersion: params.get("resourceVersion") ?? undefined,
+        resourceVersionMatch: params.get("resourceVersionMatch") ?? undefined,
       });
       const metadata: Record<string, unknown> = { resourceVersion: result.resourceVersion };
       if (result.continue) metadata.continue = result.continue;

@@ -171,6 +171,20 @@ export function expired(message: string): ApiError {
   return new ApiError(failureStatus(410, "Expired", message));
 }
 
+/**
+ * 504 for a list at a resourceVersion newer than any the server has seen, as
+ * kube-apiserver answers once its wait for the watch cache times out.
+ */
+export function tooLargeResourceVersion(wanted: number, current: number): ApiError {
+  return new ApiError(
+    failureStatus(504, "Timeout", `Too large resource version: ${wanted}, current: ${current}`, {
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+      retryAfterSeconds: 1,
+    }),
+    { "retry-after": "1" },
+  );
+}
+
 /** 404 for a path the server does not serve (as for a missing CRD). */
 export function pathNotFound(): ApiError {
   return new ApiError(

@@ -23,6 +23,7 @@ import {
   type FieldError,
   invalid,
   notFound,
+  tooLargeResourceVersion,
 } from "./status.ts";
 import type { KubeObject, WatchEventType } from "./types.ts";
 
@@ -81,6 +82,30 @@ interface Table {
 interface Watcher {
   readonly filter: ObjectFilter;
   readonly sink: WatchSink;
+}
+
+/**
+ * The API server's watch cache, when it trails the store: the state after all
+ * but the last `lag` commits. Lists that accept any state (resourceVersion
+ * "0") are served from it, as kube-apiserver serves them from its cache, which
+ * may be behind etcd.
+ */
+interface WatchCache {
+  lag: number;
+  /** The resourceVersion the cache has reached. */
+  rv: number;
+  /** Per resource (plural): key → object, as of `rv`. */
+  readonly items: Map<string, Map<string, KubeObject>>;
+  /** Commits the cache has not applied yet, oldest first. */
+  readonly pending: StoreEvent[];
+}
+
+/** How a list names the state it wants (the `resourceVersion` and `resourceVersionMatch` parameters). */
+export interface ListFrom {
+  /** `""` or absent: the latest state; `"0"`: any state (the watch cache); a number: see the match. */
+  resourceVersion?: string;
+  /** `NotOlderThan` (the default for a number) or `Exact`. */
+  resourceVersionMatch?: string;
 }
 
 const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -255,6 +280,8 @@ export class Store {
   readonly #byUid = new Map<string, { info: ResourceInfo; key: string }>();
   /** owner uid → dependants (`plural\0key`). */
   readonly #dependants = new Map<string, Set<string>>();
+  /** Set while the watch cache trails the store; absent, the cache is current. */
+  #cache?: WatchCache;
   /**
    * Decides whether deleting this pod is graceful (it gets a deletionTimestamp and a
    * kubelet removes it later) rather than immediate. Set by the server to "its node
@@ -323,6 +350,47 @@ export class Store {
     }
   }
 
+  /**
+   * Makes the watch cache trail the store by `commits` commits (`Infinity`
+   * holds it where it is; 0 lets it catch up). Lists with resourceVersion "0"
+   * then see the cache's older state and resourceVersion, as a real API
+   * server's may; consistent lists (resourceVersion "") never do.
+   *
+   * @throws {RangeError} when `commits` is negative or not a whole number.
+   */
+  setWatchCacheLag(commits: number): void {
+    if (!(commits >= 0) || (commits !== Infinity && !Number.isInteger(commits))) {
+      throw new RangeError(`Cannot lag the watch cache by ${commits} commits: must be >= 0`);
+    }
+    if (!this.#cache) {
+      if (commits === 0) return;
+      const items = new Map<string, Map<string, KubeObject>>();
+      for (const [plural, table] of this.#tables) items.set(plural, new Map(table.items));
+      this.#cache = { lag: commits, rv: this.#rv, items, pending: [] };
+      return;
+    }
+    this.#cache.lag = commits;
+    this.#advanceCache();
+    if (commits === 0) this.#cache = undefined;
+  }
+
+  /** The watch cache's resourceVersion: where a resourceVersion "0" list is served from. */
+  get watchCacheResourceVersion(): number {
+    return this.#cache?.rv ?? this.#rv;
+  }
+
+  #advanceCache(): void {
+    const cache = this.#cache;
+    if (!cache) return;
+    while (cache.pending.length > cache.lag) {
+      const event = cache.pending.shift()!;
+      const items = cache.items.get(event.info.plural)!;
+      if (event.type === "DELETED") items.delete(event.key);
+      else items.set(event.key, event.object);
+      cache.rv = event.rv;
+    }
+  }
+
   // ---- reads ------------------------------------------------------------------------------
 
   #sortedKeys(table: Table): string[] {
@@ -350,17 +418,67 @@ export class Store {
    * Lists objects, optionally a page at a time. Continuation pages are served from a
    * consistent snapshot at the first page's resourceVersion, as etcd does.
    *
-   * @throws {ApiError} 410 when the continue token's snapshot is no longer retained, 400 when
-   * it is malformed.
+   * Which state the first page shows follows kube-apiserver: resourceVersion ""
+   * (or none) is the latest state; "0" is any state, served from the watch
+   * cache, which may trail (see {@linkcode setWatchCacheLag}); a number `N` is a
+   * state not older than `N` (from the cache when it has reached `N`), or,
+   * with resourceVersionMatch `Exact`, the state at exactly `N`.
+   *
+   * @throws {ApiError} 410 when the continue token's snapshot (or an `Exact`
+   * resourceVersion) is no longer retained, 400 when the options are malformed
+   * or conflict, 504 when a resourceVersion is newer than any the store has.
    */
   list(
     info: ResourceInfo,
     filter: ObjectFilter,
-    options: { limit?: number; continue?: string } = {},
+    options: { limit?: number; continue?: string } & ListFrom = {},
   ): ListResult {
     const table = this.#table(info);
     let snapshotRv = this.#rv;
     let startAfter: string | undefined;
+    let fromCache: Map<string, KubeObject> | undefined;
+    const rv = options.resourceVersion ?? "";
+    const match = options.resourceVersionMatch ?? "";
+    if (match !== "") {
+      if (match !== "NotOlderThan" && match !== "Exact") {
+        throw badRequest(
+          `resourceVersionMatch: Unsupported value: ${
+            JSON.stringify(match)
+          }: supported values: "Exact", "NotOlderThan"`,
+        );
+      }
+      if (options.continue) {
+        throw badRequest("resourceVersionMatch is forbidden when continue is provided");
+      }
+      if (rv === "") {
+        throw badRequest("resourceVersionMatch is forbidden unless resourceVersion is provided");
+      }
+      if (match === "Exact" && rv === "0") {
+        throw badRequest(`resourceVersionMatch "Exact" is forbidden for resourceVersion "0"`);
+      }
+    }
+    if (rv !== "" && !/^\d+$/.test(rv)) {
+      throw badRequest(`resourceVersion: Invalid value: ${JSON.stringify(rv)}`);
+    }
+    if (options.continue && rv !== "" && rv !== "0") {
+      throw badRequest("specifying resource version is not allowed when using continue");
+    }
+    if (!options.continue && rv !== "") {
+      const wanted = Number(rv);
+      if (wanted > this.#rv) throw tooLargeResourceVersion(wanted, this.#rv);
+      if (match === "Exact") {
+        if (wanted < table.floorRv) {
+          throw expired(`too old resource version: ${wanted} (${table.floorRv})`);
+        }
+        snapshotRv = wanted;
+      } else if (this.#cache && this.#cache.rv >= wanted) {
+        // "0" always, "not older than N" once the cache has reached N. (A real
+        // API server waits up to 3 s for a trailing cache, then reads etcd;
+        // the fake reads the latest state at once.)
+        snapshotRv = this.#cache.rv;
+        fromCache = this.#cache.items.get(info.plural)!;
+      }
+    }
     if (options.continue) {
       let token: { rv: number; start: string };
       try {
@@ -377,7 +495,12 @@ export class Store {
       snapshotRv = token.rv;
       startAfter = token.start;
     }
-    const { keys, items } = this.#snapshot(table, snapshotRv);
+    const { keys, items } = fromCache
+      ? {
+        keys: [...fromCache.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+        items: fromCache,
+      }
+      : this.#snapshot(table, snapshotRv);
     let index = 0;
     if (startAfter !== undefined) {
       let lo = 0;
@@ -508,6 +631,10 @@ export class Store {
         if (!set) this.#dependants.set(owner.uid, set = new Set());
         set.add(ref);
       }
+    }
+    if (this.#cache) {
+      this.#cache.pending.push(event);
+      this.#advanceCache();
     }
     table.history.push(event);
     if (table.history.length - table.historyStart > this.#retained) {

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
-import { Backoff } from "./backoff.ts";
+import { Backoff, backoffDelay } from "./backoff.ts";
 
 Deno.test("Backoff.next() doubles from the base delay up to the cap without jitter", () => {
   const backoff = new Backoff({ baseMs: 1_000, maxMs: 10_000, jitter: 0 });
@@ -76,4 +76,45 @@ Deno.test("Backoff rejects options out of range", async (t) => {
       assertThrows(() => new Backoff(options), RangeError, "Cannot create backoff");
     });
   }
+});
+
+Deno.test("backoffDelay() doubles from the base with every failure, spread by the jitter and capped", async (t) => {
+  const cases = [
+    {
+      name: "no jitter",
+      jitter: 0,
+      random: 0.3,
+      expected: [500, 1_000, 2_000, 4_000, 5_000, 5_000],
+    },
+    {
+      name: "lowest random",
+      jitter: 0.2,
+      random: 0,
+      expected: [400, 800, 1_600, 3_200, 4_000, 4_000],
+    },
+    {
+      name: "highest random",
+      jitter: 0.2,
+      random: 1,
+      expected: [600, 1_200, 2_400, 4_800, 5_000, 5_000],
+    },
+  ];
+  for (const { name, jitter, random, expected } of cases) {
+    await t.step(name, () => {
+      const options = { baseMs: 500, maxMs: 5_000, jitter, random: () => random };
+      assertEquals([1, 2, 3, 4, 5, 60].map((n) => backoffDelay(n, options)), expected);
+    });
+  }
+});
+
+Deno.test("backoffDelay() gives the same delays as Backoff.next() for one key", () => {
+  const options = { baseMs: 300, maxMs: 20_000, random: () => 0.7 };
+  const backoff = new Backoff(options);
+  for (let failures = 1; failures <= 10; failures++) {
+    assertEquals(backoffDelay(failures, options), backoff.next("a"), `failure ${failures}`);
+  }
+});
+
+Deno.test("backoffDelay() rejects options out of range", () => {
+  assertThrows(() => backoffDelay(1, { maxMs: -1 }), RangeError, "Cannot create backoff");
 });
