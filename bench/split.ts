@@ -88,7 +88,7 @@ function publishedBytes(cluster: Cluster): number {
   }).reduce((n, cm) => n + new TextEncoder().encode(JSON.stringify(cm)).byteLength, 0);
 }
 
-async function fill(cluster: Cluster, scale: ReturnType<typeof splitScale>): Promise<void> {
+function fill(cluster: Cluster, scale: ReturnType<typeof splitScale>): void {
   const pool = imagePool(scale.images);
   for (const obj of workflowTemplates({ count: scale.templates, pool })) {
     cluster.server.create("workflowtemplates", obj);
@@ -143,7 +143,7 @@ async function sourcesToSet(options: ScenarioOptions, scale: ReturnType<typeof s
 
   const cluster = await startCluster({ nodes: [NODE] });
   try {
-    await fill(cluster, scale);
+    fill(cluster, scale);
     // `all`, as scenario 1 runs it.
     const before = served(cluster);
     const all = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE), { denoFlags });
