@@ -114,6 +114,16 @@ async function samplePeak(memory: () => { peakKiB: number } | undefined, during:
   return Math.max(peak, memory()?.peakKiB ?? 0);
 }
 
+/** Spawns an aggregator process. */
+function spawnAggregator(cluster: Cluster, denoFlags: string[] | undefined) {
+  return spawnDaemonChild(cluster, [
+    "--role=aggregator",
+    `--pod-namespace=${NAMESPACE}`,
+    "--pod-name=aggregator-0",
+    "--metrics-bind-address=0",
+  ], { denoFlags });
+}
+
 /** Part A. */
 async function sourcesToSet(options: ScenarioOptions, scale: ReturnType<typeof splitScale>) {
   const denoFlags = options.denoFlags;
@@ -122,12 +132,7 @@ async function sourcesToSet(options: ScenarioOptions, scale: ReturnType<typeof s
   {
     const cluster = await startCluster({ nodes: [NODE] });
     try {
-      const aggregator = await spawnDaemonChild(cluster, [
-        "--role=aggregator",
-        `--pod-namespace=${NAMESPACE}`,
-        "--pod-name=aggregator-0",
-        "--metrics-bind-address=0",
-      ], { denoFlags });
+      const aggregator = await spawnAggregator(cluster, denoFlags);
       await aggregator.waitForLog("Published the desired images");
       const node = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE, ["--role=node"]), {
         denoFlags,
@@ -153,12 +158,7 @@ async function sourcesToSet(options: ScenarioOptions, scale: ReturnType<typeof s
     const allPeakKiB = await samplePeak(() => all.memory(), sleep(scale.pullMs));
     await all.stop();
 
-    const aggregator = await spawnDaemonChild(cluster, [
-      "--role=aggregator",
-      `--pod-namespace=${NAMESPACE}`,
-      "--pod-name=aggregator-0",
-      "--metrics-bind-address=0",
-    ], { denoFlags });
+    const aggregator = await spawnAggregator(cluster, denoFlags);
     const published = await aggregator.waitForLog("Published the desired images");
     const aggregatorMs = published.at - aggregator.spawnedAt;
     const aggregatorPeakKiB = aggregator.memory()?.peakKiB ?? NaN;

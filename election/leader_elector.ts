@@ -9,7 +9,7 @@
  * @module
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../time/clock.ts";
+import { type Clock, realClock, sleepUnlessAborted } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
 import {
@@ -242,13 +242,8 @@ export class LeaderElector {
     }
   }
 
-  async #sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-    try {
-      await this.#clock.sleep(ms, signal);
-      return true;
-    } catch {
-      return false;
-    }
+  #sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+    return sleepUnlessAborted(this.#clock, ms, signal);
   }
 
   #setLeading(leading: boolean): void {

@@ -34,28 +34,27 @@ const FAST_ELECTION = [
   "--leader-elect-retry-period=500ms",
 ];
 
-async function startAggregator(
+/** Runs one role in this process; resolves once its parts exist. */
+async function startRole<P>(
   server: FakeApiServer,
-  pod: string,
-): Promise<Running<AggregatorParts>> {
-  const { config } = loadConfig([
-    "--role=aggregator",
-    `--pod-namespace=${NS}`,
-    `--pod-name=${pod}`,
-    "--metrics-bind-address=0",
-    ...FAST_ELECTION,
-  ], () => undefined);
+  args: string[],
+  hook: "onStarted" | "onAggregatorStarted",
+): Promise<Running<P>> {
+  const { config } = loadConfig(
+    [...args, `--pod-namespace=${NS}`, "--metrics-bind-address=0"],
+    () => undefined,
+  );
   const log = recordingLogger();
   const controller = new AbortController();
-  let parts: AggregatorParts | undefined;
+  let parts: P | undefined;
   const running = runDaemon(config, {
     kubeConfig: server.kubeConfig(),
     log,
     sourceBackoffBaseMs: 20,
     sourceBackoffMaxMs: 200,
-    onAggregatorStarted: (p) => parts = p,
+    [hook]: (p: P) => parts = p,
   }, controller.signal);
-  await waitFor(() => parts, { what: `${pod} started` });
+  await waitFor(() => parts, { what: `${args.join(" ")} started` });
   return {
     parts: parts!,
     log,
@@ -66,32 +65,16 @@ async function startAggregator(
   };
 }
 
-async function startNode(server: FakeApiServer, node: string): Promise<Running<DaemonParts>> {
-  const { config } = loadConfig([
-    "--role=node",
-    `--node-name=${node}`,
-    `--pod-namespace=${NS}`,
-    "--metrics-bind-address=0",
-  ], () => undefined);
-  const log = recordingLogger();
-  const controller = new AbortController();
-  let parts: DaemonParts | undefined;
-  const running = runDaemon(config, {
-    kubeConfig: server.kubeConfig(),
-    log,
-    sourceBackoffBaseMs: 20,
-    sourceBackoffMaxMs: 200,
-    onStarted: (p) => parts = p,
-  }, controller.signal);
-  await waitFor(() => parts, { what: `${node} started` });
-  return {
-    parts: parts!,
-    log,
-    stop: async () => {
-      controller.abort();
-      await running;
-    },
-  };
+function startAggregator(server: FakeApiServer, pod: string): Promise<Running<AggregatorParts>> {
+  return startRole(
+    server,
+    ["--role=aggregator", `--pod-name=${pod}`, ...FAST_ELECTION],
+    "onAggregatorStarted",
+  );
+}
+
+function startNode(server: FakeApiServer, node: string): Promise<Running<DaemonParts>> {
+  return startRole(server, ["--role=node", `--node-name=${node}`], "onStarted");
 }
 
 function publish(server: FakeApiServer, generation: number, names: string[]) {

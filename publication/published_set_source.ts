@@ -7,13 +7,13 @@
  *
  * @module
  */
-import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { configMapCollection } from "../kube/listers.ts";
-import { Reflector } from "../kube/reflector.ts";
+import type { Reflector } from "../kube/reflector.ts";
+import { watchPublishedSet } from "./published_set_watch.ts";
 import type { ImageSink, Source, SourceStatus } from "../sources/source.ts";
-import { PUBLISHED_SET_SELECTOR, readShard, type Shard, viewShards } from "./published_set.ts";
+import { type Shard, viewShards } from "./published_set.ts";
 
 /** The origin under which the published images are recorded. */
 export const PUBLISHED_ORIGIN = "published-set";
@@ -60,43 +60,18 @@ export class PublishedSetSource implements Source {
   #state: PublishedSetState = "missing";
   #detail?: string = "No published set seen yet";
   #lastComplete?: number;
-  #listReady = false;
 
   constructor(options: PublishedSetSourceOptions) {
     this.#o = options;
     this.#clock = options.clock ?? realClock;
     this.synced = new Promise((resolve) => this.#resolveSynced = resolve);
-    this.#reflector = new Reflector<Shard>({
-      name: this.name,
-      ...configMapCollection(options.kubeConfig, {
-        labelSelector: PUBLISHED_SET_SELECTOR,
-        namespace: options.namespace,
-      }),
-      log: options.log,
-      clock: options.clock,
-      backoffBaseMs: options.backoffBaseMs,
-      backoffMaxMs: options.backoffMaxMs,
-      handler: {
-        transform: (obj: KubernetesObject) => readShard(obj),
-        replace: (items) => {
-          this.#shards.clear();
-          for (const [key, shard] of items) this.#shards.set(key, shard);
-          this.#listReady = true;
-          this.#reconcile();
-        },
-        upsert: (key, shard) => {
-          this.#shards.set(key, shard);
-          this.#reconcile();
-        },
-        remove: (key) => {
-          this.#shards.delete(key);
-          this.#reconcile();
-        },
-        unavailable: (status, message) => {
-          // 403/404 on our own namespace's ConfigMaps: keep what we have.
-          this.#setState("unreadable", `Cannot list the published set (${status}): ${message}`);
-        },
-      },
+    this.#reflector = watchPublishedSet(this.#shards, {
+      ...options,
+      // The watch delivers nothing before its first list: every change counts.
+      onChange: () => this.#reconcile(),
+      // 403/404 on our own namespace's ConfigMaps: keep what we have.
+      onUnavailable: (status, message) =>
+        this.#setState("unreadable", `Cannot list the published set (${status}): ${message}`),
     });
   }
 
@@ -131,7 +106,6 @@ export class PublishedSetSource implements Source {
   }
 
   #reconcile(): void {
-    if (!this.#listReady) return;
     const view = viewShards(this.#shards.values());
     const complete = view.complete;
     if (complete) {

@@ -7,15 +7,15 @@
  *
  * @module
  */
-import { CoreV1Api, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../time/clock.ts";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { type Clock, realClock, sleepUnlessAborted } from "../time/clock.ts";
+import { backoffDelay } from "../time/backoff.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
-import { configMapCollection } from "../kube/listers.ts";
-import { Reflector } from "../kube/reflector.ts";
+import type { Reflector } from "../kube/reflector.ts";
+import { watchPublishedSet } from "./published_set_watch.ts";
 import {
   encodeShards,
-  PUBLISHED_SET_SELECTOR,
   publishedImageOf,
   readShard,
   setDigest,
@@ -90,30 +90,9 @@ export class Publisher {
     this.#o = options;
     this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
     this.#clock = options.clock ?? realClock;
-    this.#reflector = new Reflector<Shard>({
-      name: "published-set",
-      ...configMapCollection(options.kubeConfig, {
-        labelSelector: PUBLISHED_SET_SELECTOR,
-        namespace: options.namespace,
-      }),
-      log: options.log,
-      clock: options.clock,
-      handler: {
-        transform: (obj: KubernetesObject) => readShard(obj),
-        replace: (items) => {
-          this.#shards.clear();
-          for (const [k, shard] of items) this.#shards.set(k, shard);
-          this.#poke();
-        },
-        upsert: (k, shard) => {
-          this.#shards.set(k, shard);
-          this.#poke();
-        },
-        remove: (k) => {
-          this.#shards.delete(k);
-          this.#poke();
-        },
-      },
+    this.#reflector = watchPublishedSet(this.#shards, {
+      ...options,
+      onChange: () => this.#poke(),
     });
   }
 
@@ -167,10 +146,10 @@ export class Publisher {
           // Why retry: the set stays as it was (a new generation counts only
           // when complete), so trying again later is always safe.
           this.#dirty = true;
-          const delay = Math.min(
-            this.#o.backoffMaxMs ?? 30_000,
-            (this.#o.backoffBaseMs ?? 1000) * 2 ** Math.min(failures++, 20),
-          );
+          const delay = backoffDelay(++failures, {
+            baseMs: this.#o.backoffBaseMs ?? 1000,
+            maxMs: this.#o.backoffMaxMs ?? 30_000,
+          });
           this.#o.log.warn("Cannot publish the desired images, retrying", {
             error: apiMessage(error),
             status: apiStatus(error),
@@ -185,13 +164,8 @@ export class Publisher {
     }
   }
 
-  async #sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-    try {
-      await this.#clock.sleep(ms, signal);
-      return true;
-    } catch {
-      return false;
-    }
+  #sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+    return sleepUnlessAborted(this.#clock, ms, signal);
   }
 
   /** Waits for a poke, or the resync period (a level-triggered backstop). */
