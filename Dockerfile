@@ -6,8 +6,8 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 --target daemon-cri -t …/image-cache-daemon:0.1.0-cri .
 #   docker buildx build --platform linux/amd64,linux/arm64 --target warden     -t …/warden:0.1.0 .
 #
-# Every build step runs on the build machine's own platform and cross-compiles
-# (deno compile --target, a cross gcc), so no emulation is needed.
+# Every build step runs on the build machine's own platform (the bundle is
+# plain JavaScript; the warden uses a cross gcc), so no emulation is needed.
 #
 # Base images are pinned by tag here. Pin them by digest too
 # (name:tag@sha256:…) in the release process; Renovate or Dependabot keep
@@ -17,32 +17,32 @@
 ARG DENO_VERSION=2.9.6
 
 # ---------------------------------------------------------------------------
-# The daemon: `deno compile` with the permission set baked in. The binary
-# cannot do more than deno.json's set allows, whatever its arguments.
+# The daemon: the shipped bundle (`deno task build`: esbuild, tree-shaken,
+# minified, with a source map) run by the Deno binary under the permission
+# set from deno.json. Not `deno compile`: the bundle with a warmed Deno cache
+# is what bench/RESULTS.md measures (scenario 7), the smallest resident size.
 FROM --platform=$BUILDPLATFORM denoland/deno:debian-${DENO_VERSION} AS source
 WORKDIR /src
 COPY deno.json deno.lock ./
 COPY . .
-# Fetch the npm packages once, for both compile stages.
-RUN deno install --frozen --entrypoint main.ts
+# The bundle is plain JavaScript: built once, on the build machine, for every
+# architecture. Only the permission sets of deno.json go into the image (the
+# bundle needs no import map).
+RUN deno task build \
+ && mkdir -p /app/dist \
+ && cp dist/*.js dist/*.js.map /app/dist/ \
+ && deno eval 'const c = JSON.parse(Deno.readTextFileSync("deno.json")); Deno.writeTextFileSync("/app/deno.json", JSON.stringify({ permissions: c.permissions }, null, 2));'
+# Warm the Deno cache: without it every pod's first start analyses the bundle
+# and peaks ~80 MiB higher (bench/RESULTS.md). The cache is architecture-neutral
+# (module analysis); V8's code cache entries are checked and rebuilt if not.
+ENV DENO_DIR=/deno-dir
+RUN cd /app \
+ && deno cache --no-lock dist/image-cache-daemon.js \
+ && deno run -P=daemon --no-lock dist/image-cache-daemon.js --version \
+ && chmod -R a+rX,a-w /deno-dir /app
 
-FROM source AS compile-daemon
-ARG TARGETARCH
-RUN case "$TARGETARCH" in \
-      amd64) target=x86_64-unknown-linux-gnu ;; \
-      arm64) target=aarch64-unknown-linux-gnu ;; \
-      *) echo "unsupported architecture: $TARGETARCH" >&2; exit 1 ;; \
-    esac \
- && deno compile --frozen -P=daemon --target "$target" -o /out/image-cache-daemon main.ts
-
-FROM source AS compile-daemon-cri
-ARG TARGETARCH
-RUN case "$TARGETARCH" in \
-      amd64) target=x86_64-unknown-linux-gnu ;; \
-      arm64) target=aarch64-unknown-linux-gnu ;; \
-      *) echo "unsupported architecture: $TARGETARCH" >&2; exit 1 ;; \
-    esac \
- && deno compile --frozen -P=daemon-cri --target "$target" -o /out/image-cache-daemon main.ts
+# The Deno binary for the image's architecture.
+FROM denoland/deno:bin-${DENO_VERSION} AS deno-bin
 
 # ---------------------------------------------------------------------------
 # The warden: a static no-op binary of a few KiB, no libc (warden/warden.c).
@@ -72,17 +72,24 @@ USER 65532:65532
 ENTRYPOINT ["/warden", "--install", "/var/run/image-cache-daemon/warden"]
 
 # ---------------------------------------------------------------------------
-# Runtime: distroless with glibc and libgcc (what a compiled Deno binary
-# links), no shell, no package manager, non-root.
-FROM gcr.io/distroless/cc-debian12:nonroot AS daemon-cri
-COPY --from=compile-daemon-cri --chmod=0555 /out/image-cache-daemon /image-cache-daemon
+# Runtime: distroless with glibc and libgcc (what the Deno binary links), no
+# shell, no package manager, non-root. The Deno cache is read-only (the pod's
+# root filesystem is): Deno reads the warmed cache and skips writing.
+# The V8 flags are build/v8_flags.ts's (chosen in bench scenario 7); the
+# old-space limit keeps V8's heap under the DaemonSet's memory limit
+# (manifests/base/daemonset.yaml), so it collects before the kernel kills.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+COPY --from=deno-bin /deno /bin/deno
+COPY --from=source /app /app
+COPY --from=source /deno-dir /deno-dir
+ENV DENO_DIR=/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+WORKDIR /app
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["/image-cache-daemon"]
+
+FROM runtime AS daemon-cri
+ENTRYPOINT ["/bin/deno", "run", "-P=daemon-cri", "--no-lock", "--quiet", "--v8-flags=--optimize-for-size,--max-old-space-size=160", "dist/image-cache-daemon.js"]
 
 # The default target (last): the pod-strategy daemon.
-FROM gcr.io/distroless/cc-debian12:nonroot AS daemon
-COPY --from=compile-daemon --chmod=0555 /out/image-cache-daemon /image-cache-daemon
-USER 65532:65532
-EXPOSE 8080
-ENTRYPOINT ["/image-cache-daemon"]
+FROM runtime AS daemon
+ENTRYPOINT ["/bin/deno", "run", "-P=daemon", "--no-lock", "--quiet", "--v8-flags=--optimize-for-size,--max-old-space-size=160", "dist/image-cache-daemon.js"]

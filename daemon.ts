@@ -10,13 +10,15 @@ import { type Config, type DaemonIdentity, requireDaemonIdentity } from "./confi
 import { VERSION } from "./config/version.ts";
 import type { Logger } from "./log/logger.ts";
 import { DesiredImages } from "./images/desired_images.ts";
+import { TrustPolicy } from "./images/trust.ts";
 import { EventRecorder, type EventSink } from "./kube/events.ts";
 import { PublishedSetSource } from "./publication/published_set_source.ts";
 import type { AggregatorParts } from "./aggregator.ts";
 import { StaticSource } from "./sources/static.ts";
 import { newConfigMapSource } from "./sources/configmap.ts";
 import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
-import type { Source, SourceStatus } from "./sources/source.ts";
+import type { Source } from "./sources/source.ts";
+import type { WatchStatus } from "./kube/reflector.ts";
 import { NodePuller } from "./puller/node_puller.ts";
 import { NodeImages } from "./puller/node_images.ts";
 import type { PullStrategy } from "./puller/strategy.ts";
@@ -51,11 +53,13 @@ export interface DaemonParts {
   readonly nodeImages: NodeImages;
   readonly events: EventRecorder;
   /** The daemon's own watches (its pull pods, its Node), for health and status. */
-  readonly watches: readonly { status(): SourceStatus }[];
+  readonly watches: readonly { status(): WatchStatus }[];
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
   /** With `--role=node`: the published set as this node sees it. */
   readonly publishedSet?: PublishedSetSource;
+  /** What the daemon waits for before it pulls (its Node, if missing). */
+  waiting(): string | undefined;
 }
 
 /**
@@ -179,12 +183,23 @@ export async function runDaemon(
   const clock = deps.clock ?? realClock;
   const { node } = identity;
   const log = deps.log.with({ node });
-  const desired = new DesiredImages();
+  const desired = new DesiredImages({
+    policy: new TrustPolicy({
+      trustedNamespaces: config.trustedNamespaces,
+      trustClusterScoped: config.trustClusterWorkflowTemplates,
+      allowedRepositories: config.allowedRepositories,
+    }),
+    maxImagesPerObject: config.maxImagesPerObject,
+    maxDesiredImages: config.maxDesiredImages,
+    log,
+  });
   const events = new EventRecorder({ kubeConfig, host: node, log, clock });
   const sources = buildSources(config, { ...deps, log }, desired, events);
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
   const strategy = await buildStrategy(config, identity, { ...deps, log });
   let pullerRunning = false;
+  /** Why the puller waits, for `/readyz`. */
+  let waiting: string | undefined;
   // Events about pulls go on the daemon's own pod: that is where an operator
   // looks (`kubectl describe pod`), and pull pods are deleted at once.
   const self: InvolvedObject | undefined = identity.pod
@@ -233,6 +248,7 @@ export async function runDaemon(
     watches: [nodeImages, ...strategy.watches ?? []],
     ready: () => pullerRunning,
     publishedSet: sources.find((s): s is PublishedSetSource => s instanceof PublishedSetSource),
+    waiting: () => waiting,
   });
   log.info("Starting image-cache-daemon", {
     version: VERSION,
@@ -259,9 +275,23 @@ export async function runDaemon(
     if (!lifetime.aborted) {
       log.info("All sources synced", {
         images: desired.size,
-        rejected: desired.rejections().length,
+        rejected: desired.rejectedCount(),
         sources: Object.fromEntries(sources.map((s) => [s.name, s.status().objects])),
       });
+      if (nodeImages.found() === false) {
+        // Pull pods pinned to a node that does not exist stay Pending until
+        // they time out, one after another, forever: say so once and wait.
+        waiting = `Node "${node}" does not exist: --node-name (NODE_NAME) must name a node`;
+        log.error("Node not found; nothing is pulled until it exists", {
+          node,
+          hint: "set --node-name, or NODE_NAME from the downward API (spec.nodeName)",
+        });
+        await nodeImages.whenFound(lifetime);
+        if (!lifetime.aborted) log.info("Node found; pulling starts", { node });
+        waiting = undefined;
+      }
+    }
+    if (!lifetime.aborted) {
       await strategy.start?.(lifetime);
     }
     if (!lifetime.aborted) {

@@ -10,6 +10,7 @@
 import "./permissions/install_process_env.ts";
 import {
   type Config,
+  type DaemonIdentity,
   helpText,
   loadConfig,
   readEnv,
@@ -17,12 +18,14 @@ import {
   requireDaemonIdentity,
 } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
+import { watchParent } from "./operate/parent_watch.ts";
+import { realClock } from "./time/clock.ts";
 import { createLogger } from "./log/logger.ts";
 import { loadKubeConfig } from "./kube/client.ts";
 import { runDaemon } from "./daemon.ts";
 import type { ServedParts } from "./operate/parts.ts";
 import { DaemonMetrics } from "./operate/metrics.ts";
-import { serveOperations } from "./operate/server.ts";
+import { ALL_PATHS, type OperationsPath, serveOperations } from "./operate/server.ts";
 import { denoImagesIo, runImagesCommand } from "./cli/images_command.ts";
 
 const encoder = new TextEncoder();
@@ -68,9 +71,13 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let kubeConfig;
+  // An aggregator pulls for no node.
+  let identity: Pick<DaemonIdentity, "namespace"> & { readonly node?: string };
   try {
-    if (config.role === "aggregator") requireAggregatorIdentity(config);
-    else requireDaemonIdentity(config);
+    if (config.role === "aggregator") {
+      const aggregator = requireAggregatorIdentity(config);
+      identity = { namespace: aggregator.namespace };
+    } else identity = requireDaemonIdentity(config);
     kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, env: readEnv });
   } catch (error) {
     printError(`image-cache-daemon: ${(error as Error).message}`);
@@ -99,24 +106,49 @@ export async function main(args: readonly string[]): Promise<number> {
   };
   const metrics = new DaemonMetrics({ version: VERSION });
   let parts: ServedParts | undefined;
-  let ops: ReturnType<typeof serveOperations> | undefined;
-  try {
-    ops = config.metricsBindAddress && serveOperations({
-          ...config.metricsBindAddress,
-          parts: () => parts,
-          metrics,
-          log,
-          node: config.nodeName,
-          pullTimeoutMs: config.pullTimeoutMs,
-          signal: controller.signal,
-        }) || undefined;
-  } catch (error) {
-    printError(
-      `image-cache-daemon: --metrics-bind-address: cannot listen: ${(error as Error).message}`,
-    );
-    return 2;
+  const servers: ReturnType<typeof serveOperations>[] = [];
+  // /metrics, /healthz and /readyz where Prometheus and the kubelet reach
+  // them; /status, which names every tenant's objects, on its own address
+  // (loopback by default: `kubectl port-forward` reaches it, the pod network
+  // does not). The same address for both serves all four on one port.
+  const metricsAt = config.metricsBindAddress;
+  const statusAt = config.statusBindAddress;
+  const same = metricsAt && statusAt && metricsAt.hostname === statusAt.hostname &&
+    metricsAt.port === statusAt.port;
+  const wanted: [string, { hostname: string; port: number }, OperationsPath[]][] = [];
+  if (metricsAt) {
+    wanted.push([
+      "--metrics-bind-address",
+      metricsAt,
+      same ? [...ALL_PATHS] : ["/healthz", "/readyz", "/metrics"],
+    ]);
+  }
+  if (statusAt && !same) wanted.push(["--status-bind-address", statusAt, ["/status"]]);
+  for (const [flag, address, paths] of wanted) {
+    try {
+      servers.push(serveOperations({
+        ...address,
+        paths,
+        parts: () => parts,
+        metrics,
+        log,
+        node: identity.node,
+        pullTimeoutMs: config.pullTimeoutMs,
+        signal: controller.signal,
+      }));
+    } catch (error) {
+      controller.abort();
+      printError(`image-cache-daemon: ${flag}: cannot listen: ${(error as Error).message}`);
+      return 2;
+    }
   }
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  // Started through npx, a SIGTERM to npx never reaches this process: its
+  // parent's exit is the only sign (see operate/parent_watch.ts).
+  void watchParent((info) => {
+    log.info("Parent process exited", { parent: info.parent });
+    stop();
+  }, { clock: realClock, signal: controller.signal });
   try {
     await runDaemon(
       config,
@@ -138,7 +170,7 @@ export async function main(args: readonly string[]): Promise<number> {
   } finally {
     for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.removeSignalListener(sig, stop);
     controller.abort();
-    await ops?.finished;
+    await Promise.all(servers.map((server) => server.finished));
   }
 }
 

@@ -32,7 +32,7 @@ import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 const NODE = "node-1";
 
 /** Scale of scenario 3. */
-export function apiLoadScale(quick: boolean): {
+function apiLoadScale(quick: boolean): {
   templates: number;
   configMaps: number;
   images: number;

@@ -16,12 +16,13 @@ import { criOverhead } from "./cri_overhead.ts";
 import { machineLoad, print } from "./harness.ts";
 import { initialSync } from "./initial_sync.ts";
 import { manyNodes } from "./many_nodes.ts";
+import { memoryByBuild } from "./memory.ts";
 import { resync } from "./resync.ts";
 import { split } from "./split.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
 /** The scenarios, numbered as in issue #9. */
-export const SCENARIOS: readonly [
+const SCENARIOS: readonly [
   number,
   string,
   (o: ScenarioOptions) => Promise<ScenarioResult>,
@@ -32,7 +33,8 @@ export const SCENARIOS: readonly [
   [4, "resync", resync],
   [5, "many nodes", manyNodes],
   [6, "CRI overhead", criOverhead],
-  [7, "split layout", split],
+  [7, "memory by build", memoryByBuild],
+  [8, "split layout", split],
 ];
 
 /** Parsed command line of the benchmark. */
@@ -94,7 +96,7 @@ async function gitCommit(): Promise<string> {
 }
 
 /** Runs the selected scenarios; returns the exit code (1 when a scenario failed to run). */
-export async function runBench(args: BenchArgs): Promise<number> {
+async function runBench(args: BenchArgs): Promise<number> {
   const commit = await gitCommit();
   const started = performance.now();
   print(

@@ -33,7 +33,7 @@ const OBJECTS = 100;
 const BASE_IMAGES = 50;
 
 /** Scale of scenario 2. */
-export function churnScale(quick: boolean): {
+function churnScale(quick: boolean): {
   ratePerSecond: number;
   warmupMs: number;
   durationMs: number;

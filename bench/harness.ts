@@ -32,7 +32,7 @@ export const NAMESPACE = "image-cache-daemon";
 /** The label that selects the daemon's ConfigMaps (the default `--configmap-selector`). */
 export const PART_OF = { "app.kubernetes.io/part-of": "image-cache-daemon" } as const;
 /** The daemon's own pod, owner of its pull pods. */
-export const SELF_POD = "image-cache-daemon-self";
+const SELF_POD = "image-cache-daemon-self";
 
 /** A fake cluster ready for daemons: namespace and the daemon's own pod exist. */
 export interface Cluster {
@@ -79,6 +79,7 @@ export function daemonArgs(
     `--pod-name=${SELF_POD}`,
     `--pod-uid=${cluster.selfUid}`,
     "--metrics-bind-address=0",
+    "--status-bind-address=0",
     ...extra,
   ];
 }
@@ -92,7 +93,7 @@ export interface ProcMemory {
 }
 
 /** Reads a process's peak and current RSS; undefined once it has exited. */
-export function procMemory(pid: number): ProcMemory | undefined {
+function procMemory(pid: number): ProcMemory | undefined {
   try {
     const text = Deno.readTextFileSync(`/proc/${pid}/status`);
     const field = (name: string) =>
@@ -168,14 +169,19 @@ export interface DaemonChild {
 }
 
 /**
- * Spawns `main.ts` under the production permission set, reading its kubeconfig
+ * Spawns the daemon (by default the shipped bundle) under the production permission set, reading its kubeconfig
  * from a temporary file (the only extra read permission), and follows its
  * JSON logs on standard error.
  */
 export async function spawnDaemonChild(
   cluster: Cluster,
   args: readonly string[],
-  options: { denoFlags?: string[]; entry?: string; env?: Record<string, string> } = {},
+  options: {
+    denoFlags?: string[];
+    entry?: string;
+    env?: Record<string, string>;
+    cwd?: string;
+  } = {},
 ): Promise<DaemonChild> {
   const kubeconfig = await Deno.makeTempFile({ prefix: "icd-bench-", suffix: ".yaml" });
   await Deno.writeTextFile(kubeconfig, cluster.server.kubeconfigYaml({ namespace: NAMESPACE }));
@@ -184,6 +190,7 @@ export async function spawnDaemonChild(
     denoFlags: [`--allow-read=${kubeconfig}`, ...(options.denoFlags ?? [])],
     entry: options.entry,
     env: options.env,
+    cwd: options.cwd,
   });
   const lines: ChildLogLine[] = [];
   const waiters = new Set<(line: ChildLogLine) => boolean>();
@@ -388,4 +395,23 @@ export async function watchPullPods(
   );
   signal.addEventListener("abort", () => controller.abort(), { once: true });
   return seen;
+}
+
+/**
+ * Peak RSS of a daemon child spawned with `options` a second after its
+ * "All sources synced" line: on an empty cluster, its fixed cost.
+ */
+export async function syncedPeakKiB(
+  cluster: Cluster,
+  args: readonly string[],
+  options: Parameters<typeof spawnDaemonChild>[2] = {},
+): Promise<number> {
+  const child = await spawnDaemonChild(cluster, args, options);
+  try {
+    await child.waitForLog("All sources synced");
+    await sleep(1_000);
+    return child.memory()?.peakKiB ?? NaN;
+  } finally {
+    await child.stop();
+  }
 }

@@ -19,6 +19,7 @@ import {
   sleep,
   spawnDaemonChild,
   startCluster,
+  syncedPeakKiB,
 } from "./harness.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
@@ -37,20 +38,26 @@ export function initialSyncScale(quick: boolean): {
     : { templates: 10_000, configMaps: 2_000, images: 2_000, pullMs: 10_000 };
 }
 
+/** The desired set the daemon must reach for `templates` and `maps`, extracted offline. */
+export function expectedImages(
+  templates: readonly Parameters<typeof imagesFromWorkflowTemplate>[0][],
+  maps: readonly Parameters<typeof imagesFromConfigMap>[0][],
+): DesiredImages {
+  const expected = new DesiredImages();
+  for (const [i, obj] of templates.entries()) {
+    expected.set(`t/${i}`, imagesFromWorkflowTemplate(obj));
+  }
+  for (const [i, obj] of maps.entries()) expected.set(`c/${i}`, imagesFromConfigMap(obj).images);
+  return expected;
+}
+
 /** Peak RSS of the daemon with nothing to watch, a second after it synced: its fixed cost. */
 async function emptyDaemonPeakKiB(options: ScenarioOptions): Promise<number> {
   const cluster = await startCluster({ nodes: [NODE] });
   try {
-    const child = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE), {
+    return await syncedPeakKiB(cluster, daemonArgs(cluster, NODE), {
       denoFlags: options.denoFlags,
     });
-    try {
-      await child.waitForLog("All sources synced");
-      await sleep(1_000);
-      return child.memory()?.peakKiB ?? NaN;
-    } finally {
-      await child.stop();
-    }
   } finally {
     await cluster.close();
   }
@@ -63,11 +70,7 @@ export async function initialSync(options: ScenarioOptions): Promise<ScenarioRes
   const templates = workflowTemplates({ count: scale.templates, pool });
   const maps = configMaps({ count: scale.configMaps, pool, labels: PART_OF });
   // What "complete" means: the same extraction, offline, before any timing.
-  const expected = new DesiredImages();
-  for (const [i, obj] of templates.entries()) {
-    expected.set(`t/${i}`, imagesFromWorkflowTemplate(obj));
-  }
-  for (const [i, obj] of maps.entries()) expected.set(`c/${i}`, imagesFromConfigMap(obj).images);
+  const expected = expectedImages(templates, maps);
   const bytes = templates.reduce((n, obj) => n + JSON.stringify(obj).length, 0);
 
   const cluster = await startCluster({ nodes: [NODE] });

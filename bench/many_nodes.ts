@@ -23,7 +23,7 @@ import {
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
 /** Scale of scenario 5. */
-export function manyNodesScale(quick: boolean): {
+function manyNodesScale(quick: boolean): {
   nodes: number;
   newImages: number;
   maxConcurrentPulls: number;

@@ -22,7 +22,7 @@ function randomBytes(size: number): Uint8Array {
 }
 
 /** A ustar archive holding one regular file. */
-export function tarOneFile(name: string, data: Uint8Array): Uint8Array {
+function tarOneFile(name: string, data: Uint8Array): Uint8Array {
   const header = new Uint8Array(512);
   const put = (text: string, offset: number, length: number) =>
     header.set(encoder.encode(text).subarray(0, length), offset);

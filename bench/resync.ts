@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { NODE_IMAGES_LIMIT } from "../testing/fake_apiserver/mod.ts";
+import { NODE_STATUS_MAX_IMAGES } from "../testing/fake_apiserver/mod.ts";
 import {
   daemonArgs,
   machineLoad,
@@ -27,9 +27,9 @@ import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 const NODE = "node-1";
 
 /** Scale of scenario 4. */
-export function resyncScale(quick: boolean): { cases: number[]; resyncSeconds: number } {
+function resyncScale(quick: boolean): { cases: number[]; resyncSeconds: number } {
   // The 200, and the most the Node reports (so all are visible).
-  return { cases: [200, NODE_IMAGES_LIMIT], resyncSeconds: quick ? 3 : 10 };
+  return { cases: [200, NODE_STATUS_MAX_IMAGES], resyncSeconds: quick ? 3 : 10 };
 }
 
 interface CaseResult {

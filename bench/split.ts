@@ -1,5 +1,5 @@
 /**
- * Scenario 7, the split layout beside `--role=all`, in one run:
+ * Scenario 8, the split layout beside `--role=all`, in one run:
  *
  * - **A. Sources to a published set.** 10,000 WorkflowTemplates and 2,000
  *   ConfigMaps (as scenario 1). An `all` daemon process: spawn to `All
@@ -41,7 +41,7 @@ import type { AggregatorParts } from "../aggregator.ts";
 
 const NODE = "node-1";
 
-/** Scale of scenario 7. */
+/** Scale of scenario 8. */
 export function splitScale(quick: boolean): {
   templates: number;
   configMaps: number;
@@ -318,7 +318,7 @@ async function apiLoadAt(
   }
 }
 
-/** Runs scenario 7. */
+/** Runs scenario 8. */
 export async function split(options: ScenarioOptions): Promise<ScenarioResult> {
   const scale = splitScale(options.quick);
   const loadBefore = machineLoad();
@@ -343,7 +343,7 @@ export async function split(options: ScenarioOptions): Promise<ScenarioResult> {
     loadBefore,
     loadAfter: machineLoad(),
   };
-  printTable("Scenario 7: split layout beside --role=all", [
+  printTable("Scenario 8: split layout beside --role=all", [
     ["images / shards / set bytes", `${a.images} / ${a.shards} / ${a.publishedSetBytes}`],
     [
       "all: spawn → synced",

@@ -85,7 +85,7 @@ const SOURCE_FLAG_NAMES = [
 ];
 
 /** Every flag of the `images` command: its own, then the daemon's source flags. */
-export const IMAGES_FLAGS: readonly FlagSpec[] = [
+const IMAGES_FLAGS: readonly FlagSpec[] = [
   ...OWN_FLAGS,
   ...FLAGS.filter((spec) => SOURCE_FLAG_NAMES.includes(spec.name)),
 ];
@@ -99,7 +99,7 @@ Usage:
   image-cache-daemon images [-f FILE|DIR|-]... [--output text|json] [source flags]`;
 
 /** The help text of the `images` command. */
-export function imagesHelpText(): string {
+function imagesHelpText(): string {
   return formatHelp(USAGE, IMAGES_FLAGS);
 }
 
@@ -189,7 +189,12 @@ interface Report {
   images: { image: string; origins: string[] }[];
   rejected: { origin: string; image: string; reason: string }[];
   errors: { origin: string; error: string }[];
+  /** What was read but not used: files with no manifests, objects the daemon would not read. */
+  notes: { origin: string; note: string }[];
 }
+
+/** The kinds the daemon reads, in the words of a note. */
+const READ_KINDS = "ConfigMaps, WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows";
 
 function firstLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
@@ -253,21 +258,35 @@ function stringLabels(value: unknown): Record<string, string> {
   return labels;
 }
 
+/**
+ * The Argo kinds, read by the daemon's own extraction functions: they check
+ * the object's shape and limits, so an object the daemon rejects is an error here.
+ */
 const ARGO_KINDS: Readonly<
-  Record<string, { source: string; read: (obj: unknown) => Set<string> }>
+  Record<string, { source: string; flag: string; read: (obj: unknown) => Set<string> }>
 > = {
-  WorkflowTemplate: { source: "workflowtemplate", read: imagesFromWorkflowTemplate },
+  WorkflowTemplate: {
+    source: "workflowtemplate",
+    flag: "--watch-argo-workflow-templates",
+    read: imagesFromWorkflowTemplate,
+  },
   ClusterWorkflowTemplate: {
     source: "clusterworkflowtemplate",
+    flag: "--watch-argo-cluster-workflow-templates",
     read: imagesFromClusterWorkflowTemplate,
   },
-  CronWorkflow: { source: "cronworkflow", read: imagesFromCronWorkflow },
+  CronWorkflow: {
+    source: "cronworkflow",
+    flag: "--watch-argo-cron-workflows",
+    read: imagesFromCronWorkflow,
+  },
 };
 
 /** Reads manifests into the dedupe map, the way the daemon's sources would. */
 class Collector {
   readonly desired = new DesiredImages();
   readonly errors: { origin: string; error: string }[] = [];
+  readonly notes: { origin: string; note: string }[] = [];
   readonly #options: Options;
   readonly #io: ImagesCommandIo;
   #stdin: Promise<string> | undefined;
@@ -341,14 +360,31 @@ class Collector {
   #readText(text: string, origin: string): void {
     const { documents, errors } = parseDocuments(text, origin);
     for (const error of errors) this.errors.push({ origin, error });
-    for (const document of documents) {
-      for (const object of objectsOf(document)) this.#readObject(object);
+    let objects = 0;
+    for (const [index, document] of documents.entries()) {
+      let found = 0;
+      for (const object of objectsOf(document)) {
+        found++;
+        this.#readObject(object, origin);
+      }
+      objects += found;
+      // An empty document (`---` twice, comments only) is normal; a scalar is not a manifest.
+      if (found === 0 && document !== null && document !== undefined) {
+        const where = documents.length > 1 ? `document ${index + 1}` : "the document";
+        this.#note(origin, `${where} is not a Kubernetes object`);
+      }
     }
+    // Say so, rather than print nothing: a wrong path or an empty render
+    // would otherwise look like "no images".
+    if (objects === 0 && errors.length === 0) this.#note(origin, "no manifests");
   }
 
-  #readObject(object: Obj): void {
+  #note(origin: string, note: string): void {
+    this.notes.push({ origin, note });
+  }
+
+  #readObject(object: Obj, file: string): void {
     const kind = typeof object.kind === "string" ? object.kind : "";
-    if (!this.#options.kinds.has(kind)) return;
     const apiVersion = typeof object.apiVersion === "string" ? object.apiVersion : undefined;
     const group = apiVersion?.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "";
     const metadata = asObject(object.metadata);
@@ -356,13 +392,40 @@ class Collector {
     const namespace = typeof metadata?.namespace === "string" && metadata.namespace !== ""
       ? metadata.namespace
       : undefined;
+    const label = `${kind === "" ? "an object with no kind" : kind} ${
+      JSON.stringify(namespace === undefined ? name : `${namespace}/${name}`)
+    }`;
+    const notRead = (why: string) => this.#note(file, `${label} not read: ${why}`);
+
+    const argo = ARGO_KINDS[kind];
+    if (kind !== "ConfigMap" && argo === undefined) {
+      notRead(`the daemon reads only ${READ_KINDS}`);
+      return;
+    }
+    if (
+      kind === "ConfigMap" ? apiVersion !== undefined && group !== "" : (
+        apiVersion !== undefined && group !== "argoproj.io"
+      )
+    ) {
+      notRead(`apiVersion ${JSON.stringify(apiVersion)} is not the one the daemon watches`);
+      return;
+    }
+    if (!this.#options.kinds.has(kind)) {
+      notRead(`${argo?.flag ?? "--watch-configmaps"} is false`);
+      return;
+    }
 
     if (kind === "ConfigMap") {
-      if (apiVersion !== undefined && group !== "") return;
-      if (!this.#options.selects(stringLabels(metadata?.labels))) return;
+      if (!this.#options.selects(stringLabels(metadata?.labels))) {
+        notRead("its labels do not match --configmap-selector");
+        return;
+      }
       const namespaces = this.#options.namespaces;
       // kubectl puts an object without a namespace into "default".
-      if (namespaces.length > 0 && !namespaces.includes(namespace ?? "default")) return;
+      if (namespaces.length > 0 && !namespaces.includes(namespace ?? "default")) {
+        notRead("its namespace is not one of --configmap-namespaces");
+        return;
+      }
       const origin = originOf("configmap", { namespace, name });
       try {
         this.desired.set(origin, imagesFromConfigMap(object).images);
@@ -371,11 +434,15 @@ class Collector {
       }
       return;
     }
-    const argo = ARGO_KINDS[kind];
-    if (argo === undefined || (apiVersion !== undefined && group !== "argoproj.io")) return;
     // ClusterWorkflowTemplates are cluster-scoped: a namespace written on one is ignored.
     const scoped = kind === "ClusterWorkflowTemplate" ? undefined : namespace;
-    this.desired.set(originOf(argo.source, { namespace: scoped, name }), argo.read(object));
+    const origin = originOf(argo.source, { namespace: scoped, name });
+    try {
+      this.desired.set(origin, argo.read(object));
+    } catch (error) {
+      // The daemon rejects the object whole (its shape, or a limit): so does this.
+      this.errors.push({ origin, error: firstLine(error) });
+    }
   }
 
   report(): Report {
@@ -388,6 +455,7 @@ class Collector {
         .map((r) => ({ origin: r.origin, image: r.input, reason: r.reason }))
         .sort((a, b) => compare(a.origin, b.origin) || compare(a.image, b.image)),
       errors: this.errors,
+      notes: this.notes,
     };
   }
 }
@@ -403,8 +471,15 @@ function compare(a: string, b: string): number {
  * references and errors).
  *
  * @param args the arguments after `images`
- * @returns the exit code: 0 on success (rejected references included), 1 when
- * a file cannot be read or parsed (or a ConfigMap's list is unusable), 2 on bad flags.
+ * On standard error (text output), each line starts with what it is: `note:`
+ * (a file with no manifests, an object the daemon would not read), `rejected:`
+ * (a reference that cannot be pulled as written) or `error:` (what makes the
+ * exit status 1).
+ *
+ * @returns the exit code: 0 on success (notes and rejected references
+ * included), 1 when a file cannot be read or parsed or an object is rejected
+ * whole as the daemon rejects it (an unusable ConfigMap list, an Argo object
+ * of the wrong shape or past a limit), 2 on bad flags.
  */
 export async function runImagesCommand(
   args: readonly string[],
@@ -432,11 +507,15 @@ export async function runImagesCommand(
     if (report.images.length > 0) {
       io.print(report.images.map((entry) => entry.image).join("\n") + "\n");
     }
+    // Each line says what it is, so that a reader can tell what caused exit 1 (errors only).
+    for (const n of report.notes) {
+      io.printError(`image-cache-daemon images: note: ${n.origin}: ${n.note}`);
+    }
     for (const r of report.rejected) {
-      io.printError(`image-cache-daemon images: ${r.origin}: ${r.reason}`);
+      io.printError(`image-cache-daemon images: rejected: ${r.origin}: ${r.reason}`);
     }
     for (const e of report.errors) {
-      io.printError(`image-cache-daemon images: ${e.origin}: ${e.error}`);
+      io.printError(`image-cache-daemon images: error: ${e.origin}: ${e.error}`);
     }
   }
   return report.errors.length > 0 ? 1 : 0;

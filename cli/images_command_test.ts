@@ -121,9 +121,10 @@ Deno.test("images prints the fixtures' references sorted, one per line, and exit
   assertEquals(stdout, FIXTURE_IMAGES.join("\n") + "\n");
   assert(!stdout.includes("should-not-appear"), "an unlabelled ConfigMap counted");
   assertEquals(stderr.trim().split("\n"), [
-    'image-cache-daemon images: configmap/team-a/team-a: Cannot parse image reference "ghcr.io/acme/api:{{ .Values.tag }}": templated, not resolvable',
-    'image-cache-daemon images: cronworkflow/data/nightly-etl: Cannot parse image reference "{{workflow.parameters.report-image}}": templated, not resolvable',
-    'image-cache-daemon images: workflowtemplate/ci/test-matrix: Cannot parse image reference "{{inputs.parameters.image}}": templated, not resolvable',
+    `image-cache-daemon images: note: ${FIXTURES}/configmaps/valid/platform-images.yaml: ConfigMap "platform/unrelated" not read: its labels do not match --configmap-selector`,
+    'image-cache-daemon images: rejected: configmap/team-a/team-a: Cannot parse image reference "ghcr.io/acme/api:{{ .Values.tag }}": templated, not resolvable',
+    'image-cache-daemon images: rejected: cronworkflow/data/nightly-etl: Cannot parse image reference "{{workflow.parameters.report-image}}": templated, not resolvable',
+    'image-cache-daemon images: rejected: workflowtemplate/ci/test-matrix: Cannot parse image reference "{{inputs.parameters.image}}": templated, not resolvable',
   ]);
 });
 
@@ -131,7 +132,7 @@ Deno.test("images --output json gives origins, rejected references and errors", 
   const { code, stdout } = await run([...VALID, "--output", "json"]);
   assertEquals(code, 0);
   const report = JSON.parse(stdout);
-  assertEquals(Object.keys(report), ["images", "rejected", "errors"]);
+  assertEquals(Object.keys(report), ["images", "rejected", "errors", "notes"]);
   assertEquals(report.images.map((i: { image: string }) => i.image), FIXTURE_IMAGES);
   const origins = (image: string) =>
     report.images.find((i: { image: string }) => i.image === image).origins;
@@ -166,6 +167,10 @@ Deno.test("images --output json gives origins, rejected references and errors", 
     },
   ]);
   assertEquals(report.errors, []);
+  assertEquals(report.notes, [{
+    origin: `${FIXTURES}/configmaps/valid/platform-images.yaml`,
+    note: 'ConfigMap "platform/unrelated" not read: its labels do not match --configmap-selector',
+  }]);
 });
 
 Deno.test("images reads standard input given as -", async () => {
@@ -317,7 +322,7 @@ Deno.test("images reads directories recursively, manifest extensions only", asyn
   await t.step("invalid JSON in a *.json file", async () => {
     const { code, stderr } = await runInMemory(["-f", "k8s"], { "k8s/a.json": "{" });
     assertEquals(code, 1);
-    assertMatch(stderr, /^image-cache-daemon images: k8s\/a\.json: Invalid JSON: /);
+    assertMatch(stderr, /^image-cache-daemon images: error: k8s\/a\.json: Invalid JSON: /);
   });
   await t.step("one bad document among good ones", async () => {
     const { code, stdout, stderr } = await runInMemory(["-f", "all.yaml"], {
@@ -325,7 +330,7 @@ Deno.test("images reads directories recursively, manifest extensions only", asyn
     });
     assertEquals(code, 1);
     assertEquals(stdout, "docker.io/library/a:1\ndocker.io/library/b:1\n");
-    assertMatch(stderr, /all\.yaml: Document 2: invalid YAML: /);
+    assertMatch(stderr, /error: all\.yaml: Document 2: invalid YAML: /);
   });
   await t.step("List kinds, nested, and *List kinds from kubectl", async () => {
     const list = {
@@ -341,10 +346,10 @@ Deno.test("images reads directories recursively, manifest extensions only", asyn
     });
     assertEquals(stdout, "docker.io/library/a:1\ndocker.io/library/b:1\n");
   });
-  await t.step("objects of other kinds and groups are ignored", async () => {
-    const { code, stdout } = await runInMemory(["-f", "x.yaml"], {
+  await t.step("objects of other kinds and groups are not read, and say so", async () => {
+    const { code, stdout, stderr } = await runInMemory(["-f", "x.yaml"], {
       "x.yaml": [
-        "apiVersion: apps/v1\nkind: Deployment\nspec: {template: {spec: {containers: [{image: nginx}]}}}",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {template: {spec: {containers: [{image: nginx}]}}}",
         "apiVersion: example.com/v1\nkind: WorkflowTemplate\nmetadata: {name: x}\nspec: {templates: [{container: {image: nope}}]}",
         "just a string",
         "",
@@ -352,6 +357,11 @@ Deno.test("images reads directories recursively, manifest extensions only", asyn
     });
     assertEquals(code, 0);
     assertEquals(stdout, "");
+    assertEquals(stderr.trim().split("\n"), [
+      'image-cache-daemon images: note: x.yaml: Deployment "shop/web" not read: the daemon reads only ConfigMaps, WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows',
+      'image-cache-daemon images: note: x.yaml: WorkflowTemplate "x" not read: apiVersion "example.com/v1" is not the one the daemon watches',
+      "image-cache-daemon images: note: x.yaml: document 3 is not a Kubernetes object",
+    ]);
   });
 });
 
@@ -441,4 +451,73 @@ Deno.test("main.ts images runs with read permission only", async () => {
   );
   assertMatch(text.decode(stderr), /cronworkflow\/data\/nightly-etl: .*templated, not resolvable/);
   assertEquals(code, 0);
+});
+
+Deno.test("images notes files with no manifests, and objects its flags leave out", async (t) => {
+  await t.step("an empty file and one of only comments", async () => {
+    const { code, stdout, stderr } = await runInMemory(["-f", "k8s"], {
+      "k8s/empty.yaml": "",
+      "k8s/comments.yaml": "# nothing here yet\n---\n",
+    });
+    assertEquals(code, 0);
+    assertEquals(stdout, "");
+    assertEquals(stderr.trim().split("\n"), [
+      "image-cache-daemon images: note: k8s/comments.yaml: no manifests",
+      "image-cache-daemon images: note: k8s/empty.yaml: no manifests",
+    ]);
+  });
+  await t.step("a kind its --watch flag turns off, a ConfigMap in another namespace", async () => {
+    const { code, stderr } = await runInMemory(
+      ["-f", "x.yaml", "--watch-argo-cron-workflows=false", "--configmap-namespaces", "a"],
+      {
+        "x.yaml": [
+          "apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata: {name: n, namespace: a}\nspec: {workflowSpec: {templates: []}}",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: b, labels: {app.kubernetes.io/part-of: image-cache-daemon}}\ndata: {images: '[alpine]'}",
+        ].join("\n---\n"),
+      },
+    );
+    assertEquals(code, 0);
+    assertEquals(stderr.trim().split("\n"), [
+      'image-cache-daemon images: note: x.yaml: CronWorkflow "a/n" not read: --watch-argo-cron-workflows is false',
+      'image-cache-daemon images: note: x.yaml: ConfigMap "b/c" not read: its namespace is not one of --configmap-namespaces',
+    ]);
+  });
+});
+
+Deno.test("images rejects the Argo objects the daemon rejects, as errors that make it exit 1", async () => {
+  const wt = (name: string, spec: unknown) =>
+    JSON.stringify({
+      apiVersion: "argoproj.io/v1alpha1",
+      kind: "WorkflowTemplate",
+      metadata: { namespace: "ci", name },
+      ...(spec === undefined ? {} : { spec }),
+    });
+  let deep: Record<string, unknown> = { container: { image: "alpine" } };
+  for (let i = 0; i < 40; i++) deep = { steps: [[{ name: `s${i}`, inline: deep }]] };
+  const files = {
+    "k/good.json": wt("good", { templates: [{ name: "a", container: { image: "nginx:1.27" } }] }),
+    "k/no-spec.json": wt("no-spec", undefined),
+    "k/not-a-list.json": wt("not-a-list", { templates: { a: 1 } }),
+    "k/deep.json": wt("deep", { templates: [{ name: "deep", ...deep }] }),
+    "k/number.json": wt("number", { templates: [{ name: "a", container: { image: 5 } }] }),
+    "k/empty.json": wt("empty", { templates: [{ name: "a", container: { image: "" } }] }),
+    "k/grow.yaml": await Deno.readTextFile(
+      new URL(`${FIXTURES}/argo-hostile/doubling.workflowtemplate.yaml`, ROOT),
+    ),
+    "k/pad.yaml": await Deno.readTextFile(
+      new URL(`${FIXTURES}/argo-hostile/huge-format.workflowtemplate.yaml`, ROOT),
+    ),
+  };
+  const { code, stdout, stderr } = await runInMemory(["-f", "k"], files);
+  assertEquals(code, 1);
+  assertEquals(stdout, "docker.io/library/nginx:1.27\n");
+  assertEquals(stderr.trim().split("\n"), [
+    'image-cache-daemon images: rejected: workflowtemplate/ci/empty: Cannot parse image reference "": empty reference',
+    'image-cache-daemon images: error: workflowtemplate/ci/deep: WorkflowTemplate "ci/deep": template "deep": inline templates nest deeper than 32 levels (limit MAX_INLINE_DEPTH = 32)',
+    'image-cache-daemon images: error: workflowtemplate/tenant/grow: WorkflowTemplate "tenant/grow": template "grow": an expanded string passes 65536 characters (limit MAX_EXPANDED_LENGTH = 65536)',
+    'image-cache-daemon images: error: workflowtemplate/ci/no-spec: WorkflowTemplate "ci/no-spec": spec is missing',
+    'image-cache-daemon images: error: workflowtemplate/ci/not-a-list: WorkflowTemplate "ci/not-a-list": spec.templates is a map, expected a list of templates',
+    'image-cache-daemon images: error: workflowtemplate/ci/number: WorkflowTemplate "ci/number": template "a": container.image is a number, expected an image reference',
+    'image-cache-daemon images: error: workflowtemplate/tenant/pad: WorkflowTemplate "tenant/pad": template "pad", step "s": withSequence format "%0999999999d" is wider than 1024 (limit MAX_SEQUENCE_WIDTH = 1024)',
+  ]);
 });

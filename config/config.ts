@@ -5,13 +5,18 @@
  * @module
  */
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
 import { type FlagSpec, formatHelp, parseFlags, type RawFlags } from "./flags.ts";
 import { VERSION } from "./version.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log/logger.ts";
 import { parseLabelSelector } from "../kube/label_selector.ts";
 import { parseReference } from "../images/reference.ts";
 import { validateElectionDurations } from "../election/durations.ts";
+import {
+  DEFAULT_MAX_DESIRED_IMAGES,
+  DEFAULT_MAX_IMAGES_PER_OBJECT,
+} from "../images/desired_images.ts";
+import { compileRepositoryPattern } from "../images/trust.ts";
 
 /** The project's own warden image, tagged like the daemon. */
 export const DEFAULT_WARDEN_IMAGE = `ghcr.io/image-cache-daemon/warden:${VERSION}`;
@@ -26,10 +31,43 @@ Usage:
 
 const flagName = (key: string) => `--${key}`;
 
-const duration = (flag: string, options: { positive?: string } = {}) =>
+/**
+ * The longest duration any flag accepts: 2^31 - 1 ms (about 24.8 days), the
+ * longest delay a JavaScript timer holds. Beyond it `setTimeout` fires at
+ * once, so a `--pull-timeout=1000h` would time every pull out at once.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** Bounds of a duration flag, beyond being a non-negative Go duration. */
+interface DurationBounds {
+  /** Whether 0 is refused, with an example of a good value. */
+  positive?: string;
+  /** The least non-zero value, with why a smaller one does harm. */
+  min?: { ms: number; why: string };
+}
+
+const duration = (flag: string, options: DurationBounds = {}) =>
   z.string().transform((text, ctx) => {
     try {
       const ms = parseDuration(text);
+      if (ms > MAX_DURATION_MS) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${flagName(flag)} ${JSON.stringify(text)}: must be at most ${
+            formatDuration(MAX_DURATION_MS)
+          }, the longest a timer can wait`,
+        });
+        return z.NEVER;
+      }
+      if (options.min && ms > 0 && ms < options.min.ms) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${flagName(flag)} ${JSON.stringify(text)}: must be at least ${
+            formatDuration(options.min.ms)
+          }${options.positive ? "" : " or 0"}: ${options.min.why}`,
+        });
+        return z.NEVER;
+      }
       if (ms < 0) {
         ctx.addIssue({
           code: "custom",
@@ -71,6 +109,41 @@ const reference = (flag: string) =>
   });
 
 const bool = z.string().transform((v) => v === "true");
+
+const count = (flag: string, min: number, max: number) =>
+  z.string().transform((v, ctx) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${flagName(flag)} ${
+          JSON.stringify(v)
+        }: expected a whole number from ${min} to ${max}`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+/** `host:port`, `:port` (every interface) or `0` (disabled: undefined). */
+const bindAddress = (flag: string, example: string) =>
+  z.string().transform((v, ctx) => {
+    if (v === "0") return undefined;
+    const m = v.match(/^(\[[0-9a-fA-F:]+\]|[^:]*):(\d{1,5})$/);
+    if (!m || Number(m[2]) > 65535) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${flagName(flag)} ${
+          JSON.stringify(v)
+        }: expected host:port such as ${example} or 127.0.0.1:8080, or 0 to disable`,
+      });
+      return z.NEVER;
+    }
+    return {
+      hostname: m[1] === "" ? "0.0.0.0" : m[1].replace(/^\[|\]$/g, ""),
+      port: Number(m[2]),
+    };
+  });
 const optionalName = z.string().optional().transform((v) => v === "" ? undefined : v);
 const list = z.array(z.string()).default([]);
 
@@ -180,7 +253,13 @@ const TABLE = [
     default: "15m0s",
     metavar: "duration",
     help: "How often every image is pulled again (tags move); 0 disables",
-    schema: duration("resync-period"),
+    // Why a minimum: every resync pulls each tag again on every node (a pod
+    // each); at 1ns that is a pull pod after pod as fast as the node allows
+    // (~45 a second). A second keeps test and benchmark runs possible;
+    // production periods are minutes to hours (README "Configuration").
+    schema: duration("resync-period", {
+      min: { ms: 1_000, why: "each resync pulls every tag again on every node" },
+    }),
   }),
   flag({
     name: "warden-image",
@@ -250,7 +329,12 @@ const TABLE = [
     default: "10m0s",
     metavar: "duration",
     help: "A pull not finished by then is abandoned and counts as failed",
-    schema: duration("pull-timeout", { positive: "10m" }),
+    // Why a minimum: a pull cannot finish in under a second (a pod must be
+    // scheduled and its image fetched), so a smaller timeout only churns pods.
+    schema: duration("pull-timeout", {
+      positive: "10m",
+      min: { ms: 1_000, why: "no pull finishes sooner, so every pull would time out" },
+    }),
   }),
   flag({
     name: "pull-backoff-max",
@@ -259,7 +343,11 @@ const TABLE = [
     default: "1h0m0s",
     metavar: "duration",
     help: "Longest wait between retries of a failing image",
-    schema: duration("pull-backoff-max", { positive: "1h" }),
+    // Why a minimum: a smaller cap retries permanent failures in a tight loop.
+    schema: duration("pull-backoff-max", {
+      positive: "1h",
+      min: { ms: 1_000, why: "failing images would be retried in a tight loop" },
+    }),
   }),
   flag({
     name: "image-pull-secret",
@@ -268,6 +356,64 @@ const TABLE = [
     metavar: "name",
     help: "Secret in the daemon's namespace with registry credentials (repeatable)",
     schema: list,
+  }),
+  flag({
+    name: "trusted-namespaces",
+    key: "trustedNamespaces",
+    type: "strings",
+    metavar: "namespace",
+    help:
+      "Namespaces whose ConfigMaps and Argo objects are the operator's: their images may use --image-pull-secret and skip --allowed-repositories (repeatable)",
+    schema: list,
+  }),
+  flag({
+    name: "trust-cluster-workflow-templates",
+    key: "trustClusterWorkflowTemplates",
+    type: "bool",
+    default: "false",
+    help: "Treat ClusterWorkflowTemplates as the operator's, like --trusted-namespaces",
+    schema: bool,
+  }),
+  flag({
+    name: "allowed-repositories",
+    key: "allowedRepositories",
+    type: "strings",
+    metavar: "pattern",
+    help:
+      "Repositories untrusted objects may name, such as docker.io/library/* or ghcr.io/my-org/** (repeatable; default: any)",
+    schema: list.superRefine((patterns, ctx) => {
+      for (const pattern of patterns) {
+        try {
+          compileRepositoryPattern(pattern);
+        } catch (error) {
+          ctx.addIssue({
+            code: "custom",
+            message: `--allowed-repositories ${JSON.stringify(pattern)}: ${
+              (error as Error).message
+            }`,
+          });
+        }
+      }
+    }),
+  }),
+  flag({
+    name: "max-images-per-object",
+    key: "maxImagesPerObject",
+    type: "string",
+    default: String(DEFAULT_MAX_IMAGES_PER_OBJECT),
+    metavar: "int",
+    help: "Most images one untrusted object may add; the rest are rejected and reported",
+    schema: count("max-images-per-object", 1, 1_000_000),
+  }),
+  flag({
+    name: "max-desired-images",
+    key: "maxDesiredImages",
+    type: "string",
+    default: String(DEFAULT_MAX_DESIRED_IMAGES),
+    metavar: "int",
+    help:
+      "Most images desired at once; past it trusted ones come first, then by name, and the rest are reported",
+    schema: count("max-desired-images", 1, 1_000_000),
   }),
   flag({
     name: "pull-priority-class",
@@ -307,25 +453,21 @@ const TABLE = [
     type: "string",
     default: ":8080",
     metavar: "address",
-    help: "Address of the /metrics, /healthz, /readyz and /status server; 0 disables",
+    help: "Address of the /metrics, /healthz and /readyz server; 0 disables",
     // Undefined when the server is disabled.
-    schema: z.string().transform((v, ctx) => {
-      if (v === "0") return undefined;
-      const m = v.match(/^(\[[0-9a-fA-F:]+\]|[^:]*):(\d{1,5})$/);
-      if (!m || Number(m[2]) > 65535) {
-        ctx.addIssue({
-          code: "custom",
-          message: `--metrics-bind-address ${
-            JSON.stringify(v)
-          }: expected host:port such as :8080 or 127.0.0.1:8080, or 0 to disable`,
-        });
-        return z.NEVER;
-      }
-      return {
-        hostname: m[1] === "" ? "0.0.0.0" : m[1].replace(/^\[|\]$/g, ""),
-        port: Number(m[2]),
-      };
-    }),
+    schema: bindAddress("metrics-bind-address", ":8080"),
+  }),
+  flag({
+    name: "status-bind-address",
+    key: "statusBindAddress",
+    type: "string",
+    default: "127.0.0.1:8081",
+    metavar: "address",
+    help:
+      "Address of the /status server (loopback by default: kubectl port-forward reaches it); 0 disables",
+    // Why loopback: /status names every tenant's objects and echoes their
+    // rejected input; the pod network has no business reading it.
+    schema: bindAddress("status-bind-address", "127.0.0.1:8081"),
   }),
   flag({
     name: "leader-elect-lease-duration",
@@ -470,7 +612,7 @@ export function loadConfig(
   args: readonly string[],
   env: (name: string) => string | undefined = readEnv,
 ): LoadedConfig {
-  const { flags, positionals } = parseFlags(args, FLAGS);
+  const { flags, positionals } = parseFlags(args, FLAGS, { strictBooleans: true });
   const input: RawFlags = {};
   for (const spec of FLAGS) {
     const given = flags[spec.name];

@@ -27,6 +27,14 @@ Deno.test("loadConfig() applies the original's defaults", () => {
   assertEquals(config.pullStrategy, "pod");
   assertEquals(config.criSocket, "/run/containerd/containerd.sock");
   assertEquals(config.metricsBindAddress, { hostname: "0.0.0.0", port: 8080 });
+  // Safe defaults (README "Security"): /status on loopback only, secrets for
+  // nobody but the operator's own origins, caps on.
+  assertEquals(config.statusBindAddress, { hostname: "127.0.0.1", port: 8081 });
+  assertEquals(config.trustedNamespaces, []);
+  assertEquals(config.trustClusterWorkflowTemplates, false);
+  assertEquals(config.allowedRepositories, []);
+  assertEquals(config.maxImagesPerObject, 1_000);
+  assertEquals(config.maxDesiredImages, 10_000);
   assertEquals(config.logLevel, "info");
   assertEquals(config.logFormat, "json");
   assertEquals(config.nodeName, undefined);
@@ -37,7 +45,7 @@ Deno.test("loadConfig() reads every flag form", async (t) => {
     [["--image", "alpine", "--image=nginx"], { images: ["alpine", "nginx"] }],
     [["--resync-period=1h30m"], { resyncPeriodMs: 5_400_000 }],
     [["--resync-period", "0"], { resyncPeriodMs: 0 }],
-    [["--resync-period=500ms"], { resyncPeriodMs: 500 }],
+    [["--pull-timeout=1500ms"], { pullTimeoutMs: 1500 }],
     [["--watch-configmaps=false"], { watchConfigmaps: false }],
     [["--watch-argo-cron-workflows=false"], { watchArgoCronWorkflows: false }],
     [["--watch-argo-workflow-templates", "--watch-configmaps"], {
@@ -65,6 +73,19 @@ Deno.test("loadConfig() reads every flag form", async (t) => {
       podNamespace: "ns",
       podUid: "u",
     }],
+    [["--trusted-namespaces=platform", "--trust-cluster-workflow-templates"], {
+      trustedNamespaces: ["platform"],
+      trustClusterWorkflowTemplates: true,
+    }],
+    [["--allowed-repositories=docker.io/library/*", "--allowed-repositories=ghcr.io/acme/**"], {
+      allowedRepositories: ["docker.io/library/*", "ghcr.io/acme/**"],
+    }],
+    [["--max-images-per-object=50", "--max-desired-images=500"], {
+      maxImagesPerObject: 50,
+      maxDesiredImages: 500,
+    }],
+    [["--status-bind-address=0"], { statusBindAddress: undefined }],
+    [["--status-bind-address=:8081"], { statusBindAddress: { hostname: "0.0.0.0", port: 8081 } }],
     [["-h"], { help: true }],
     [["--version"], { version: true }],
   ];
@@ -116,6 +137,18 @@ Deno.test("loadConfig() rejects invalid values naming the flag, the value and th
     [["--configmap-selector=a in (b"], '--configmap-selector "a in (b"'],
     [["--warden-image=Bad/Image"], '--warden-image "Bad/Image"'],
     [["--watch-configmaps=maybe"], '--watch-configmaps "maybe": expected true or false'],
+    [["--watch-configmaps", "maybe"], '--watch-configmaps "maybe": is not true or false'],
+    [["--pull-timeout=1000h"], '--pull-timeout "1000h": must be at most 596h31m23.647s'],
+    [["--resync-period=99999999999999999999h"], '--resync-period "99999999999999999999h"'],
+    [["--pull-backoff-max=720h"], "the longest a timer can wait"],
+    [["--resync-period=1ns"], '--resync-period "1ns": must be at least 1s or 0'],
+    [["--resync-period=999ms"], "each resync pulls every tag again"],
+    [["--pull-timeout=500ms"], '--pull-timeout "500ms": must be at least 1s:'],
+    [["--pull-backoff-max=1ms"], '--pull-backoff-max "1ms": must be at least 1s'],
+    [["--max-images-per-object=0"], '--max-images-per-object "0": expected a whole number'],
+    [["--max-desired-images=lots"], '--max-desired-images "lots"'],
+    [["--allowed-repositories=/x/*"], '--allowed-repositories "/x/*"'],
+    [["--status-bind-address=8081"], '--status-bind-address "8081": expected host:port'],
     [["--unknown"], "Unknown flag --unknown"],
     [["--image"], "--image: missing value"],
   ];

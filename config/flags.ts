@@ -26,6 +26,16 @@ export interface FlagSpec {
 /** Raw parsed values: strings for string and bool flags, arrays for repeatable ones. */
 export type RawFlags = Record<string, string | string[]>;
 
+/** Options for {@linkcode parseFlags}. */
+export interface ParseFlagsOptions {
+  /**
+   * Refuse a word after a boolean flag given without `=` (pflag would take
+   * the word as a positional), naming the flag. For commands that take no
+   * positionals after their flags. @default {false}
+   */
+  strictBooleans?: boolean;
+}
+
 /** The result of {@linkcode parseFlags}. */
 export interface ParsedArgs {
   readonly flags: RawFlags;
@@ -43,6 +53,7 @@ export interface ParsedArgs {
 export function parseFlags(
   args: readonly string[],
   specs: readonly FlagSpec[],
+  options: ParseFlagsOptions = {},
 ): ParsedArgs {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(
@@ -79,6 +90,21 @@ export function parseFlags(
       throw new TypeError(`Unknown flag ${shown}: see --help for the flags`);
     }
     if (spec.type === "bool") {
+      const next = args[i + 1];
+      if (
+        options.strictBooleans && value === undefined && next !== undefined &&
+        !next.startsWith("-")
+      ) {
+        // pflag would set the flag and take the word as a positional, so
+        // `--watch-configmaps false` would mean true. No command here takes
+        // positionals after flags: name the flag instead.
+        const kind = parseBool(next) === undefined ? "is not true or false; " : "";
+        throw new TypeError(
+          `--${spec.name} ${
+            JSON.stringify(next)
+          }: ${kind}a boolean flag takes its value after "=", such as --${spec.name}=false`,
+        );
+      }
       value ??= "true";
       const normalized = parseBool(value);
       if (normalized === undefined) {

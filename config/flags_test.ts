@@ -43,6 +43,25 @@ Deno.test("parseFlags() rejects unknown flags, missing values and bad booleans n
   }
 });
 
+Deno.test("parseFlags() with strictBooleans names the boolean flag a bare word follows", async (t) => {
+  const cases: [string[], string][] = [
+    [
+      ["--watch", "maybe"],
+      '--watch "maybe": is not true or false; a boolean flag takes its value after "=", such as --watch=false',
+    ],
+    [["--watch", "false"], '--watch "false": a boolean flag takes its value after "="'],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" "), () => {
+      assertThrows(() => parseFlags(args, SPECS, { strictBooleans: true }), TypeError, message);
+    });
+  }
+  assertEquals(parseFlags(["--watch", "--name=x"], SPECS, { strictBooleans: true }).flags, {
+    watch: "true",
+    name: "x",
+  });
+});
+
 Deno.test("parseBool() follows Go's strconv.ParseBool", () => {
   for (const v of ["1", "t", "T", "TRUE", "true", "True"]) assertEquals(parseBool(v), true);
   for (const v of ["0", "f", "F", "FALSE", "false", "False"]) assertEquals(parseBool(v), false);

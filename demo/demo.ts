@@ -29,7 +29,7 @@ const encoder = new TextEncoder();
 const out = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
 
 /** The objects the demo cluster starts with. */
-export function demoObjects(): { resource: string; obj: KubeObject }[] {
+function demoObjects(): { resource: string; obj: KubeObject }[] {
   const wt = (name: string, templates: unknown[], extra: Record<string, unknown> = {}) => ({
     apiVersion: "argoproj.io/v1alpha1",
     kind: "WorkflowTemplate",
@@ -219,6 +219,8 @@ async function main(args: string[]): Promise<number> {
       `--pod-name=${self.metadata.name}`,
       `--pod-uid=${self.metadata.uid}`,
       `--role=${split ? "node" : "all"}`,
+      "--metrics-bind-address=0",
+      "--status-bind-address=0",
       "--max-concurrent-pulls=3",
       "--resync-period=0",
       ...logFlags,

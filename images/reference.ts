@@ -9,23 +9,31 @@
 /** The registry assumed when a reference names none. */
 export const DEFAULT_DOMAIN = "docker.io";
 /** The tag assumed when a reference has neither tag nor digest. */
-export const DEFAULT_TAG = "latest";
+const DEFAULT_TAG = "latest";
 
+/** The longest repository name (registry host and path), as the distribution grammar allows. */
 const MAX_NAME_LENGTH = 255;
 const ALPHANUMERIC = "[a-z0-9]+";
+// Between alphanumerics: one `.` or `_`, two `_`, or any number of `-`.
 const SEPARATOR = "(?:[._]|__|[-]+)";
 const PATH_COMPONENT = new RegExp(
   `^${ALPHANUMERIC}(?:${SEPARATOR}${ALPHANUMERIC})*$`,
 );
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-const DOMAIN = new RegExp(
-  `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`,
+const HOST = new RegExp(
+  `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])$`,
 );
+/** A DNS label and a DNS name are at most this long (RFC 1035); longer ones never resolve. */
+const MAX_DNS_LABEL = 63;
+const MAX_DNS_NAME = 253;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
-const KNOWN_DIGEST_LENGTHS: Readonly<Record<string, number>> = {
+/**
+ * The digest algorithms the OCI image spec registers, with the length of
+ * their lowercase hex encoding. Anything else cannot be pulled: containerd
+ * and the kubelet refuse unsupported algorithms before asking a registry.
+ */
+const DIGEST_ALGORITHMS: Readonly<Record<string, number>> = {
   sha256: 64,
-  sha384: 96,
   sha512: 128,
 };
 
@@ -69,17 +77,7 @@ export function parseReference(input: string): ImageReference {
   if (at !== -1) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) fail(`invalid digest "${digest}"`);
-    const [algorithm, hex] = digest.split(":");
-    const expected = KNOWN_DIGEST_LENGTHS[algorithm];
-    if (expected !== undefined && hex.length !== expected) {
-      fail(
-        `invalid digest "${digest}": ${algorithm} needs ${expected} hex digits, got ${hex.length}`,
-      );
-    }
-    if (expected !== undefined && hex !== hex.toLowerCase()) {
-      fail(`invalid digest "${digest}": hex digits must be lowercase`);
-    }
+    digest = checkDigest(digest, fail);
   }
 
   let tag: string | undefined;
@@ -100,13 +98,18 @@ export function parseReference(input: string): ImageReference {
     // Docker's rule: the first component is a registry when it looks like a
     // host (has a dot or port, is localhost) or is not a valid lowercase
     // path component.
-    if (
-      first.includes(".") || first.includes(":") || first === "localhost" ||
-      first !== first.toLowerCase()
-    ) {
-      domain = first;
+    const looksLikeHost = first.includes(".") || first.includes(":") ||
+      first.toLowerCase() === "localhost";
+    if (looksLikeHost) {
+      domain = checkDomain(first, fail);
       path = rest.slice(firstSlash + 1);
-      if (!DOMAIN.test(domain)) fail(`invalid registry host "${domain}"`);
+    } else if (first !== first.toLowerCase()) {
+      // Docker would dial a host named like this; it is far more likely a
+      // Docker Hub namespace written in the wrong case, and either way lower
+      // case would make it a different image.
+      fail(
+        `registry host "${first}" has no dot or port and is not localhost; as a Docker Hub namespace it must be lowercase`,
+      );
     }
   }
   if (domain === "index.docker.io") domain = DEFAULT_DOMAIN;
@@ -123,6 +126,78 @@ export function parseReference(input: string): ImageReference {
   }
   if (tag === undefined && digest === undefined) tag = DEFAULT_TAG;
   return { domain, path, tag, digest };
+}
+
+/**
+ * Checks a registry host (with optional port) and returns it normalised.
+ * Host names are DNS names, so they compare without regard to case: they are
+ * lowercased, so that `Registry.Example.com` and `registry.example.com` are
+ * one registry (IPv6 hex digits likewise).
+ */
+function checkDomain(domain: string, fail: (reason: string) => never): string {
+  let host = domain;
+  let port: string | undefined;
+  const colon = domain.lastIndexOf(":");
+  if (colon !== -1 && colon > domain.lastIndexOf("]")) {
+    host = domain.slice(0, colon);
+    port = domain.slice(colon + 1);
+  }
+  if (host.endsWith(".")) {
+    fail(`invalid registry host "${domain}": a trailing dot is not allowed in a reference`);
+  }
+  if (!HOST.test(host)) fail(`invalid registry host "${domain}"`);
+  if (!host.startsWith("[")) {
+    if (host.length > MAX_DNS_NAME) {
+      fail(`invalid registry host "${domain}": longer than ${MAX_DNS_NAME} characters`);
+    }
+    const labels = host.split(".");
+    if (labels.some((label) => label.length > MAX_DNS_LABEL)) {
+      fail(`invalid registry host "${domain}": a label is longer than ${MAX_DNS_LABEL} characters`);
+    }
+    if (labels.length === 4 && labels.every((label) => /^[0-9]+$/.test(label))) {
+      if (labels.some((label) => Number(label) > 255)) {
+        fail(`invalid registry host "${domain}": not an IPv4 address`);
+      }
+    }
+  }
+  if (port !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+      fail(`invalid registry host "${domain}": port must be a number from 1 to 65535`);
+    }
+    // "05000" and "5000" are one port; written one way, they stay one image.
+    port = String(Number(port));
+  }
+  host = host.toLowerCase();
+  return port === undefined ? host : `${host}:${port}`;
+}
+
+/**
+ * Checks a digest against the distribution grammar and the algorithms the
+ * OCI image spec registers; returns it unchanged.
+ */
+function checkDigest(digest: string, fail: (reason: string) => never): string {
+  const colon = digest.indexOf(":");
+  if (colon === -1) fail(`invalid digest "${digest}": expected algorithm:hex`);
+  const algorithm = digest.slice(0, colon);
+  const hex = digest.slice(colon + 1);
+  const expected = Object.hasOwn(DIGEST_ALGORITHMS, algorithm)
+    ? DIGEST_ALGORITHMS[algorithm]
+    : undefined;
+  if (expected === undefined) {
+    fail(
+      `invalid digest "${digest}": unsupported algorithm ${
+        JSON.stringify(algorithm)
+      }, expected sha256 or sha512`,
+    );
+  }
+  if (!/^[0-9a-fA-F]*$/.test(hex)) fail(`invalid digest "${digest}": not hex digits`);
+  if (hex.length !== expected) {
+    fail(
+      `invalid digest "${digest}": ${algorithm} needs ${expected} hex digits, got ${hex.length}`,
+    );
+  }
+  if (hex !== hex.toLowerCase()) fail(`invalid digest "${digest}": hex digits must be lowercase`);
+  return digest;
 }
 
 /** Formats a parsed reference in its fully qualified form. */

@@ -29,7 +29,21 @@ Deno.test("normalizeReference() fills in Docker's defaults", async (t) => {
     [`alpine@${DIGEST}`, `docker.io/library/alpine@${DIGEST}`],
     [`alpine:3.20@${DIGEST}`, `docker.io/library/alpine:3.20@${DIGEST}`],
     ["  alpine  ", "docker.io/library/alpine:latest"],
-    ["Registry.Example.com/app", "Registry.Example.com/app:latest"],
+    // Host names are DNS names: compared, and so written, in lower case.
+    ["Registry.Example.com/app", "registry.example.com/app:latest"],
+    ["REGISTRY.example.COM:5000/app:v1", "registry.example.com:5000/app:v1"],
+    ["LOCALHOST/app", "localhost/app:latest"],
+    ["Docker.IO/alpine", "docker.io/library/alpine:latest"],
+    ["INDEX.docker.io/alpine", "docker.io/library/alpine:latest"],
+    ["[FE80::1]:5000/app", "[fe80::1]:5000/app:latest"],
+    ["registry.example.com:05000/app", "registry.example.com:5000/app:latest"],
+    ["registry.example.com:65535/app", "registry.example.com:65535/app:latest"],
+    ["registry.example.com:1/app", "registry.example.com:1/app:latest"],
+    ["10.0.0.1:5000/app", "10.0.0.1:5000/app:latest"],
+    [`a@sha512:${"b".repeat(128)}`, `docker.io/library/a@sha512:${"b".repeat(128)}`],
+    ["a:" + "T".repeat(128), "docker.io/library/a:" + "T".repeat(128)],
+    ["a." + "b".repeat(60) + "/c", "a." + "b".repeat(60) + "/c:latest"],
+    [`${"x".repeat(63)}.io/app`, `${"x".repeat(63)}.io/app:latest`],
     ["my_org/some__app", "docker.io/my_org/some__app:latest"],
     ["a-b---c/d", "docker.io/a-b---c/d:latest"],
   ];
@@ -64,6 +78,55 @@ Deno.test("parseReference() rejects references that cannot be pulled, with the r
     [":tag", /missing repository name/],
     ["example.com/", /missing repository name|invalid path component/],
     ["a/" + "b".repeat(260), /longer than 255/],
+    // Digests: only what the OCI image spec registers, at its length.
+    [
+      `alpine@sha384:${"a".repeat(96)}`,
+      /unsupported algorithm "sha384", expected sha256 or sha512/,
+    ],
+    [`alpine@md5:${"a".repeat(32)}`, /unsupported algorithm "md5"/],
+    [`alpine@SHA256:${"a".repeat(64)}`, /unsupported algorithm "SHA256"/],
+    [`alpine@sha512:${"a".repeat(64)}`, /sha512 needs 128 hex digits, got 64/],
+    [`alpine@sha256:${"a".repeat(65)}`, /sha256 needs 64 hex digits, got 65/],
+    [`alpine@sha256:${"g".repeat(64)}`, /not hex digits/],
+    [`alpine@sha512:${"A".repeat(128)}`, /hex digits must be lowercase/],
+    [`alpine@${"a".repeat(64)}`, /expected algorithm:hex/],
+    [`alpine@sha256:${"a".repeat(64)}@sha256:${"a".repeat(64)}`, /sha256 needs 64|not hex/],
+    ["alpine@", /expected algorithm:hex/],
+    // Ports 1–65535.
+    ["registry.example.com:0/app", /port must be a number from 1 to 65535/],
+    ["registry.example.com:65536/app", /port must be a number from 1 to 65535/],
+    ["registry.example.com:99999999999/app", /port must be a number from 1 to 65535/],
+    ["registry.example.com:/app", /port must be a number from 1 to 65535/],
+    ["registry.example.com:http/app", /port must be a number from 1 to 65535/],
+    ["[::1]:0/app", /port must be a number from 1 to 65535/],
+    // Host names as DNS allows them.
+    ["registry.example.com./app", /a trailing dot is not allowed/],
+    [".example.com/app", /invalid registry host/],
+    ["-example.com/app", /invalid registry host/],
+    ["example-.com/app", /invalid registry host/],
+    ["exa mple.com/app", /contains white space/],
+    [`${"x".repeat(64)}.io/app`, /a label is longer than 63 characters/],
+    [`${"abcdefgh.".repeat(29)}io/app`, /longer than 253 characters|longer than 255/],
+    ["999.1.1.1/app", /not an IPv4 address/],
+    ["[::1/app", /invalid registry host/],
+    ["ünïcode.example/app", /invalid registry host/],
+    [
+      "MyOrg/app",
+      /has no dot or port and is not localhost; as a Docker Hub namespace it must be lowercase/,
+    ],
+    // Path components and their separators.
+    ["a..b", /invalid path component "a..b"/],
+    ["a___b", /invalid path component "a___b"/],
+    ["a.-b", /invalid path component "a.-b"/],
+    ["a-_b", /invalid path component "a-_b"/],
+    ["a/.b", /invalid path component ".b"/],
+    ["registry.example.com/Team/app", /repository name must be lowercase/],
+    ["registry.example.com/ü/app", /invalid path component/],
+    // Tags: at most 128 characters of [A-Za-z0-9_.-], not starting with . or -.
+    ["alpine:.x", /invalid tag ".x"/],
+    ["alpine:a+b", /invalid tag "a\+b"/],
+    ["alpine:ü", /invalid tag/],
+    [`registry.example.com/${"a".repeat(240)}`, /longer than 255/],
   ];
   for (const [input, reason] of cases) {
     await t.step(`${JSON.stringify(input)} is rejected`, () => {
@@ -142,5 +205,27 @@ Deno.test("parseReference() never throws anything but TypeError on arbitrary inp
       }
     }),
     { numRuns: 1000 },
+  );
+});
+
+Deno.test("normalizeReference() makes equal registry hosts equal, whatever their case or port zeros", () => {
+  const cased = fc.tuple(hostname, fc.array(fc.boolean(), { minLength: 30, maxLength: 30 }))
+    .map(([host, upper]) => [...host].map((c, i) => upper[i] ? c.toUpperCase() : c).join(""));
+  fc.assert(
+    fc.property(
+      hostname,
+      cased,
+      fc.integer({ min: 1, max: 65535 }),
+      fc.integer({ min: 0, max: 2 }),
+      (host, spelled, port, zeros) => {
+        const plain = normalizeReference(`${host}:${port}/team/app:1`);
+        const other = `${spelled}:${"0".repeat(zeros)}${port}/team/app:1`;
+        if (spelled.toLowerCase() === host) assertEquals(normalizeReference(other), plain);
+        const normal = normalizeReference(other);
+        assertEquals(registryHost(normal), `${spelled.toLowerCase()}:${port}`);
+        assertEquals(normalizeReference(normal), normal);
+      },
+    ),
+    { numRuns: 300 },
   );
 });

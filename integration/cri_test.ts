@@ -140,7 +140,11 @@ function defineRealRuntimeTests(found: CriEnv | undefined): void {
     const strategy = new CriPullStrategy({ socket: env.socket, log, ...options });
     return { strategy, log };
   };
-  const pullOptions = (refresh = false) => ({ signal: new AbortController().signal, refresh });
+  const pullOptions = (refresh = false) => ({
+    signal: new AbortController().signal,
+    refresh,
+    trusted: true,
+  });
   // grpc-js keeps its channel's timers and socket until close(); each test
   // closes what it opened, so the sanitizers stay on.
   const withClient = async (fn: (client: CriClient) => Promise<void>) => {

@@ -7,7 +7,7 @@
 import { parse } from "yaml";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
-import { spawnDaemon } from "../testing/daemon_process.ts";
+import { freePort, spawnDaemon } from "../testing/daemon_process.ts";
 import { waitFor } from "../testing/wait.ts";
 import {
   apiCallOf,
@@ -38,40 +38,12 @@ async function installedRules(): Promise<InstalledRules> {
   };
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Builds the release bundle the way `deno task bundle` does. */
-async function buildBundle(out: string): Promise<void> {
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform=deno", "main.ts", "-o", out],
-    cwd: new URL("../", import.meta.url),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(built.code, 0, new TextDecoder().decode(built.stderr));
-}
-
-Deno.test("The daemon process under -P=daemon pulls over TLS, stays within its RBAC, and exits 0 on SIGTERM with its pods cleaned", async () => {
+Deno.test("The daemon process (the shipped bundle) under -P=daemon pulls over TLS, stays within its RBAC, and exits 0 on SIGTERM with its pods cleaned", async () => {
   await endToEnd({});
 });
 
-Deno.test("The bundle, run under the same permission set, does the same", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "icd-bundle-" });
-  try {
-    const entry = `${dir}/image-cache-daemon.js`;
-    await buildBundle(entry);
-    // Outside the repository the permission set is found through --config.
-    const config = new URL("../deno.json", import.meta.url).pathname;
-    await endToEnd({ entry, denoFlags: [`--config=${config}`] });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+Deno.test("The daemon run from source (main.ts) under the same permission set does the same", async () => {
+  await endToEnd({ entry: "main.ts" });
 });
 
 async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Promise<void> {
@@ -101,6 +73,7 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
     const kubeconfig = `${dir}/kubeconfig`;
     await Deno.writeTextFile(kubeconfig, server.kubeconfigYaml());
     const port = freePort();
+    const statusPort = freePort();
     child = spawnDaemon([
       `--kubeconfig=${kubeconfig}`,
       `--node-name=${NODE}`,
@@ -108,6 +81,7 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
       "--pod-name=icd-self",
       `--pod-uid=${self.metadata.uid}`,
       `--metrics-bind-address=127.0.0.1:${port}`,
+      `--status-bind-address=127.0.0.1:${statusPort}`,
     ], {
       entry: options.entry,
       denoFlags: [...(options.denoFlags ?? []), `--allow-read=${kubeconfig}`],
@@ -134,6 +108,13 @@ async function endToEnd(options: { entry?: string; denoFlags?: string[] }): Prom
       return /image_cache_daemon_pulls_total\{result="success"\} 3\b/.test(text) ? text : undefined;
     }, { what: "three successful pulls in /metrics" });
     assertMatch(metrics, /image_cache_daemon_desired_images 3\b/);
+    // /status, which names every tenant's objects, is not on the address the
+    // pod network reaches, only on its own (loopback by default).
+    const onMetrics = await fetch(`${base}/status`);
+    await onMetrics.body?.cancel();
+    assertEquals(onMetrics.status, 404);
+    const report = await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json();
+    assertEquals(report.desired, 3);
 
     // A slow pull in flight when SIGTERM arrives.
     server.kubelet(NODE).setPullDelay("docker.io/library/slow:1", 60_000);
@@ -207,6 +188,7 @@ Deno.test("Signals: SIGINT exits 0, a second signal exits at once, and SIGTERM w
         `--pod-namespace=${NS}`,
         "--image=slow:1",
         "--metrics-bind-address=0",
+        "--status-bind-address=0",
       ], { denoFlags: [`--allow-read=${kubeconfig}`] });
       const stderr = new Response(child.stderr).text();
       return { child, stderr };
@@ -255,6 +237,51 @@ Deno.test("Signals: SIGINT exits 0, a second signal exits at once, and SIGTERM w
     });
   } finally {
     await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("An API server the Deno permissions refuse is named with the permission, not 'fetch failed'", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "icd-refused-" });
+  const kubeconfig = `${dir}/kubeconfig`;
+  await Deno.writeTextFile(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server: "https://api.example.invalid:6443" } }],
+      users: [{ name: "u", user: { token: "t" } }],
+      contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+      "current-context": "x",
+    }),
+  );
+  const child = spawnDaemon([
+    `--kubeconfig=${kubeconfig}`,
+    `--node-name=${NODE}`,
+    `--pod-namespace=${NS}`,
+    "--metrics-bind-address=0",
+    "--status-bind-address=0",
+  ], { denoFlags: [`--allow-read=${kubeconfig}`] });
+  let stderr = "";
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr += chunk;
+    }
+  })();
+  try {
+    await waitFor(() => /"Watch failed, retrying"/.test(stderr), {
+      what: "a failed watch",
+      timeoutMs: 20_000,
+    });
+    const line = stderr.split("\n").find((l) => l.includes('"Watch failed, retrying"'))!;
+    const error = String(JSON.parse(line).error);
+    assertMatch(error, /"api\.example\.invalid"/);
+    assertMatch(error, /--allow-net/);
+    assert(!/^fetch failed$/.test(error), error);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await reading;
     await Deno.remove(dir, { recursive: true });
   }
 });

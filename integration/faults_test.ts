@@ -14,6 +14,7 @@ import {
   assertSettles,
   type Cluster,
   configMap,
+  daemonSetHeapFlag,
   dropWatchesFor,
   failFor,
   LIMIT,
@@ -345,9 +346,14 @@ faultTest(
       assertEquals(events[0].count, 1);
       assertMatch(String(events[0].message), message);
     }
-    const rejected = daemon.lines.filter((l) => l.msg === "Rejected image reference");
-    assertEquals(rejected.length, 5, JSON.stringify(rejected.map((l) => l.reason)));
-    assert(rejected.some((l) => /templated, not resolvable/.test(String(l.reason))));
+    // One line per object for its rejections (issue #13), with the count and samples.
+    const rejected = daemon.lines.filter((l) => l.msg === "Rejected image references");
+    assertEquals(rejected.length, 1, JSON.stringify(rejected));
+    assertEquals([rejected[0].origin, rejected[0].count], ["configmap/apps/refs", 5]);
+    const samples = rejected[0].samples as { image: string; reason: string }[];
+    assertEquals(samples.length, 5);
+    assert(samples.some((s) => /templated, not resolvable/.test(s.reason)));
+    assert(samples.every((s) => s.image.length < 400), "echoed input is cut");
     assertEquals(eventsAbout(cluster, "refs", "InvalidImageReference").length, 1);
     await assertCleanExit(cluster, daemon);
   },
@@ -359,7 +365,11 @@ faultTest(
     await using cluster = await startCluster({ pullDelayMs: 50 });
     const { server } = cluster;
     const many = Array.from({ length: 10_000 }, (_, i) => `registry.example/many/app-${i}:1`);
-    const daemon = await cluster.spawn(["--max-concurrent-pulls=8"]);
+    // Past the default caps (1,000 per object): this scenario is about scale.
+    const daemon = await cluster.spawn([
+      "--max-concurrent-pulls=8",
+      "--max-images-per-object=10000",
+    ]);
     await waitReady(daemon);
     const baseline = await daemon.rss();
     const cm = server.create("configmaps", configMap("apps", "many", { images: list(many) }));
@@ -429,14 +439,229 @@ faultTest(
       "null-templates",
     ];
     assertEquals(daemon.count("Invalid image list"), odd.length);
+    // Nesting past MAX_INLINE_DEPTH is a limit: its own Event reason.
+    const namesWith = (reason: string) =>
+      server.list("events")
+        .filter((e) => (e as { reason?: string }).reason === reason)
+        .map((e) => (e as unknown as { involvedObject: { name: string } }).involvedObject.name)
+        .sort().join();
     await waitFor(
       () =>
-        server.list("events")
-          .filter((e) => (e as { reason?: string }).reason === "InvalidImageList")
-          .map((e) => (e as unknown as { involvedObject: { name: string } }).involvedObject.name)
-          .sort().join() === odd.join(),
-      { what: "one InvalidImageList Event per odd object", timeoutMs: SETTLE_MS },
+        namesWith("InvalidImageList") === odd.filter((name) => name !== "hostile").join() &&
+        namesWith("ObjectLimitExceeded") === "hostile",
+      { what: "one Warning Event per odd object", timeoutMs: SETTLE_MS },
     );
+    await assertCleanExit(cluster, daemon);
+  },
+);
+
+// --- hostile objects (issue #13) ---------------------------------------------------------------
+// The daemon runs with V8's heap held to the DaemonSet's memory limit, as in its pod.
+
+faultTest(
+  "Hostile ConfigMaps (100,000 bad entries, a 900 KB reference, a list past the per-object cap) and a flood of /status requests leave the daemon up, healthy and pulling the good images",
+  async () => {
+    await using cluster = await startCluster({ pullDelayMs: 50 });
+    const { server } = cluster;
+    const flood = Array.from({ length: 100_000 }, (_, i) => `B:${i}`);
+    server.create("configmaps", configMap("tenant", "flood", { images: list(flood) }));
+    server.create(
+      "configmaps",
+      configMap("tenant", "huge-ref", {
+        images: list([`registry.example/${"a".repeat(900 * 1024)}:1`, app("neighbour")]),
+      }),
+    );
+    const overCap = Array.from({ length: 50 }, (_, i) => app(`many-${i}`));
+    server.create("configmaps", configMap("tenant", "over-cap", { images: list(overCap) }));
+    const daemon = await cluster.spawn([
+      "--image=alpine:3.20",
+      "--max-images-per-object=20",
+    ], [daemonSetHeapFlag()]);
+    await waitReady(daemon);
+    // 120 requests at once from one address: the server answers its share
+    // and closes the rest at once; the daemon is not slowed or grown by them.
+    const url = `http://127.0.0.1:${daemon.port}/status`;
+    const answers = await Promise.allSettled(
+      Array.from(
+        { length: 120 },
+        () => fetch(url).then(async (r) => ({ status: r.status, size: (await r.text()).length })),
+      ),
+    );
+    const answered = answers.flatMap((a) => a.status === "fulfilled" ? [a.value] : []);
+    assert(answered.length >= 8, `${answered.length} answered`);
+    assert(
+      answered.every((a) => a.status === 200 && a.size < 256 * 1024),
+      JSON.stringify(answered),
+    );
+    const last = await assertSettles(cluster, daemon, [
+      "alpine:3.20",
+      app("neighbour"),
+      ...overCap.slice(0, 20),
+    ]);
+    // Rejections: one short line and one Event per object, whatever the count.
+    const lines = daemon.lines.filter((l) => l.msg === "Rejected image references");
+    assertEquals(lines.map((l) => l.origin).sort(), [
+      "configmap/tenant/flood",
+      "configmap/tenant/huge-ref",
+      "configmap/tenant/over-cap",
+    ]);
+    const byOrigin = Object.fromEntries(lines.map((l) => [l.origin, l]));
+    assertEquals(byOrigin["configmap/tenant/flood"].count, 100_000);
+    assertEquals(byOrigin["configmap/tenant/over-cap"].count, 30);
+    const longest = Math.max(...daemon.lines.map((l) => JSON.stringify(l).length));
+    assert(longest < 16 * 1024, `a log line of ${longest} bytes`);
+    for (const name of ["flood", "huge-ref", "over-cap"]) {
+      const events = eventsAbout(cluster, name, "InvalidImageReference");
+      assertEquals(events.length, 1, name);
+      assert(String(events[0].message).length <= 1_000, name);
+    }
+    const status = await fetch(url).then((r) => r.text());
+    assert(status.length < 256 * 1024, `/status is ${status.length} bytes`);
+    assertEquals((JSON.parse(status) as { rejectedEntries: number }).rejectedEntries, 100_031);
+    assertEquals(last.images.length, 22);
+    const health = await fetch(`http://127.0.0.1:${daemon.port}/healthz`);
+    assertEquals([health.status, await health.text()], [200, "ok\n"]);
+    await assertCleanExit(cluster, daemon);
+  },
+);
+
+faultTest(
+  "Past --max-desired-images the operator's images come first, then by name, the same after a restart; untrusted repositories outside --allowed-repositories are refused",
+  async () => {
+    await using cluster = await startCluster({ pullDelayMs: 50 });
+    const { server } = cluster;
+    const tenant = Array.from(
+      { length: 12 },
+      (_, i) => `registry.example/t-${String(i).padStart(2, "0")}:1`,
+    );
+    // Created in reverse, so arrival order is not what decides.
+    server.create(
+      "configmaps",
+      configMap("tenant", "b", { images: list(tenant.slice(6).reverse()) }),
+    );
+    server.create(
+      "configmaps",
+      configMap("tenant", "a", { images: list(tenant.slice(0, 6).reverse()) }),
+    );
+    server.create(
+      "configmaps",
+      configMap("tenant", "miner", { images: list(["evil.example/miner:1"]) }),
+    );
+    server.create(
+      "configmaps",
+      configMap("platform", "tools", { images: list(["evil.example/tool:1"]) }),
+    );
+    const args = [
+      "--image=registry.example/ops:1",
+      "--max-desired-images=5",
+      "--allowed-repositories=registry.example/**",
+      "--trusted-namespaces=platform",
+    ];
+    const expected = ["registry.example/ops:1", "evil.example/tool:1", ...tenant.slice(0, 3)];
+    const first = await cluster.spawn(args, [daemonSetHeapFlag()]);
+    const status = await assertSettles(cluster, first, expected);
+    assertEquals(
+      first.count("Desired images over --max-desired-images; the rest are not pulled"),
+      1,
+    );
+    const over = (await fetch(`http://127.0.0.1:${first.port}/status`).then((r) => r.json()))
+      .overCap as { count: number; samples: string[] };
+    assertEquals(over.count, 9);
+    assertEquals(over.samples, tenant.slice(3, 6));
+    const miner = first.lines.find((l) =>
+      l.msg === "Rejected image references" && l.origin === "configmap/tenant/miner"
+    );
+    assertMatch(JSON.stringify(miner?.samples), /not in --allowed-repositories/);
+    assertEquals(status.images.length, 5);
+    await assertCleanExit(cluster, first);
+    const second = await cluster.spawn(args, [daemonSetHeapFlag()]);
+    await assertSettles(cluster, second, expected);
+    // Level-triggered: deleting a tenant's list frees room, filled by name.
+    server.delete("configmaps", "tenant", "a");
+    await assertSettles(cluster, second, [...expected.slice(0, 2), ...tenant.slice(6, 9)], {
+      alsoAllowed: expected,
+    });
+    await assertCleanExit(cluster, second);
+  },
+);
+
+faultTest(
+  "Argo expansion bombs (a template calling itself with a doubling parameter, withSequence with a huge format width) are rejected whole while the daemon stays up",
+  async () => {
+    await using cluster = await startCluster();
+    const { server } = cluster;
+    const wt = (name: string, spec: unknown) => ({
+      apiVersion: "argoproj.io/v1alpha1",
+      kind: "WorkflowTemplate",
+      metadata: { namespace: "tenant", name },
+      spec,
+    });
+    // Under 600 bytes, valid for Argo: each call doubles the parameter.
+    server.create(
+      "workflowtemplates",
+      wt("doubling", {
+        entrypoint: "main",
+        templates: [
+          {
+            name: "main",
+            inputs: { parameters: [{ name: "p", value: "a" }] },
+            steps: [
+              [{
+                name: "again",
+                template: "main",
+                arguments: {
+                  parameters: [{
+                    name: "p",
+                    value: "{{inputs.parameters.p}}{{inputs.parameters.p}}",
+                  }],
+                },
+              }],
+              [{
+                name: "run",
+                template: "leaf",
+                arguments: { parameters: [{ name: "image", value: "{{inputs.parameters.p}}" }] },
+              }],
+            ],
+          },
+          {
+            name: "leaf",
+            inputs: { parameters: [{ name: "image" }] },
+            container: { image: "registry.example/{{inputs.parameters.image}}:1" },
+          },
+        ],
+      }),
+    );
+    server.create(
+      "workflowtemplates",
+      wt("wide-format", {
+        entrypoint: "main",
+        templates: [
+          {
+            name: "main",
+            steps: [[{
+              name: "each",
+              template: "leaf",
+              withSequence: { count: "3", format: "%0999999999d" },
+              arguments: { parameters: [{ name: "n", value: "{{item}}" }] },
+            }]],
+          },
+          {
+            name: "leaf",
+            inputs: { parameters: [{ name: "n" }] },
+            container: { image: "registry.example/seq:{{inputs.parameters.n}}" },
+          },
+        ],
+      }),
+    );
+    server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("argo-good")]));
+    const daemon = await cluster.spawn([], [daemonSetHeapFlag()]);
+    await assertSettles(cluster, daemon, [app("argo-good")]);
+    for (const name of ["doubling", "wide-format"]) {
+      await waitFor(
+        () => eventsAbout(cluster, name).some((e) => e.type === "Warning"),
+        { what: `a Warning Event about ${name}` },
+      );
+    }
     await assertCleanExit(cluster, daemon);
   },
 );

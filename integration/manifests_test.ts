@@ -6,6 +6,7 @@
  * Security "restricted" profile (testing/restricted_profile.ts, the checker
  * the pull pods are held to).
  */
+import { DAEMON_MEMORY_LIMIT_MIB, DAEMON_OLD_SPACE_MIB } from "../build/v8_flags.ts";
 import { parseAllDocuments } from "yaml";
 import {
   ClusterRole,
@@ -30,11 +31,11 @@ import {
 } from "../manifests/rbac_expectations.ts";
 import { loadConfig } from "../config/config.ts";
 import { VERSION } from "../config/version.ts";
+import { kustomize, parseManifests } from "../manifests/render.ts";
 import { restrictedViolations } from "../testing/restricted_profile.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const NAMESPACE = "image-cache-daemon";
-const decoder = new TextDecoder();
 
 // deno-lint-ignore no-explicit-any -- rendered manifests are untyped YAML; each is schema-validated below
 type Manifest = Record<string, any>;
@@ -43,22 +44,13 @@ const rendered = new Map<string, Promise<Manifest[]>>();
 
 /** Renders a kustomization with kubectl's built-in kustomize (no cluster needed), once per run. */
 function render(dir: string): Promise<Manifest[]> {
-  if (!rendered.has(dir)) rendered.set(dir, kustomize(dir));
+  if (!rendered.has(dir)) {
+    rendered.set(
+      dir,
+      kustomize(dir).then((text) => parseManifests(text) as Manifest[]),
+    );
+  }
   return rendered.get(dir)!;
-}
-
-async function kustomize(dir: string): Promise<Manifest[]> {
-  const out = await new Deno.Command("kubectl", {
-    args: ["kustomize", new URL(dir, ROOT).pathname],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(out.code, 0, decoder.decode(out.stderr));
-  return parseAllDocuments(decoder.decode(out.stdout)).map((doc) => {
-    assertEquals(doc.errors, []);
-    return doc.toJS() as Manifest;
-  });
 }
 
 async function yamlFiles(dir: URL): Promise<URL[]> {
@@ -375,12 +367,14 @@ Deno.test("the probes and the metrics port match the daemon's HTTP server", asyn
   assertEquals(container.readinessProbe.httpGet, { path: "/readyz", port: "metrics" });
 });
 
-Deno.test("the daemon requests little and has a memory limit but no CPU limit", async () => {
+Deno.test("the daemon requests little and has a memory limit, matched by V8's heap limit, but no CPU limit", async () => {
   const container = daemonContainer(await render("manifests"));
   assertEquals(container.resources, {
-    requests: { cpu: "20m", memory: "192Mi" },
-    limits: { memory: "512Mi" },
+    requests: { cpu: "20m", memory: "160Mi" },
+    limits: { memory: `${DAEMON_MEMORY_LIMIT_MIB}Mi` },
   });
+  // The image's old-space limit leaves the non-heap part of the process room under the limit.
+  assert(DAEMON_OLD_SPACE_MIB < DAEMON_MEMORY_LIMIT_MIB - 64, `${DAEMON_OLD_SPACE_MIB}`);
 });
 
 Deno.test("the CRI overlay mounts the runtime socket where the daemon-cri permission set allows it", async () => {

@@ -6,25 +6,28 @@
  * and what they configure matches the daemon: the port, the path, the pod
  * labels, the alerts of the rule file and the dashboard JSON.
  */
-import { relative } from "node:path";
-import { parse, parseAllDocuments } from "yaml";
-import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
-import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
-import { Deployment } from "kubernetes-models/apps/v1/Deployment";
-import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
-import { Namespace } from "kubernetes-models/v1/Namespace";
-import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
-import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
-import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
-import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
-import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
-import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
-import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
+import { parse } from "yaml";
+import {
+  ClusterRole,
+  ClusterRoleBinding,
+  ConfigMap,
+  DaemonSet,
+  Deployment,
+  Namespace,
+  PodDisruptionBudget,
+  PodMonitor,
+  PrometheusRule,
+  Role,
+  RoleBinding,
+  ServiceAccount,
+} from "../testing/kubernetes_models.ts";
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import { loadConfig } from "../config/config.ts";
 import { DaemonMetrics, METRIC_PREFIX } from "../operate/metrics.ts";
 import {
   kustomize,
+  kustomizeWithComponents,
+  parseManifests as parseYaml,
   PROMETHEUS_RULE_FILE,
   prometheusRuleFor,
   RELEASE_MANIFESTS,
@@ -62,10 +65,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
 };
 
 function parseManifests(text: string): Manifest[] {
-  return parseAllDocuments(text).map((doc) => {
-    assertEquals(doc.errors, []);
-    return doc.toJS() as Manifest;
-  });
+  return parseYaml(text) as Manifest[];
 }
 
 /** Validates every object against its schema; an object of no known kind fails. */
@@ -83,26 +83,7 @@ function validateAll(objects: Manifest[]): void {
 
 /** The base install with one component, the way a user's kustomization lists it. */
 async function withComponent(component: string): Promise<Manifest[]> {
-  const dir = await Deno.makeTempDir({ prefix: "icd-kustomize-" });
-  try {
-    // kustomize takes relative paths only.
-    const up = relative(dir, new URL("manifests", ROOT).pathname);
-    await Deno.writeTextFile(
-      `${dir}/kustomization.yaml`,
-      `resources:\n  - ${up}\ncomponents:\n  - ${up}/components/${component}\n`,
-    );
-    const out = await new Deno.Command("kubectl", {
-      args: ["kustomize", dir],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decoder = new TextDecoder();
-    assertEquals(out.code, 0, decoder.decode(out.stderr));
-    return parseManifests(decoder.decode(out.stdout));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return parseManifests(await kustomizeWithComponents([component]));
 }
 
 function only(objects: Manifest[], kind: string): Manifest {
@@ -180,23 +161,26 @@ Deno.test("the PodMonitor scrapes the daemon pods' metrics port and labels serie
   assert(monitor.podTargetLabels.includes("app.kubernetes.io/name"));
 });
 
-for (const kind of ["DaemonSet", "Deployment"]) {
-  Deno.test(`the prometheus-annotations component annotates the ${kind}'s pods with the port it serves`, async () => {
-    const objects = await withComponent("prometheus-annotations");
-    const template = only(objects, kind).spec.template;
-    const annotations = template.metadata.annotations;
-    const container = template.spec.containers[0];
+Deno.test("the prometheus-annotations component annotates every pod that serves metrics with its port", async () => {
+  const objects = await withComponent("prometheus-annotations");
+  const workloads = objects.filter((o) => o.kind === "DaemonSet" || o.kind === "Deployment");
+  assert(workloads.some((w) => w.kind === "DaemonSet"));
+  for (const workload of workloads) {
+    const template = workload.spec.template;
+    const [container] = template.spec.containers;
     const { config } = loadConfig(container.args, () => undefined);
-    assertEquals(annotations, {
+    const port = container.ports.find((p: Manifest) => p.name === "metrics");
+    assertEquals(port?.containerPort, config.metricsBindAddress?.port, workload.metadata.name);
+    assertEquals(template.metadata.annotations, {
       "prometheus.io/scrape": "true",
-      "prometheus.io/port": String(config.metricsBindAddress?.port),
+      "prometheus.io/port": String(port.containerPort),
       "prometheus.io/path": "/metrics",
-    });
-    assert(
-      container.ports.some((p: Manifest) => p.containerPort === config.metricsBindAddress?.port),
-    );
-  });
-}
+    }, workload.metadata.name);
+  }
+  // Nothing else changes: the same objects as the base install.
+  const base = parseManifests(await kustomize("manifests"));
+  assertEquals(kinds(objects), kinds(base));
+});
 
 Deno.test("the PrometheusRule holds exactly the groups of the plain rule file", async () => {
   const rules = await Deno.readTextFile(new URL(RULES_FILE, ROOT));
@@ -280,4 +264,30 @@ Deno.test("README's metric table lists exactly the metrics the daemon exports", 
     m[1].startsWith(METRIC_PREFIX) ? m[1].slice(METRIC_PREFIX.length) : m[1]
   );
   assertEquals([...documented].sort(), exported.sort());
+});
+
+Deno.test("the dashboard's panels tile Grafana's 24-column grid without overlap and query through the data source variable", async () => {
+  const dashboard = JSON.parse(await Deno.readTextFile(new URL(DASHBOARD, ROOT)));
+  const variables = dashboard.templating.list.map((v: Manifest) => `${v.name}:${v.type}`);
+  assertEquals(variables, ["datasource:datasource", "node:query"]);
+  const cells = new Map<string, string>();
+  for (const panel of dashboard.panels as Manifest[]) {
+    const { x, y, w, h } = panel.gridPos;
+    assert(x >= 0 && w > 0 && x + w <= 24 && h > 0, `${panel.title}: outside the grid`);
+    for (let row = y; row < y + h; row++) {
+      for (let col = x; col < x + w; col++) {
+        const taken = cells.get(`${row}:${col}`);
+        assert(taken === undefined, `${panel.title} overlaps ${taken}`);
+        cells.set(`${row}:${col}`, panel.title);
+      }
+    }
+    if (panel.type === "row") continue;
+    assert(panel.description?.length > 10, `${panel.title}: a description`);
+    assertEquals(panel.datasource, { type: "prometheus", uid: "${datasource}" }, panel.title);
+    const refIds = panel.targets.map((t: Manifest) => t.refId);
+    assertEquals(new Set(refIds).size, refIds.length, `${panel.title}: unique refIds`);
+    for (const target of panel.targets) {
+      assertEquals(target.datasource, panel.datasource, `${panel.title} ${target.refId}`);
+    }
+  }
 });

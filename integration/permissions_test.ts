@@ -2,12 +2,13 @@
  * The Deno permission set is the daemon's security boundary. These tests run
  * the entry point, and a probe that loads what the daemon loads, as separate
  * processes under exactly `deno run -P=daemon` (deno.json), both from source
- * and from the `deno bundle` output, and check what the set grants and what
+ * and bundled as the shipped artifact is (`deno task build`), and check what the set grants and what
  * it refuses. Refused network attempts never leave the machine: the probe
  * only tries a connection Deno has already said it would refuse.
  */
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { runDaemonProcess } from "../testing/daemon_process.ts";
+import { BUNDLE_ENTRY, runDaemonProcess } from "../testing/daemon_process.ts";
+import { build } from "../build/bundle.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const PROBE = "integration/fixtures/permission_probe.ts";
@@ -18,15 +19,18 @@ const CONFIG = `--config=${new URL("deno.json", ROOT).pathname}`;
 const SHIM_HINT = "\nHint: main.ts must import ./permissions/install_process_env.ts first, " +
   "before any npm module reads process.env (docs/PERMISSIONS.md)";
 
-async function bundle(entry: string, out: string): Promise<void> {
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform=deno", entry, "-o", out],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(built.code, 0, new TextDecoder().decode(built.stderr));
+/** Bundles `entry` into `dir` exactly as the shipped artifact is built. */
+async function bundle(entry: string, dir: string, name: string): Promise<void> {
+  await build({ entry: [entry, name], outdir: dir });
+}
+
+/** Copies the shipped artifact (entry, chunks) into `dir`. */
+async function copyDist(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(new URL("dist/", ROOT))) {
+    if (entry.isFile && entry.name.endsWith(".js")) {
+      await Deno.copyFile(new URL(`dist/${entry.name}`, ROOT), `${dir}/${entry.name}`);
+    }
+  }
 }
 
 interface Refusal {
@@ -94,21 +98,30 @@ Deno.test("the daemon permission set", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "permissions_test_" });
   try {
     const mainBundle = `${dir}/image-cache-daemon.js`;
-    const probeBundle = `${dir}/permission_probe.js`;
-    await bundle(PROBE, probeBundle);
+    const probeBundle = `${dir}/probe/permission_probe.js`;
+    await bundle(PROBE, `${dir}/probe`, "permission_probe");
 
     await t.step("runs main.ts --help", async () => {
-      const out = await runDaemonProcess(["--help"]);
+      const out = await runDaemonProcess(["--help"], { entry: "main.ts" });
       assertEquals(out.code, 0, out.stderr + SHIM_HINT);
       assertMatch(out.stdout, /^Usage:$/m);
     });
 
-    await t.step("runs the bundle's --help, so what ships is what was tested", async () => {
-      await bundle("main.ts", mainBundle);
-      const out = await runDaemonProcess(["--help"], { entry: mainBundle, denoFlags: [CONFIG] });
+    await t.step("runs the shipped bundle's --help, so what ships is what was tested", async () => {
+      const out = await runDaemonProcess(["--help"], { entry: BUNDLE_ENTRY });
       assertEquals(out.code, 0, out.stderr + SHIM_HINT);
       assertMatch(out.stdout, /^Usage:$/m);
     });
+
+    await t.step(
+      "runs the shipped bundle copied outside the repository, given --config",
+      async () => {
+        await copyDist(dir);
+        const out = await runDaemonProcess(["--help"], { entry: mainBundle, denoFlags: [CONFIG] });
+        assertEquals(out.code, 0, out.stderr + SHIM_HINT);
+        assertMatch(out.stdout, /^Usage:$/m);
+      },
+    );
 
     await t.step(
       "loads the Kubernetes client and refuses every other host, file, process, library and variable",

@@ -7,10 +7,11 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
-import { loadConfig } from "../config/config.ts";
+import { type Config, loadConfig } from "../config/config.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { type DaemonParts, runDaemon } from "../daemon.ts";
 import { restrictedViolations } from "../testing/restricted_profile.ts";
+import { readinessReport } from "../operate/health.ts";
 
 const NS = "image-cache";
 const NODE = "node-1";
@@ -59,7 +60,14 @@ async function startDaemon(
   args: string[],
   setup: (server: FakeApiServer) => void | Promise<void> = () => {},
   serverOptions: Parameters<typeof startFakeApiServer>[0] = {},
-  options: { waitReady?: boolean } = {},
+  options: {
+    waitReady?: boolean;
+    /**
+     * Values set past the flags' bounds: the minimums that protect a real
+     * cluster (1 m resync, 1 s timeout) would make these tests slow.
+     */
+    config?: Partial<Config>;
+  } = {},
 ): Promise<Run> {
   const server = await startFakeApiServer({ nodes: [NODE], ...serverOptions });
   server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
@@ -80,7 +88,7 @@ async function startDaemon(
   await setup(server);
   const controller = new AbortController();
   const pods = await trackPods(server, controller.signal);
-  const { config } = loadConfig([
+  const { config: loaded } = loadConfig([
     `--node-name=${NODE}`,
     `--pod-namespace=${NS}`,
     "--pod-name=icd-self",
@@ -88,6 +96,7 @@ async function startDaemon(
     "--metrics-bind-address=0",
     ...args,
   ], () => undefined);
+  const config: Config = { ...loaded, ...options.config };
   const log = recordingLogger();
   let parts: DaemonParts | undefined;
   const running = runDaemon(config, {
@@ -207,10 +216,83 @@ Deno.test("An unpullable image fails with ErrImagePull, backs off and is retried
   }
 });
 
-Deno.test("A pull stuck past --pull-timeout is abandoned, its pod deleted, and counted as Timeout", async () => {
-  const run = await startDaemon(["--image=alpine:3.20", "--pull-timeout=300ms"], (s) => {
-    s.kubelet(NODE).stickPending(true);
+Deno.test("Pull secrets go only on warden pods of images the operator's own origins ask for", async () => {
+  const cm = (namespace: string, name: string, images: string[]) => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { namespace, name, labels: LABELS },
+    data: { images: JSON.stringify(images) },
   });
+  const run = await startDaemon([
+    "--image=alpine:3.20",
+    "--image-pull-secret=regcred",
+    "--trusted-namespaces=platform",
+  ], (s) => {
+    // A tenant asks for a private image, another image only it names, and one
+    // the operator also lists.
+    s.create("configmaps", cm("tenant", "list", ["ghcr.io/acme/private:1", "alpine:3.20"]));
+    s.create("configmaps", cm("platform", "list", ["ghcr.io/acme/tools:2"]));
+  });
+  try {
+    await waitFor(() => run.pods.created.length === 3, { what: "three pull pods" });
+    const secrets = Object.fromEntries(
+      run.pods.created.map((p) => [p.spec!.containers[0].image, p.spec!.imagePullSecrets]),
+    );
+    assertEquals(secrets, {
+      "docker.io/library/alpine:3.20": [{ name: "regcred" }],
+      "ghcr.io/acme/tools:2": [{ name: "regcred" }],
+      "ghcr.io/acme/private:1": undefined,
+    });
+  } finally {
+    await run.stop();
+  }
+});
+
+Deno.test("A NODE_NAME naming no node is reported and makes the daemon not ready, with no pull pod, until the node exists", async () => {
+  const run = await startDaemon(["--image=alpine:3.20", "--node-name=ghost"], undefined, {}, {
+    waitReady: false,
+  });
+  try {
+    await waitFor(
+      () =>
+        run.log.lines.some((l) => l.msg === "Node not found; nothing is pulled until it exists"),
+      {
+        what: "the node-not-found line",
+      },
+    );
+    const line = run.log.lines.find((l) =>
+      l.msg === "Node not found; nothing is pulled until it exists"
+    )!;
+    assertEquals(line.node, "ghost");
+    const report = readinessReport(run.parts);
+    assertEquals(report.ready, false);
+    assert(
+      report.notReady.some((r) => /Node "ghost" does not exist: --node-name \(NODE_NAME\)/.test(r)),
+    );
+    assertEquals(run.pods.created.length, 0);
+    assertEquals(
+      run.log.lines.filter((l) => l.msg === "Node not found; nothing is pulled until it exists")
+        .length,
+      1,
+    );
+    run.server.addNode("ghost");
+    await waitFor(() => run.parts.ready(), { what: "ready once the node exists" });
+    await waitFor(() => run.pods.created.length === 1, { what: "a pull pod for the node" });
+    assertEquals(run.pods.created[0].spec!.nodeName, "ghost");
+  } finally {
+    await run.stop();
+  }
+});
+
+Deno.test("A pull stuck past --pull-timeout is abandoned, its pod deleted, and counted as Timeout", async () => {
+  const run = await startDaemon(
+    ["--image=alpine:3.20"],
+    (s) => {
+      s.kubelet(NODE).stickPending(true);
+    },
+    {},
+    { config: { pullTimeoutMs: 300 } },
+  );
   try {
     await waitFor(
       () => state(run, "docker.io/library/alpine:3.20")?.lastErrorReason === "Timeout",
@@ -302,9 +384,14 @@ Deno.test("At start, pull pods left on this node by an earlier instance are dele
 
 Deno.test("A digest-pinned image the node already reports is never pulled, not even at resync", async () => {
   const ref = `docker.io/library/alpine@${DIGEST}`;
-  const run = await startDaemon([`--image=${ref}`, "--resync-period=200ms"], (s) => {
-    s.kubelet(NODE).preloadImage(ref);
-  });
+  const run = await startDaemon(
+    [`--image=${ref}`],
+    (s) => {
+      s.kubelet(NODE).preloadImage(ref);
+    },
+    {},
+    { config: { resyncPeriodMs: 200 } },
+  );
   try {
     await waitFor(() => state(run, ref)?.state === "present", { what: "present" });
     // Three resync checks happen (each schedules the next); none may create a pod.
@@ -321,7 +408,9 @@ Deno.test("A digest-pinned image the node already reports is never pulled, not e
 });
 
 Deno.test("Resync pulls tag references again, with imagePullPolicy Always", async () => {
-  const run = await startDaemon(["--image=alpine:3.20", "--resync-period=300ms"]);
+  const run = await startDaemon(["--image=alpine:3.20"], undefined, {}, {
+    config: { resyncPeriodMs: 300 },
+  });
   try {
     await waitFor(() => run.pods.created.length >= 2, { what: "resync pull", timeoutMs: 10_000 });
     assert(run.pods.created.every((p) => p.spec!.containers[0].imagePullPolicy === "Always"));

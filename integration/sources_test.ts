@@ -13,6 +13,8 @@ import { EventRecorder } from "../kube/events.ts";
 import { newConfigMapSource } from "../sources/configmap.ts";
 import { newArgoSource } from "../sources/argo.ts";
 import type { Source } from "../sources/source.ts";
+import { runImagesCommand } from "../cli/images_command.ts";
+import { parse } from "yaml";
 
 const SELECTOR = "app.kubernetes.io/part-of=image-cache-daemon";
 const LABELS = { "app.kubernetes.io/part-of": "image-cache-daemon" };
@@ -86,6 +88,12 @@ function argoSource(
     events: h.events,
     ...overrides,
   });
+}
+
+/** One of issue 13's crash inputs, from `fixtures/argo-hostile/`. */
+async function hostileFixture(name: string): Promise<KubeObject & { spec: unknown }> {
+  const url = new URL(`fixtures/argo-hostile/${name}`, import.meta.url);
+  return parse(await Deno.readTextFile(url));
 }
 
 function workflowTemplate(namespace: string, name: string, image: string) {
@@ -401,4 +409,108 @@ Deno.test("An Argo source that RBAC forbids reports it, counts as synced, keeps 
   undo();
   await waitFor(() => h.desired.has(NGINX), { what: "allowed again" });
   assertEquals(source.status().available, true);
+});
+
+Deno.test("An Argo object past a limit is rejected whole, reported with its template, step and limit, and keeps its last good images", async () => {
+  await using h = await harness();
+  h.server.create("workflowtemplates", workflowTemplate("wf", "grow", "nginx:1.27"));
+  h.server.create("workflowtemplates", workflowTemplate("wf", "other", "alpine"));
+  const source = argoSource(h, "workflowtemplate");
+  await h.start(source);
+  assertEquals(h.desired.refs(), [ALPINE, NGINX]);
+
+  // The issue's crash input: a template calling itself with a parameter that doubles.
+  const current = h.server.get("workflowtemplates", "wf", "grow") as KubeObject;
+  const doubling = await hostileFixture("doubling.workflowtemplate.yaml");
+  h.server.update("workflowtemplates", { ...current, spec: doubling.spec });
+  await waitFor(() => source.status().errors === 1, { what: "limit reported" });
+  assertEquals(h.desired.refs(), [ALPINE, NGINX], "last good set kept, the other object untouched");
+  const lines = h.log.lines.filter((l) => l.msg === "Invalid image list");
+  assertEquals(lines.length, 1);
+  assertEquals(lines[0].limit, "MAX_EXPANDED_LENGTH");
+  assertEquals(lines[0].kept, "last good set");
+  assertEquals(
+    lines[0].error,
+    'WorkflowTemplate "wf/grow": template "grow": an expanded string passes 65536 characters (limit MAX_EXPANDED_LENGTH = 65536)',
+  );
+  await h.events.flush();
+  const events = h.server.list("events", { namespace: "wf" }) as unknown as {
+    reason: string;
+    type: string;
+    message: string;
+    involvedObject: { kind: string; name: string };
+  }[];
+  assertEquals(events.map((e) => `${e.type} ${e.involvedObject.name}:${e.reason}`), [
+    "Warning grow:ObjectLimitExceeded",
+  ]);
+  assertEquals(events[0].message, lines[0].error);
+
+  // withSequence with a huge format width, in a new object: rejected, nothing else lost.
+  h.server.create("workflowtemplates", await hostileFixture("huge-format.workflowtemplate.yaml"));
+  await waitFor(() => source.status().errors === 2, { what: "second limit reported" });
+  const pad = h.log.lines.filter((l) =>
+    l.msg === "Invalid image list" && l.origin === "workflowtemplate/tenant/pad"
+  );
+  assertEquals(pad.map((l) => l.limit), ["MAX_SEQUENCE_WIDTH"]);
+  assertMatch(String(pad[0].error), /^WorkflowTemplate "tenant\/pad": template "pad", step "s": /);
+  assertEquals(h.desired.refs(), [ALPINE, NGINX]);
+});
+
+Deno.test("The images command rejects exactly the Argo objects the daemon's sources reject, with the same messages", async () => {
+  await using h = await harness();
+  let deep: Record<string, unknown> = { container: { image: "alpine" } };
+  for (let i = 0; i < 40; i++) deep = { steps: [[{ name: `s${i}`, inline: deep }]] };
+  const odd: Record<string, unknown> = {
+    "no-spec": undefined,
+    "null-templates": { templates: null },
+    "deep": { templates: [{ name: "deep", ...deep }] },
+    "map-image": { templates: [{ name: "a", container: { image: { name: "x" } } }] },
+    "huge-loop": {
+      templates: [{
+        name: "a",
+        steps: [[{
+          name: "s",
+          withSequence: { count: "100000" },
+          inline: { container: { image: "a:{{item}}" } },
+        }]],
+      }],
+    },
+  };
+  for (const [name, spec] of Object.entries(odd)) {
+    h.server.create("workflowtemplates", {
+      apiVersion: "argoproj.io/v1alpha1",
+      kind: "WorkflowTemplate",
+      metadata: { namespace: "wf", name },
+      ...(spec === undefined ? {} : { spec }),
+    });
+  }
+  h.server.create("workflowtemplates", workflowTemplate("wf", "fine", "alpine"));
+  const source = argoSource(h, "workflowtemplate");
+  await h.start(source);
+  const daemon = h.log.lines.filter((l) => l.msg === "Invalid image list")
+    .map((l) => ({ origin: String(l.origin), error: String(l.error) }))
+    .sort((a, b) => a.origin < b.origin ? -1 : 1);
+  assertEquals(daemon.length, Object.keys(odd).length);
+
+  // The same objects, as `kubectl get workflowtemplates -A -o yaml` would give them.
+  const list = JSON.stringify({
+    apiVersion: "v1",
+    kind: "List",
+    items: h.server.list("workflowtemplates"),
+  });
+  let stdout = "";
+  const code = await runImagesCommand(["-f", "-", "-o", "json"], {
+    readFile: () => Promise.reject(new Error("not used")),
+    readDir: () => Promise.reject(new Error("not used")),
+    isDirectory: () => Promise.reject(new Error("not used")),
+    stdin: () => Promise.resolve(list),
+    print: (text) => stdout += text,
+    printError: () => {},
+  });
+  assertEquals(code, 1);
+  const report = JSON.parse(stdout);
+  const cli = (report.errors as { origin: string; error: string }[])
+    .sort((a, b) => a.origin < b.origin ? -1 : 1);
+  assertEquals(cli, daemon);
+  assertEquals(report.images.map((i: { image: string }) => i.image), h.desired.refs());
 });

@@ -10,6 +10,7 @@ import { parse } from "yaml";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { FLAGS } from "../config/config.ts";
 import { WARDEN_COMMAND } from "../puller/warden_pod.ts";
+import { DAEMON_OLD_SPACE_MIB, SHIPPED_V8_FLAGS } from "../build/v8_flags.ts";
 import { RELEASE_MANIFESTS } from "../manifests/render.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -112,7 +113,16 @@ Deno.test("the release uses .ci/run's Deno and compiles both permission sets for
   const sets = Object.keys(
     JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).permissions,
   );
-  for (const set of sets) assertMatch(run, new RegExp(`compile --frozen -P=${set} --target`));
+  // The binaries embed the shipped bundle, built first, with the shipped V8 flags.
+  assertMatch(run, /task build\n/);
+  for (const set of sets) {
+    assertMatch(
+      run,
+      new RegExp(
+        `compile --frozen -P=${set} --target .+ "\\$flags" \\\\\n\\s+-o .+ dist/image-cache-daemon\\.js`,
+      ),
+    );
+  }
   assertMatch(run, /sha256sum image-cache-daemon-\* install\*\.yaml > SHA256SUMS/);
   assertEquals(wf.permissions, { contents: "read" });
   assertEquals(wf.jobs.publish.permissions, { contents: "write" });
@@ -149,28 +159,43 @@ Deno.test("the release builds every Dockerfile image target for amd64 and arm64"
   assertEquals(built, ["daemon", "daemon-cri", "warden"]);
 });
 
-Deno.test("the Dockerfile compiles each image with its permission set and runs it as non-root", async () => {
+Deno.test("the Dockerfile runs the shipped bundle with each image's permission set, its V8 flags and a warmed cache, as non-root", async () => {
   const text = await dockerfile();
   assertMatch(
     text,
     /^FROM --platform=\$BUILDPLATFORM denoland\/deno:debian-\$\{DENO_VERSION\} AS source$/m,
   );
   assertMatch(text, /^ARG DENO_VERSION=2\.9\.6$/m);
-  assertMatch(text, /compile --frozen -P=daemon --target "\$target"/);
-  assertMatch(text, /compile --frozen -P=daemon-cri --target "\$target"/);
+  assertMatch(text, /^RUN deno task build /m);
+  assertMatch(text, /deno cache --no-lock dist\/image-cache-daemon\.js/);
+  const entrypoints = Object.fromEntries(
+    [...text.matchAll(/^FROM runtime AS (\S+)\nENTRYPOINT (.+)$/gm)].map((
+      m,
+    ) => [m[1], JSON.parse(m[2])]),
+  );
+  const v8 = `--v8-flags=${
+    [...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`].join(",")
+  }`;
+  for (const [target, set] of [["daemon", "daemon"], ["daemon-cri", "daemon-cri"]]) {
+    assertEquals(entrypoints[target], [
+      "/bin/deno",
+      "run",
+      `-P=${set}`,
+      "--no-lock",
+      "--quiet",
+      v8,
+      "dist/image-cache-daemon.js",
+    ]);
+  }
   assertEquals(
-    [...text.matchAll(/^FROM (gcr\.io\/distroless\/\S+) AS (daemon\S*)$/gm)].map((
+    [...text.matchAll(/^FROM (gcr\.io\/distroless\/\S+) AS (\S*)$/gm)].map((
       m,
     ) => [m[2], m[1]]),
-    [
-      ["daemon-cri", "gcr.io/distroless/cc-debian12:nonroot"],
-      ["daemon", "gcr.io/distroless/cc-debian12:nonroot"],
-    ],
+    [["runtime", "gcr.io/distroless/cc-debian12:nonroot"]],
   );
   // The last stage is the default target: the pod-strategy daemon.
   assertEquals(dockerTargets(text).at(-1), "daemon");
   assertEquals([...text.matchAll(/^USER (.+)$/gm)].map((m) => m[1]), [
-    "65532:65532",
     "65532:65532",
     "65532:65532",
   ]);

@@ -7,14 +7,14 @@
 import { type Cluster, KubeConfig, type User } from "@kubernetes/client-node";
 
 /** The service-account directory mounted into every pod that has a token. */
-export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /**
  * The in-cluster API server host. The service's DNS name, not its IP: the
  * API server's certificate covers this name, and the Deno permission set can
  * name it exactly.
  */
-export const IN_CLUSTER_HOST = "kubernetes.default.svc";
+const IN_CLUSTER_HOST = "kubernetes.default.svc";
 
 type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, unknown>) => unknown;
 
@@ -99,7 +99,11 @@ export function boundRequests(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): K
   return kc;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Races `promise` against a timer of `ms`: rejects with
+ * {@linkcode RequestTimeoutError} naming `what` when the timer wins.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -132,9 +136,13 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
     try {
       kc.loadFromFile(options.kubeconfig);
     } catch (error) {
+      // Why no cause and no excerpt: the parser's error quotes the file (its
+      // message shows the lines around the fault, its `mark` the whole
+      // buffer), and a kubeconfig holds tokens and keys.
       throw new TypeError(
-        `Cannot load kubeconfig ${JSON.stringify(options.kubeconfig)}: ${(error as Error).message}`,
-        { cause: error },
+        `Cannot load kubeconfig ${JSON.stringify(options.kubeconfig)}: ${
+          kubeconfigErrorWithoutContent(error)
+        }`,
       );
     }
     if (!kc.getCurrentCluster()) {
@@ -174,6 +182,51 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   return kc;
 }
 
+/**
+ * What went wrong loading a kubeconfig, without any of the file's content: a
+ * YAML error's reason and position, or the first line of another error with
+ * quoted text left out.
+ */
+export function kubeconfigErrorWithoutContent(error: unknown): string {
+  const e = error as { reason?: unknown; mark?: { line?: unknown; column?: unknown } };
+  if (typeof e?.reason === "string" && typeof e.mark?.line === "number") {
+    return `${e.reason} at line ${e.mark.line + 1}, column ${Number(e.mark.column ?? 0) + 1}`;
+  }
+  const first = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+  // Syntax errors of JSON.parse quote the text around the fault.
+  return first.replace(/"[^"]*"|'[^']*'/g, "…").replace(/\(\d+:\d+\)$/, "").trim();
+}
+
+/**
+ * Says which host the Deno permissions refused, when that is why a request
+ * failed; client-node otherwise reports only `fetch failed`. Through
+ * client-node the refusal shows as `getaddrinfo EPERM <host>` (node:net's
+ * lookup asks the permission before any DNS query); a direct `fetch` throws
+ * `NotCapable` naming host and port.
+ */
+export function permissionRefusal(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  for (let e = error; e && typeof e === "object" && !seen.has(e); e = (e as Error).cause) {
+    seen.add(e);
+    if (e instanceof Deno.errors.NotCapable) {
+      const target = (e as Error).message.match(/access to "([^"]+)"/)?.[1];
+      if (/\bnet\b/.test((e as Error).message)) {
+        return `Network access to ${
+          JSON.stringify(target ?? "the host")
+        } is refused by the Deno permissions (--allow-net); see docs/PERMISSIONS.md`;
+      }
+      return `${(e as Error).message.split("\n")[0]} (Deno permissions; see docs/PERMISSIONS.md)`;
+    }
+    const n = e as { code?: unknown; syscall?: unknown; hostname?: unknown };
+    if (n.code === "EPERM" && n.syscall === "getaddrinfo" && typeof n.hostname === "string") {
+      return `Network access to ${
+        JSON.stringify(n.hostname)
+      } is refused by the Deno permissions (--allow-net); the daemon's permission set allows the in-cluster API server and loopback only, see docs/PERMISSIONS.md`;
+    }
+  }
+  return undefined;
+}
+
 /** The HTTP status of an error from client-node (API call or watch), if it has one. */
 export function apiStatus(error: unknown): number | undefined {
   if (error && typeof error === "object") {
@@ -201,6 +254,8 @@ export function apiMessage(error: unknown): string {
     const status = apiStatus(error);
     if (status !== undefined) return `HTTP ${status}`;
   }
+  const refused = permissionRefusal(error);
+  if (refused !== undefined) return refused;
   return error instanceof Error ? error.message.split("\n")[0] : String(error);
 }
 

@@ -47,6 +47,63 @@ Deno.test("loadKubeConfig() names the file and the fix when it cannot load", () 
   );
 });
 
+Deno.test("loadKubeConfig() never prints the file's content when it cannot parse it", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const secret = "s3cr3t-t0ken-value";
+  const files: Record<string, string> = {
+    "bad indentation": `apiVersion: v1
+kind: Config
+users:
+- name: u
+  user:
+    token: ${secret}
+   bad: indentation
+`,
+    "unterminated quote": `users:\n- name: u\n  user:\n    token: "${secret}\n`,
+    "JSON": `{"users": [{"name": "u", "user": {"token": "${secret}"}}]`,
+    "tab": `users:\n- name: u\n  user:\n\ttoken: ${secret}\n`,
+  };
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      await t.step(name, async () => {
+        const path = `${dir}/${name.replaceAll(" ", "-")}`;
+        await Deno.writeTextFile(path, text);
+        const error = assertThrows(() => loadKubeConfig({ kubeconfig: path }), TypeError);
+        assertMatch(error.message, /^Cannot load kubeconfig "[^"]+": \S/);
+        for (let i = 0; i + 4 <= secret.length; i++) {
+          const piece = secret.slice(i, i + 4);
+          assert(!error.message.includes(piece), `${JSON.stringify(piece)} in ${error.message}`);
+        }
+        assert(!error.message.includes("token"), error.message);
+        assertEquals(error.cause, undefined);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("apiMessage() names the host the Deno permissions refused, not just 'fetch failed'", () => {
+  const viaClientNode = new TypeError("fetch failed", {
+    cause: Object.assign(new Error("getaddrinfo EPERM example.invalid"), {
+      code: "EPERM",
+      syscall: "getaddrinfo",
+      hostname: "example.invalid",
+    }),
+  });
+  assertMatch(
+    apiMessage(viaClientNode),
+    /^Network access to "example\.invalid" is refused by the Deno permissions \(--allow-net\)/,
+  );
+  const direct = new TypeError("fetch failed", {
+    cause: new Deno.errors.NotCapable(
+      'Requires net access to "example.invalid:6443", run again with the --allow-net flag',
+    ),
+  });
+  assertMatch(apiMessage(direct), /"example\.invalid:6443" is refused by the Deno permissions/);
+  assertEquals(apiMessage(new TypeError("fetch failed")), "fetch failed");
+});
+
 Deno.test("apiStatus(), apiMessage() and retryAfterSeconds() read client-node errors", () => {
   const error = Object.assign(new Error("HTTP-Code: 429\\nMessage: …"), {
     code: 429,

@@ -59,9 +59,6 @@ export interface EventSink {
   emit(type: EventType, obj: InvolvedObject, reason: string, message: string): void;
 }
 
-/** An {@linkcode EventSink} that drops everything, for callers without an API. */
-export const nullEventSink: EventSink = { emit: () => {} };
-
 /** Options for {@linkcode EventRecorder}. */
 export interface EventRecorderOptions {
   kubeConfig: KubeConfig;

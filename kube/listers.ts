@@ -1,17 +1,14 @@
 /**
- * Listers for the collections the daemon watches, through client-node's
- * typed APIs, each paired with the API path its watch uses.
+ * Listers for the collections the daemon watches, each paired with the
+ * watcher of the same collection and selectors. Every page is read item by
+ * item as it arrives ({@linkcode streamList}), through client-node's
+ * transport; watches go through client-node's `Watch`.
  *
  * @module
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesObject,
-  Watch,
-} from "@kubernetes/client-node";
-import type { Lister, ListPage, Watcher } from "./reflector.ts";
+import { type KubeConfig, Watch } from "@kubernetes/client-node";
+import type { Lister, Watcher } from "./reflector.ts";
+import { type ListQuery, streamList } from "./stream_list.ts";
 
 /** A lister and the matching watcher: one collection, one set of selectors. */
 export interface Collection {
@@ -40,16 +37,15 @@ export function clientWatcher(
   };
 }
 
-interface RawList {
-  items?: KubernetesObject[];
-  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
-}
-
-function page(list: RawList): ListPage {
+/** The collection at `path`: listed page by page and watched, with `selectors` on both. */
+function collection(
+  kc: KubeConfig,
+  path: string,
+  selectors: Pick<ListQuery, "labelSelector" | "fieldSelector"> = {},
+): Collection {
   return {
-    items: list.items ?? [],
-    resourceVersion: list.metadata?.resourceVersion ?? "",
-    continueToken: list.metadata?._continue ?? list.metadata?.continue,
+    watch: clientWatcher(kc, path, selectors),
+    list: (options, onItem) => streamList(kc, path, { ...selectors, ...options }, onItem),
   };
 }
 
@@ -58,39 +54,11 @@ export function configMapCollection(
   kc: KubeConfig,
   options: { labelSelector: string; namespace?: string },
 ): Collection {
-  const api = kc.makeApiClient(CoreV1Api);
   const { labelSelector, namespace } = options;
-  if (namespace) {
-    return {
-      watch: clientWatcher(
-        kc,
-        `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
-        { labelSelector },
-      ),
-      list: async ({ limit, continueToken, resourceVersion }) =>
-        page(
-          await api.listNamespacedConfigMap({
-            namespace,
-            labelSelector,
-            limit,
-            _continue: continueToken,
-            resourceVersion,
-          }) as RawList,
-        ),
-    };
-  }
-  return {
-    watch: clientWatcher(kc, "/api/v1/configmaps", { labelSelector }),
-    list: async ({ limit, continueToken, resourceVersion }) =>
-      page(
-        await api.listConfigMapForAllNamespaces({
-          labelSelector,
-          limit,
-          _continue: continueToken,
-          resourceVersion,
-        }) as RawList,
-      ),
-  };
+  const path = namespace
+    ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`
+    : "/api/v1/configmaps";
+  return collection(kc, path, { labelSelector });
 }
 
 /** A custom resource listed across all namespaces (or cluster-scoped). */
@@ -98,22 +66,9 @@ export function customObjectCollection(
   kc: KubeConfig,
   options: { group: string; version: string; plural: string },
 ): Collection {
-  const api = kc.makeApiClient(CustomObjectsApi);
   const { group, version, plural } = options;
-  return {
-    watch: clientWatcher(kc, `/apis/${group}/${version}/${plural}`),
-    list: async ({ limit, continueToken, resourceVersion }) =>
-      page(
-        await api.listClusterCustomObject({
-          group,
-          version,
-          plural,
-          limit,
-          _continue: continueToken,
-          resourceVersion,
-        }) as RawList,
-      ),
-  };
+  const e = encodeURIComponent;
+  return collection(kc, `/apis/${e(group)}/${e(version)}/${e(plural)}`);
 }
 
 /** Pods in one namespace matching label and field selectors. */
@@ -121,41 +76,14 @@ export function podCollection(
   kc: KubeConfig,
   options: { namespace: string; labelSelector?: string; fieldSelector?: string },
 ): Collection {
-  const api = kc.makeApiClient(CoreV1Api);
   const { namespace, labelSelector, fieldSelector } = options;
-  return {
-    watch: clientWatcher(kc, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, {
-      labelSelector,
-      fieldSelector,
-    }),
-    list: async ({ limit, continueToken, resourceVersion }) =>
-      page(
-        await api.listNamespacedPod({
-          namespace,
-          labelSelector,
-          fieldSelector,
-          limit,
-          _continue: continueToken,
-          resourceVersion,
-        }) as RawList,
-      ),
-  };
+  return collection(kc, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, {
+    labelSelector,
+    fieldSelector,
+  });
 }
 
 /** One node, by name (`fieldSelector=metadata.name=<node>`): never the whole node list. */
 export function nodeCollection(kc: KubeConfig, options: { name: string }): Collection {
-  const api = kc.makeApiClient(CoreV1Api);
-  const fieldSelector = `metadata.name=${options.name}`;
-  return {
-    watch: clientWatcher(kc, "/api/v1/nodes", { fieldSelector }),
-    list: async ({ limit, continueToken, resourceVersion }) =>
-      page(
-        await api.listNode({
-          fieldSelector,
-          limit,
-          _continue: continueToken,
-          resourceVersion,
-        }) as RawList,
-      ),
-  };
+  return collection(kc, "/api/v1/nodes", { fieldSelector: `metadata.name=${options.name}` });
 }

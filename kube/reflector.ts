@@ -15,14 +15,17 @@ import { backoffDelay } from "../time/backoff.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
 
-/** One page of a list response. */
+/** What one page of a list response says besides its items. */
 export interface ListPage {
-  readonly items: readonly KubernetesObject[];
   readonly resourceVersion: string;
   readonly continueToken?: string;
 }
 
-/** Lists one page of the collection. Errors are client-node's (with `code`). */
+/**
+ * Lists one page of the collection, handing each object to `onItem` as it is
+ * read (so the caller reduces it before the next is parsed), and returns the
+ * page's metadata. Errors are client-node's (with `code`).
+ */
 export type Lister = (
   options: {
     limit: number;
@@ -33,6 +36,7 @@ export type Lister = (
      */
     resourceVersion?: string;
   },
+  onItem: (obj: KubernetesObject) => void,
 ) => Promise<ListPage>;
 
 /** An object of a watch event; an `ERROR` event carries a Status (`code`, `message`). */
@@ -150,7 +154,7 @@ export interface ReflectorStatus {
 }
 
 /** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
-export function objectKey(obj: KubernetesObject): string {
+function objectKey(obj: KubernetesObject): string {
   const m = obj.metadata ?? {};
   return m.namespace ? `${m.namespace}/${m.name}` : `${m.name}`;
 }
@@ -306,8 +310,7 @@ export class Reflector<T> {
         continueToken,
         // A continue token carries its own snapshot; both may not be sent.
         resourceVersion: continueToken ? undefined : from,
-      });
-      for (const obj of page.items) items.set(objectKey(obj), handler.transform(obj));
+      }, (obj) => items.set(objectKey(obj), handler.transform(obj)));
       resourceVersion = page.resourceVersion;
       continueToken = page.continueToken || undefined;
     } while (continueToken);

@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { parse, stringify } from "yaml";
+import { relative } from "node:path";
+import { parse, parseAllDocuments, stringify } from "yaml";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -57,10 +58,13 @@ export function prometheusRuleFor(rulesText: string): string {
   return `${header}\n${stringify(resource, { lineWidth: 0 })}`;
 }
 
-/** Renders a kustomization with `kubectl kustomize`; throws with kubectl's message on failure. */
+/**
+ * Renders a kustomization with `kubectl kustomize` (`dir` absolute, or
+ * relative to the repository root); throws with kubectl's message on failure.
+ */
 export async function kustomize(dir: string): Promise<string> {
   const out = await new Deno.Command("kubectl", {
-    args: ["kustomize", new URL(dir, ROOT).pathname],
+    args: ["kustomize", dir.startsWith("/") ? dir : new URL(dir, ROOT).pathname],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -70,6 +74,42 @@ export async function kustomize(dir: string): Promise<string> {
     throw new Error(`kubectl kustomize ${dir} failed: ${decoder.decode(out.stderr).trim()}`);
   }
   return decoder.decode(out.stdout);
+}
+
+/**
+ * Renders the default install with kustomize components added, the way a
+ * user's own kustomization lists them (`components` are directory names under
+ * `manifests/components/`).
+ */
+export async function kustomizeWithComponents(components: readonly string[]): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "icd-kustomize-" });
+  try {
+    // kustomize takes relative paths only.
+    const up = relative(dir, new URL("manifests", ROOT).pathname);
+    const list = components.map((c) => `  - ${up}/components/${c}\n`).join("");
+    await Deno.writeTextFile(
+      `${dir}/kustomization.yaml`,
+      `resources:\n  - ${up}\ncomponents:\n${list}`,
+    );
+    return await kustomize(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * The objects of a multi-document YAML text such as `kubectl kustomize`
+ * prints.
+ *
+ * @throws {SyntaxError} naming the first document that does not parse.
+ */
+export function parseManifests(text: string): Record<string, unknown>[] {
+  return parseAllDocuments(text).map((doc, i) => {
+    if (doc.errors.length > 0) {
+      throw new SyntaxError(`Cannot parse YAML document ${i + 1}: ${doc.errors[0].message}`);
+    }
+    return doc.toJS() as Record<string, unknown>;
+  });
 }
 
 /** Writes every {@linkcode RELEASE_MANIFESTS} file into `outDir`; returns their paths. */

@@ -5,7 +5,7 @@
  */
 import { formatDuration } from "../config/duration.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
-import type { SourceStatus } from "../sources/source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 import type { ObservedParts, ServedParts } from "./parts.ts";
 
 /**
@@ -59,7 +59,7 @@ function iso(ms: number): string {
 }
 
 /** A source with nothing to watch (the static source): synced, never active, never restarted. */
-function isIdleByDesign(status: SourceStatus): boolean {
+function isIdleByDesign(status: WatchStatus): boolean {
   return status.synced && status.lastActivity === undefined && status.restarts === 0;
 }
 
@@ -117,7 +117,7 @@ export class HealthCheck {
     return { ok: problems.length === 0, problems };
   }
 
-  #sourceProblems(statuses: readonly SourceStatus[], now: number): string[] {
+  #sourceProblems(statuses: readonly WatchStatus[], now: number): string[] {
     const problems: string[] = [];
     for (const status of statuses) {
       if (isIdleByDesign(status)) continue;
@@ -200,6 +200,8 @@ export function readinessReport(parts: ServedParts | undefined): ReadinessReport
     const status = source.status();
     if (!status.synced) notReady.push(`Source "${status.name}" has not synced`);
   }
+  const waiting = parts.waiting?.();
+  if (waiting !== undefined) notReady.push(waiting);
   if (!parts.ready() && parts.puller) notReady.push("The node puller is not running");
   const warnings: string[] = [];
   const published = parts.publishedSet?.publishedSet();

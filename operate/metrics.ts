@@ -51,7 +51,6 @@ export type PullResultLabel = "success" | "failure" | "cancelled";
  */
 const FAILURE_REASONS: Record<PullFailureReason, true> = {
   ErrImagePull: true,
-  ImagePullBackOff: true,
   InvalidImageName: true,
   NoMatchingPlatform: true,
   Timeout: true,
@@ -314,7 +313,7 @@ export class DaemonMetrics {
     for (const [state, count] of byState) this.#images.set({ state }, count);
     this.#present.set(present);
     this.#desired.set(parts.desired.size);
-    this.#rejected.set(parts.desired.rejections().length);
+    this.#rejected.set(parts.desired.rejectedCount?.() ?? parts.desired.rejections().length);
     this.#inFlight.set(parts.puller?.inFlight() ?? 0);
 
     for (const source of parts.sources) {

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { Rejection } from "../images/desired_images.ts";
+import type { Rejection, RejectionSummary } from "../images/desired_images.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
-import type { SourceStatus } from "../sources/source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 import type { ElectionStatus } from "../election/leader_elector.ts";
 import type { PublisherStatus } from "../publication/publisher.ts";
 import type { PublishedSetStatus } from "../publication/published_set_source.ts";
@@ -17,15 +17,23 @@ export interface ObservedParts {
   readonly desired: {
     /** Number of distinct desired references. */
     readonly size: number;
-    /** Every rejected reference with its origin and reason. */
+    /** Samples of rejected references with their origin and reason. */
     rejections(): readonly Rejection[];
+    /** One summary per origin with rejections (exact count, a few samples). */
+    rejectionSummaries?(): readonly RejectionSummary[];
+    /** How many entries are rejected in all. */
+    rejectedCount?(): number;
+    /** References left out by the total cap: how many, and the first `limit`. */
+    overCap?(limit?: number): { count: number; samples: string[] };
+    /** Grows on every change; absent means "rebuild views on every read". */
+    readonly version?: number;
     /** The origins that ask for a reference. */
     originsOf(ref: string): readonly string[];
   };
   /** The enabled sources. */
-  readonly sources: readonly { status(): SourceStatus }[];
+  readonly sources: readonly { status(): WatchStatus }[];
   /** The daemon's own watches (its pull pods, its Node), judged like sources for health. */
-  readonly watches?: readonly { status(): SourceStatus }[];
+  readonly watches?: readonly { status(): WatchStatus }[];
   /** With `--role=aggregator`: the leader election. */
   readonly election?: { status(): ElectionStatus };
   /** With `--role=aggregator`: the writer of the published set. */
@@ -38,6 +46,8 @@ export interface ObservedParts {
     status(): readonly ImageStatus[];
     /** Attempts started and not yet settled. */
     inFlight(): number;
+    /** Grows whenever `status()` may change; absent means "rebuild views on every read". */
+    readonly version?: number;
   };
 }
 
@@ -45,4 +55,6 @@ export interface ObservedParts {
 export interface ServedParts extends ObservedParts {
   /** True once every source has synced and the puller runs (an aggregator: the sources synced). */
   ready(): boolean;
+  /** What the daemon waits for before it pulls, if anything (such as its Node). */
+  waiting?(): string | undefined;
 }

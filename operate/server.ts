@@ -1,6 +1,7 @@
 /**
- * The operations HTTP server: `/healthz`, `/readyz`, `/metrics` and
- * `/status` on `--metrics-bind-address`.
+ * The operations HTTP server: `/healthz`, `/readyz` and `/metrics` on
+ * `--metrics-bind-address` (where the kubelet and Prometheus reach them), and
+ * `/status` on `--status-bind-address` (loopback by default).
  *
  * @module
  */
@@ -8,7 +9,15 @@ import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { HealthCheck, readinessReport } from "./health.ts";
 import type { DaemonMetrics } from "./metrics.ts";
-import type { ObservedParts, ServedParts } from "./parts.ts";
+import type { ServedParts } from "./parts.ts";
+import { type BoundedServerOptions, serveBounded, type ServerStats } from "./http_server.ts";
+import { StatusView } from "./status.ts";
+
+/** The endpoints {@linkcode serveOperations} can serve. */
+export type OperationsPath = "/healthz" | "/readyz" | "/metrics" | "/status";
+
+/** Every endpoint. */
+export const ALL_PATHS: readonly OperationsPath[] = ["/healthz", "/readyz", "/metrics", "/status"];
 
 /** Options for {@linkcode serveOperations}. */
 export interface OperationsServerOptions {
@@ -32,6 +41,18 @@ export interface OperationsServerOptions {
   pullTimeoutMs?: number;
   /** Stops the server. */
   signal: AbortSignal;
+  /** The endpoints served; others answer 404. @default {ALL_PATHS} */
+  paths?: readonly OperationsPath[];
+  /** Connection bounds (timeouts on real time unless a clock is given here). */
+  connections?: Pick<
+    BoundedServerOptions,
+    | "clock"
+    | "headerTimeoutMs"
+    | "writeTimeoutMs"
+    | "maxConnections"
+    | "maxConnectionsPerClient"
+    | "maxHeadBytes"
+  >;
 }
 
 /** A running operations server. */
@@ -40,67 +61,10 @@ export interface OperationsServer {
   readonly port: number;
   /** Resolves once the server has stopped after the signal aborted. */
   readonly finished: Promise<void>;
-}
-
-/** JSON view of one image on `/status`. */
-export interface ImageReport {
-  image: string;
-  state: string;
-  attempts: number;
-  consecutiveFailures: number;
-  lastError?: string;
-  lastErrorReason?: string;
-  lastAttempt?: string;
-  lastSuccess?: string;
-  digest?: string;
-  nextAttempt?: string;
-  permanent?: boolean;
-  origins: readonly string[];
-}
-
-function iso(ms: number | undefined): string | undefined {
-  return ms === undefined ? undefined : new Date(ms).toISOString();
-}
-
-/** Builds the `/status` document (undefined fields are dropped by JSON). */
-function statusDocument(parts: ObservedParts, node: string | undefined, ready: boolean) {
-  const images: ImageReport[] = (parts.puller?.status() ?? []).map((s) => ({
-    image: s.ref,
-    state: s.state,
-    attempts: s.attempts,
-    consecutiveFailures: s.consecutiveFailures,
-    lastError: s.lastError,
-    lastErrorReason: s.lastErrorReason,
-    lastAttempt: iso(s.lastAttempt),
-    lastSuccess: iso(s.lastSuccess),
-    digest: s.digest,
-    nextAttempt: iso(s.nextAttempt),
-    permanent: s.permanent,
-    origins: parts.desired.originsOf(s.ref),
-  }));
-  return {
-    node,
-    ready,
-    desired: parts.desired.size,
-    inFlight: parts.puller?.inFlight() ?? 0,
-    election: parts.election?.status(),
-    publisher: parts.publisher?.status(),
-    publishedSet: parts.publishedSet?.publishedSet(),
-    images,
-    sources: parts.sources.map((source) => {
-      const s = source.status();
-      return { ...s, lastActivity: iso(s.lastActivity) };
-    }),
-    watches: (parts.watches ?? []).map((watch) => {
-      const s = watch.status();
-      return { ...s, lastActivity: iso(s.lastActivity) };
-    }),
-    rejected: parts.desired.rejections().map(({ origin, input, reason }) => ({
-      origin,
-      input,
-      reason,
-    })),
-  };
+  /** Connection counters. */
+  stats(): ServerStats;
+  /** How often the `/status` image list was built. */
+  statusBuilds(): number;
 }
 
 const NO_STORE = { "cache-control": "no-store" };
@@ -117,17 +81,19 @@ function json(status: number, body: unknown): Response {
 }
 
 /**
- * Serves the operations endpoints until `signal` aborts:
+ * Serves the operations endpoints (those in `paths`) until `signal` aborts:
  *
  * - `GET /healthz`: 200 `ok`, or 503 `{"problems": [...]}` when a loop looks
  *   wedged (see {@linkcode HealthCheck}).
  * - `GET /readyz`: 200 `ok` once every source has synced and the puller
  *   runs, else 503 `{"notReady": [...]}`.
  * - `GET /metrics`: Prometheus text format.
- * - `GET /status`: this node's images, sources and rejected references as JSON
- *   (503 while the daemon starts).
+ * - `GET /status`: this node's images (paged: `?offset=&limit=`), sources and
+ *   rejected references as JSON, bounded in size (see `status.ts`); 503
+ *   while the daemon starts.
  *
- * Other paths get 404; other methods 405.
+ * Other paths get 404; other methods 405. Connections are bounded (see
+ * {@linkcode serveBounded}).
  *
  * @throws {Deno.errors.AddrInUse} when the port is taken.
  */
@@ -140,11 +106,12 @@ export function serveOperations(options: OperationsServerOptions): OperationsSer
   });
 
   let healthy = true;
+  const paths = new Set<string>(options.paths ?? ALL_PATHS);
+  const statusView = new StatusView();
 
   const handle = async (request: Request): Promise<Response> => {
-    const { pathname } = new URL(request.url);
-    const known = ["/healthz", "/readyz", "/metrics", "/status"].includes(pathname);
-    if (!known) return text(404, "not found\n");
+    const { pathname, searchParams } = new URL(request.url);
+    if (!paths.has(pathname)) return text(404, "not found\n");
     if (request.method !== "GET") return text(405, "method not allowed\n", { allow: "GET" });
     const parts = options.parts();
     switch (pathname) {
@@ -182,23 +149,39 @@ export function serveOperations(options: OperationsServerOptions): OperationsSer
       }
       default: {
         if (parts === undefined) return json(503, { notReady: ["The daemon is starting"] });
-        return json(200, statusDocument(parts, options.node, parts.ready()));
+        const body = statusView.render(parts, {
+          node: options.node,
+          ready: parts.ready(),
+          params: searchParams,
+        });
+        return new Response(body, {
+          headers: { "content-type": "application/json", ...NO_STORE },
+        });
       }
     }
   };
 
-  const server = Deno.serve({
+  const server = serveBounded({
     hostname: options.hostname,
     port: options.port,
     signal,
-    onListen: () => {},
-    onError: (error) => {
-      log.error("Operations request failed", { error });
-      return text(500, "internal error\n");
+    log,
+    ...options.connections,
+    handler: async (request) => {
+      try {
+        return await handle(request);
+      } catch (error) {
+        log.error("Operations request failed", { error });
+        return text(500, "internal error\n");
+      }
     },
-  }, handle);
-  const port = server.addr.port;
-  log.info("Operations server listening", { hostname: options.hostname, port });
+  });
+  const port = server.port;
+  log.info("Operations server listening", {
+    hostname: options.hostname,
+    port,
+    paths: [...paths],
+  });
   const finished = server.finished.then(() => log.debug("Operations server stopped", { port }));
-  return { port, finished };
+  return { port, finished, stats: server.stats, statusBuilds: () => statusView.builds };
 }

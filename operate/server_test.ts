@@ -182,9 +182,96 @@ Deno.test("serveOperations() /status reports images with origins, sources and re
     }]);
     assertEquals(status.rejected.length, 1);
     assertEquals(status.rejected[0].origin, "configmap/ci/tools");
-    assertEquals(status.rejected[0].input, "{{inputs.parameters.image}}");
-    assert(status.rejected[0].reason.length > 0);
+    assertEquals(status.rejected[0].count, 1);
+    assertEquals(status.rejected[0].samples[0].input, "{{inputs.parameters.image}}");
+    assert(status.rejected[0].samples[0].reason.length > 0);
+    assertEquals([status.rejectedObjects, status.rejectedEntries], [1, 1]);
   });
+});
+
+Deno.test("serveOperations() /status stays small with 100,000 bad entries and a 900 KB reference", async () => {
+  const desired = new DesiredImages();
+  const bad = Array.from({ length: 100_000 }, (_, i) => `bad ref ${i}`);
+  for (let i = 0; i < 200; i++) desired.set(`configmap/t/list-${i}`, ["x".repeat(900 * 1024)]);
+  desired.set("configmap/t/many", bad);
+  const parts = partsWith(desired);
+  await withServer({ parts: () => parts }, async (server) => {
+    const res = await server.get("/status");
+    assert(res.body.length < 256 * 1024, `${res.body.length} bytes`);
+    const status = JSON.parse(res.body);
+    assertEquals(status.rejectedObjects, 201);
+    assertEquals(status.rejectedEntries, 100_200);
+    assertEquals(status.rejected.length, 50);
+  });
+});
+
+Deno.test("serveOperations() /status builds its image list once for 120 concurrent requests, again after a change", async () => {
+  const clock = new FakeClock(1_700_000_000_000);
+  const desired = new DesiredImages();
+  desired.set("static/--image", Array.from({ length: 2_000 }, (_, i) => `r.example/a-${i}:1`));
+  // Pulls that wait until aborted.
+  const strategy: PullStrategy = {
+    name: "waits",
+    pull: (_ref, { signal }) =>
+      new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+  };
+  const puller = new NodePuller({
+    node: "node-a",
+    strategy,
+    desired,
+    log: nullLogger,
+    clock,
+    maxConcurrentPulls: 2,
+    pullTimeoutMs: 600_000,
+    backoffMaxMs: 3_600_000,
+    resyncPeriodMs: 0,
+  });
+  const stop = new AbortController();
+  const run = puller.run(stop.signal);
+  await clock.flush();
+  const parts: ServedParts = { desired, sources: [], puller, ready: () => true };
+  const controller = new AbortController();
+  const server = serveOperations({
+    hostname: "127.0.0.1",
+    port: 0,
+    metrics: new DaemonMetrics(),
+    log: nullLogger,
+    signal: controller.signal,
+    parts: () => parts,
+    connections: { maxConnections: 200, maxConnectionsPerClient: 200 },
+  });
+  try {
+    const url = `http://127.0.0.1:${server.port}/status`;
+    const bodies = await Promise.all(
+      Array.from({ length: 120 }, () => fetch(url).then((r) => r.json())),
+    );
+    assertEquals(server.statusBuilds(), 1);
+    assertEquals(server.stats().handled, 120);
+    assert(bodies.every((b) => b.images.length === 500 && b.imagesTotal === 2_000));
+    assertEquals(bodies[0].nextOffset, 500);
+    const last = await (await fetch(`${url}?offset=1500&limit=1000`)).json();
+    assertEquals([last.images.length, last.nextOffset], [500, undefined]);
+    assertEquals(server.statusBuilds(), 1);
+    desired.set("configmap/t/x", ["r.example/new:1"]);
+    await clock.flush();
+    await (await fetch(url)).body?.cancel();
+    assertEquals(server.statusBuilds(), 2);
+  } finally {
+    controller.abort();
+    await server.finished;
+    stop.abort();
+    await run;
+  }
+});
+
+Deno.test("serveOperations() serves only the paths it is given", async () => {
+  await withServer(
+    { parts: () => fakeParts(), paths: ["/healthz", "/readyz", "/metrics"] },
+    async (server) => {
+      assertEquals((await server.get("/status")).status, 404);
+      assertEquals((await server.get("/healthz")).status, 200);
+    },
+  );
 });
 
 Deno.test("serveOperations() /status is 503 before the parts exist", async () => {

@@ -18,7 +18,7 @@
 export type EnvPermitted = (name: string) => boolean;
 
 /** Asks Deno, without prompting, whether `name` may be read. */
-export function envPermitted(name: string): boolean {
+function envPermitted(name: string): boolean {
   return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
 }
 

@@ -12,7 +12,8 @@ import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Reflector } from "../kube/reflector.ts";
 import { watchPublishedSet } from "./published_set_watch.ts";
-import type { ImageSink, Source, SourceStatus } from "../sources/source.ts";
+import type { ImageSink, Source } from "../sources/source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 import { type Shard, viewShards } from "./published_set.ts";
 
 /** The origin under which the published images are recorded. */
@@ -79,7 +80,7 @@ export class PublishedSetSource implements Source {
     await this.#reflector.run(signal);
   }
 
-  status(): SourceStatus {
+  status(): WatchStatus {
     const r = this.#reflector.status();
     return {
       name: this.name,

@@ -8,7 +8,6 @@
 /** Why a pull failed; also a metric label. */
 export type PullFailureReason =
   | "ErrImagePull"
-  | "ImagePullBackOff"
   | "InvalidImageName"
   | "NoMatchingPlatform"
   | "Timeout"
@@ -41,17 +40,5 @@ export class PullError extends Error {
     this.ref = ref;
     this.reason = reason;
     this.permanent = options?.permanent ?? false;
-  }
-}
-
-/** An API the daemon needs is not there (CRD not installed) or not allowed (RBAC). */
-export class SourceUnavailableError extends Error {
-  override readonly name = "SourceUnavailableError";
-  /** HTTP status that said so: 404 or 403. */
-  readonly status: number;
-
-  constructor(message: string, status: number, options?: { cause?: unknown }) {
-    super(message, options);
-    this.status = status;
   }
 }

@@ -53,6 +53,9 @@ export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
 export class NodeImages {
   #view: NodeView = { names: new Set(), complete: true };
   readonly #reflector: Reflector<NodeView>;
+  /** Whether the last list or event showed the Node; undefined until the first list. */
+  #found?: boolean;
+  #onFound = new Set<() => void>();
   /** Resolves after the first list (or when the Node cannot be read). */
   readonly synced: Promise<void>;
 
@@ -66,13 +69,50 @@ export class NodeImages {
       clock: options.clock,
       handler: {
         transform: nodeView,
-        replace: (items) =>
-          this.#view = items.values().next().value ?? { names: new Set(), complete: true },
-        upsert: (_key, view) => this.#view = view,
-        remove: () => this.#view = { names: new Set(), complete: true },
+        replace: (items) => {
+          this.#view = items.values().next().value ?? { names: new Set(), complete: true };
+          this.#setFound(items.size > 0);
+        },
+        upsert: (_key, view) => {
+          this.#view = view;
+          this.#setFound(true);
+        },
+        remove: () => {
+          this.#view = { names: new Set(), complete: true };
+          this.#setFound(false);
+        },
       },
     });
     this.synced = this.#reflector.synced;
+  }
+
+  #setFound(found: boolean): void {
+    this.#found = found;
+    if (!found) return;
+    for (const resolve of this.#onFound) resolve();
+    this.#onFound.clear();
+  }
+
+  /**
+   * Whether the Node exists: true or false once listed, undefined before (or
+   * while it cannot be read at all).
+   */
+  found(): boolean | undefined {
+    return this.#found;
+  }
+
+  /** Resolves once the Node is seen (at once if it is), or when `signal` aborts. */
+  whenFound(signal: AbortSignal): Promise<void> {
+    if (this.#found || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#onFound.delete(done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      this.#onFound.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   /** The normalised names the node reports now (a maintained set: cheap to call). */

@@ -45,6 +45,8 @@ export interface ImageStatus {
   nextAttempt?: number;
   /** True while parked after a permanent failure. */
   permanent?: boolean;
+  /** True when a trusted origin asks for it: pulls may use the registry credentials. */
+  trusted?: boolean;
 }
 
 /** What {@linkcode NodePullerOptions.onPullFinished} receives. */
@@ -133,6 +135,8 @@ interface Entry {
   readonly ref: string;
   /** For digest-pinned references: the names under which the node may report it. */
   readonly presenceNames?: readonly string[];
+  /** Whether a trusted origin asks for it (from the desired images). */
+  trusted: boolean;
   state: ImageState;
   attempts: number;
   consecutiveFailures: number;
@@ -213,6 +217,15 @@ export class NodePuller {
   #woken = false;
   #wakeUp?: () => void;
   #lastFullReconcile = -Infinity;
+  #version = 0;
+
+  /**
+   * Grows whenever what {@linkcode status} returns may have changed, so views
+   * built from it (`/status`) are rebuilt once per change, not per request.
+   */
+  get version(): number {
+    return this.#version;
+  }
 
   #resyncDelay(): number {
     const jitter = this.#options.resyncJitter ?? 0.1;
@@ -295,6 +308,7 @@ export class NodePuller {
         state: entry.state,
         attempts: entry.attempts,
         consecutiveFailures: entry.consecutiveFailures,
+        trusted: entry.trusted,
       };
       if (entry.lastError !== undefined) status.lastError = entry.lastError;
       if (entry.lastErrorReason !== undefined) status.lastErrorReason = entry.lastErrorReason;
@@ -333,14 +347,17 @@ export class NodePuller {
     if (this.#shutdown.aborted) return;
     for (const ref of change.removed) this.#remove(ref);
     for (const ref of change.added) this.#add(ref);
+    for (const ref of change.retrusted ?? []) this.#retrust(ref);
     this.#wake();
   }
 
   #add(ref: string): void {
+    this.#version++;
     if (this.#entries.has(ref)) return;
     const entry: Entry = {
       ref,
       presenceNames: presenceNamesOf(ref),
+      trusted: this.#options.desired.trusted(ref),
       state: "pending",
       attempts: 0,
       consecutiveFailures: 0,
@@ -354,7 +371,27 @@ export class NodePuller {
     else this.#queue.add(entry);
   }
 
+  /**
+   * Follows a change of an image's trust. An image that failed without the
+   * credentials is retried at once when a trusted origin starts asking for it.
+   */
+  #retrust(ref: string): void {
+    this.#version++;
+    const entry = this.#entries.get(ref);
+    if (entry === undefined) return;
+    const trusted = this.#options.desired.trusted(ref);
+    if (trusted === entry.trusted) return;
+    entry.trusted = trusted;
+    this.#log.debug("Image trust changed", { image: ref, trusted });
+    if (trusted && entry.state === "failed" && !this.#running.has(ref)) {
+      this.#backoff.reset(ref);
+      entry.nextAttempt = undefined;
+      this.#queue.add(entry);
+    }
+  }
+
   #remove(ref: string): void {
+    this.#version++;
     const entry = this.#entries.get(ref);
     if (entry === undefined) return;
     this.#entries.delete(ref);
@@ -373,7 +410,10 @@ export class NodePuller {
     let added = 0;
     let removed = 0;
     for (const ref of refs) {
-      if (this.#entries.has(ref)) continue;
+      if (this.#entries.has(ref)) {
+        this.#retrust(ref);
+        continue;
+      }
       this.#add(ref);
       added++;
     }
@@ -393,6 +433,7 @@ export class NodePuller {
 
   /** Makes `entry` wait until `at` for its next attempt (a retry, or a resync check). */
   #schedule(entry: Entry, at: number): void {
+    this.#version++;
     entry.nextAttempt = at;
     this.#queue.addAt(entry, at);
   }
@@ -440,14 +481,16 @@ export class NodePuller {
     if (names === undefined || this.#options.presentImages === undefined) return false;
     const present = this.#options.presentImages();
     if (names.some((name) => present.has(name))) return true;
-    // Not listed. On a full list that proves nothing: an image this puller
-    // pulled by digest is taken as still there until the recheck is due.
+    // Not listed. A complete list proves it gone; an incomplete one (the
+    // kubelet reports at most 50 images) proves nothing, so an image this
+    // puller pulled by digest is taken as still there until the recheck is due.
     const complete = this.#options.presentImagesComplete?.() ?? true;
     return !complete && entry.lastSuccess !== undefined &&
       now - entry.lastSuccess < (this.#options.digestRecheckMs ?? 6 * 3_600_000);
   }
 
   #start(entry: Entry, now: number): void {
+    this.#version++;
     const { ref } = entry;
     // A digest names immutable content: if the node reports it, pulling again
     // cannot change anything, so it costs no pod at all.
@@ -491,7 +534,11 @@ export class NodePuller {
     const signal = AbortSignal.any([this.#shutdown, controller.signal]);
     let pulling: Promise<PullResult>;
     try {
-      pulling = this.#options.strategy.pull(ref, { signal, refresh: attempt.refresh });
+      pulling = this.#options.strategy.pull(ref, {
+        signal,
+        refresh: attempt.refresh,
+        trusted: entry.trusted,
+      });
     } catch (error) {
       pulling = Promise.reject(error);
     }
@@ -518,6 +565,7 @@ export class NodePuller {
 
   /** The one place that catches pull failures and decides what happens next. */
   #finish(attempt: Attempt, result: PullResult | undefined, error: unknown): void {
+    this.#version++;
     const { entry } = attempt;
     const { ref } = entry;
     this.#running.delete(ref);
@@ -571,6 +619,7 @@ export class NodePuller {
 
   /** Records that an image is on the node; with resync on, it is looked at again one period on. */
   #markPresent(entry: Entry, now: number): void {
+    this.#version++;
     this.#backoff.reset(entry.ref);
     entry.state = "present";
     entry.everPresent = true;

@@ -18,6 +18,7 @@ type Outcome = { result: PullResult } | { error: unknown };
 interface Call {
   readonly ref: string;
   readonly refresh: boolean;
+  readonly trusted?: boolean;
   readonly signal: AbortSignal;
   readonly at: number;
   settled: boolean;
@@ -48,7 +49,7 @@ class FakeStrategy implements PullStrategy {
     readonly settleOnAbort = true,
   ) {}
 
-  pull(ref: string, { signal, refresh }: PullOptions): Promise<PullResult> {
+  pull(ref: string, { signal, refresh, trusted }: PullOptions): Promise<PullResult> {
     const n = this.#counts.get(ref) ?? 0;
     this.#counts.set(ref, n + 1);
     if (this.#active.has(ref)) this.sameRefOverlap = true;
@@ -59,6 +60,7 @@ class FakeStrategy implements PullStrategy {
       const call: Call = {
         ref,
         refresh,
+        trusted,
         signal,
         at: this.clock.now(),
         settled: false,
@@ -198,6 +200,7 @@ Deno.test("NodePuller pulls every desired image and reports it present", async (
       state: "present",
       attempts: 1,
       consecutiveFailures: 0,
+      trusted: true,
       lastAttempt: 1_000_000,
       lastSuccess: 1_001_500,
       digest: DIGEST,
@@ -207,6 +210,7 @@ Deno.test("NodePuller pulls every desired image and reports it present", async (
       state: "present",
       attempts: 1,
       consecutiveFailures: 0,
+      trusted: true,
       lastAttempt: 1_000_000,
       lastSuccess: 1_001_500,
     },
@@ -729,5 +733,32 @@ Deno.test("NodePuller rejects limits out of range", async (t) => {
 Deno.test("NodePuller.run() refuses to run twice", async () => {
   const h = await start({ images: [] });
   await assertRejects(() => h.puller.run(new AbortController().signal), Error, "twice");
+  await h.stop();
+});
+
+Deno.test("NodePuller tells the strategy whether a trusted origin asks for each image", async () => {
+  const desired = new DesiredImages();
+  desired.set("configmap/tenant/list", [BUSYBOX]);
+  const h = await start({ images: [ALPINE], desired });
+  assertEquals(h.strategy.calls.map((c) => [c.ref, c.trusted]), [
+    [ALPINE, true],
+    [BUSYBOX, false],
+  ]);
+  assertEquals(h.puller.status().map((s) => s.trusted), [true, false]);
+  await h.stop();
+});
+
+Deno.test("NodePuller retries at once, with credentials, an image that failed untrusted when a trusted origin asks for it", async () => {
+  const desired = new DesiredImages();
+  desired.set("configmap/tenant/list", [BUSYBOX]);
+  const h = await start({ desired });
+  h.strategy.last(BUSYBOX).settle({ error: pullError(BUSYBOX) });
+  await h.clock.flush();
+  assertEquals(h.puller.status()[0].state, "failed");
+  assert(h.puller.status()[0].nextAttempt! > h.clock.now());
+  desired.set("static/--image", [BUSYBOX]);
+  await h.clock.flush();
+  assertEquals(h.strategy.callsFor(BUSYBOX).map((c) => c.trusted), [false, true]);
+  assertEquals(h.strategy.last(BUSYBOX).at, h.clock.now());
   await h.stop();
 });

@@ -15,6 +15,13 @@ export interface PullOptions {
    * must be pulled again even if present, since tags move.
    */
   readonly refresh: boolean;
+  /**
+   * True when an origin the operator trusts asks for the image (see
+   * `DesiredImages.trusted`). Only then may the strategy use the operator's
+   * registry credentials: a tenant's object must never make a node pull a
+   * private image with them. @default {false}
+   */
+  readonly trusted?: boolean;
 }
 
 /** What a successful pull reports. */

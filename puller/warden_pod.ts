@@ -27,11 +27,11 @@ export const WARDEN_COMMAND = `${WARDEN_MOUNT_PATH}/${WARDEN_BINARY}`;
 /** Recommended label naming the application the pod is part of. */
 export const PART_OF_LABEL = "app.kubernetes.io/part-of";
 /** Value of {@linkcode PART_OF_LABEL}. */
-export const PART_OF_VALUE = "image-cache-daemon";
+const PART_OF_VALUE = "image-cache-daemon";
 /** Recommended label naming the tool that manages the pod. */
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 /** Value of {@linkcode MANAGED_BY_LABEL}. */
-export const MANAGED_BY_VALUE = "image-cache-daemon";
+const MANAGED_BY_VALUE = "image-cache-daemon";
 /** Label carrying the node a pull pod runs on (see {@linkcode nodeLabelValue}). */
 export const NODE_LABEL = "image-cache-daemon/node";
 /** Label carrying {@linkcode imageHash} of the image a pull pod pulls. */
@@ -39,11 +39,11 @@ export const IMAGE_HASH_LABEL = "image-cache-daemon/image-hash";
 /** Annotation carrying the full image reference a pull pod pulls. */
 export const IMAGE_ANNOTATION = "image-cache-daemon/image";
 /** Name of the init container that provides the warden binary. */
-export const WARDEN_CONTAINER = "warden";
+const WARDEN_CONTAINER = "warden";
 /** Name of the container that runs the image to pull. */
-export const MAIN_CONTAINER = "main";
+const MAIN_CONTAINER = "main";
 /** Fixed non-root user and group the pull pod runs as (`nonroot` in distroless images). */
-export const WARDEN_UID = 65532;
+const WARDEN_UID = 65532;
 
 const MAX_LABEL_VALUE = 63;
 const HASH_LENGTH = 16;

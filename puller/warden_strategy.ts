@@ -284,7 +284,10 @@ export class WardenPodStrategy implements PullStrategy {
       namespace: this.#o.namespace,
       wardenImage: this.#o.wardenImage,
       owner: this.#o.owner,
-      imagePullSecrets: this.#o.imagePullSecrets,
+      // Why only for trusted images: a pod with the secrets pulls whatever a
+      // tenant names with the operator's credentials, and the image then runs
+      // without them for any pod with IfNotPresent.
+      imagePullSecrets: options.trusted ? this.#o.imagePullSecrets : undefined,
       tolerations: this.#o.tolerations as object[] | undefined,
       priorityClassName: this.#o.priorityClassName,
     });

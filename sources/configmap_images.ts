@@ -10,6 +10,7 @@
  * @module
  */
 import { parseAllDocuments } from "yaml";
+import { ObjectLimitError } from "./object_limit_error.ts";
 
 /** The annotation that names the data key holding the list. */
 export const KEY_ANNOTATION = "image-cache-daemon/key";
@@ -22,8 +23,11 @@ export const DEFAULT_KEY = "images";
  */
 export const MAX_VALUE_LENGTH = 1024 * 1024 + 64 * 1024;
 
-/** YAML aliases allowed in a value; bounds "billion laughs" expansion. */
-const MAX_ALIASES = 100;
+/**
+ * YAML aliases allowed in a value; bounds "billion laughs" expansion. A
+ * list of image references has no use for aliases beyond a few.
+ */
+export const MAX_ALIASES = 100;
 
 /** What {@linkcode imagesFromConfigMap} returns. */
 export interface ConfigMapImages {
@@ -115,8 +119,12 @@ function parseValue(value: string, where: string): unknown {
   try {
     return document.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (error) {
-    // Thrown when aliases expand past the limit.
-    throw new TypeError(`${where}: invalid YAML: ${firstLine(error)}`);
+    // Thrown when aliases expand past the limit: the value is rejected whole.
+    throw new ObjectLimitError(`YAML aliases expand too far: ${firstLine(error)}`, {
+      limit: "MAX_ALIASES",
+      max: MAX_ALIASES,
+      where,
+    });
   }
 }
 
@@ -137,6 +145,8 @@ function firstLine(error: unknown): string {
  * }); // { key: "images", images: ["alpine:3.20", "busybox:1.36"] }
  * ```
  *
+ * @throws {ObjectLimitError} when the value is longer than
+ * {@linkcode MAX_VALUE_LENGTH} or its YAML aliases pass {@linkcode MAX_ALIASES}.
  * @throws {TypeError} naming the ConfigMap, the key and what is wrong, such as
  * `ConfigMap "ns/name" key "images": item 3 is a number, expected a string`,
  * `… invalid YAML: …`, `… expected a list of strings, got an object`, or
@@ -167,9 +177,11 @@ export function imagesFromConfigMap(cm: unknown): ConfigMapImages {
     throw new TypeError(`${where}: expected a string value, got ${describe(value)}`);
   }
   if (value.length > MAX_VALUE_LENGTH) {
-    throw new TypeError(
-      `${where}: value is ${value.length} characters, more than the ${MAX_VALUE_LENGTH} read`,
-    );
+    throw new ObjectLimitError(`value is ${value.length} characters, more than can be read`, {
+      limit: "MAX_VALUE_LENGTH",
+      max: MAX_VALUE_LENGTH,
+      where,
+    });
   }
 
   const parsed = parseValue(value, where);

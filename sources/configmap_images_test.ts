@@ -1,12 +1,14 @@
 import fc from "fast-check";
 import { parse } from "yaml";
-import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../testing/assert.ts";
 import {
   DEFAULT_KEY,
   imagesFromConfigMap,
   KEY_ANNOTATION,
   MAX_VALUE_LENGTH,
 } from "./configmap_images.ts";
+import { ObjectLimitError } from "./object_limit_error.ts";
+import { normalizeReference, tryNormalizeReference } from "../images/reference.ts";
 
 function configMap(
   data: Record<string, unknown> | undefined,
@@ -171,23 +173,9 @@ Deno.test("imagesFromConfigMap() rejects bad data with a specific message", asyn
       message: `${where}: invalid YAML: 2 documents, expected one list`,
     },
     {
-      name: "aliases expanding without bound",
-      cm: configMap({
-        images:
-          "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
-          "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
-      }),
-      message: `${where}: invalid YAML: `,
-    },
-    {
       name: "binary-looking data",
       cm: configMap({ images: "\u0000\u0001\u0002\uFFFD\uFFFDPK\u0003\u0004" }),
       message: `${where}: `,
-    },
-    {
-      name: "a value over the size limit",
-      cm: configMap({ images: "- alpine\n".repeat(Math.ceil(MAX_VALUE_LENGTH / 9) + 1) }),
-      message: `${where}: value is `,
     },
     {
       name: "a non-string value",
@@ -210,6 +198,37 @@ Deno.test("imagesFromConfigMap() rejects bad data with a specific message", asyn
   for (const c of cases) {
     await t.step(c.name, () => {
       assertThrows(() => imagesFromConfigMap(c.cm), TypeError, c.message);
+    });
+  }
+});
+
+Deno.test("imagesFromConfigMap() rejects values past a limit whole, naming the limit", async (t) => {
+  const where = 'ConfigMap "platform/base" key "images"';
+  const cases: { name: string; cm: unknown; limit: string; message: RegExp }[] = [
+    {
+      name: "aliases expanding without bound",
+      cm: configMap({
+        images:
+          "- &a [x, x, x, x, x, x, x, x, x, x]\n- &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
+          "- &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n- [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+      }),
+      limit: "MAX_ALIASES",
+      message: /: YAML aliases expand too far: .* \(limit MAX_ALIASES = 100\)$/,
+    },
+    {
+      name: "a value over the size limit",
+      cm: configMap({ images: "- alpine\n".repeat(Math.ceil(MAX_VALUE_LENGTH / 9) + 1) }),
+      limit: "MAX_VALUE_LENGTH",
+      message: /: value is \d+ characters, more than can be read \(limit MAX_VALUE_LENGTH = \d+\)$/,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const error = assertThrows(() => imagesFromConfigMap(c.cm), ObjectLimitError);
+      assertEquals(error.limit, c.limit);
+      assertEquals(error.where, where);
+      assert(error.message.startsWith(`${where}: `), error.message);
+      assertMatch(error.message, c.message);
     });
   }
 });
@@ -276,8 +295,35 @@ Deno.test("imagesFromConfigMap() reads block lists exactly as the YAML parser do
   );
 });
 
-Deno.test("imagesFromConfigMap() throws only TypeError on arbitrary input", () => {
+Deno.test("imagesFromConfigMap() on generated ConfigMaps: only documented errors, bounded output, valid references", () => {
+  const ref = fc.oneof(
+    fc.constantFrom(
+      "alpine:3.20",
+      "{{inputs.parameters.image}}",
+      "registry.example.com:5000/team/app@sha256:" + "a".repeat(64),
+      "Alpine",
+      "ünï/cödé:1",
+      "",
+      "a".repeat(300),
+    ),
+    fc.stringMatching(/^[a-z0-9][a-z0-9._/:@-]{0,30}$/),
+  );
+  // YAML written the ways people write it, anchors and aliases included.
+  const yamlList = fc.array(
+    fc.oneof(
+      ref.map((r) => `- ${r}`),
+      ref.map((r) => `- ${JSON.stringify(r)}`),
+      ref.map((r) => `- &x ${JSON.stringify(r)}`),
+      fc.constant("- *x"),
+      fc.constant("# a comment"),
+      fc.constant("- [*x, *x]"),
+      fc.constant("- 42"),
+    ),
+    { maxLength: 30 },
+  ).map((lines) => lines.join("\n"));
   const data = fc.oneof(
+    yamlList,
+    fc.array(ref, { maxLength: 30 }).map((refs) => JSON.stringify(refs)),
     fc.string(),
     fc.string({ unit: "binary" }),
     fc.jsonValue().map((v) => JSON.stringify(v)),
@@ -289,13 +335,22 @@ Deno.test("imagesFromConfigMap() throws only TypeError on arbitrary input", () =
         { images: value, ...(key === null ? {} : { [key]: value }) },
         key === null ? undefined : { [KEY_ANNOTATION]: key },
       );
+      let images: string[] = [];
       try {
-        const { images } = imagesFromConfigMap(cm);
-        assert(images.every((image) => typeof image === "string"));
+        images = imagesFromConfigMap(cm).images;
       } catch (error) {
-        assert(error instanceof TypeError, String(error));
+        assert(error instanceof TypeError || error instanceof ObjectLimitError, String(error));
+        return;
+      }
+      // Never more items than the value could spell out (aliases are bounded).
+      assert(typeof value === "string" && images.length <= value.length, `${images.length} items`);
+      for (const image of images) {
+        assert(typeof image === "string");
+        const result = tryNormalizeReference(image);
+        if (result.ok) assertEquals(normalizeReference(result.ref), result.ref);
+        else assert(result.reason.startsWith("Cannot parse image reference "), result.reason);
       }
     }),
-    { numRuns: 100 },
+    { numRuns: 300 },
   );
 });

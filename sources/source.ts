@@ -11,15 +11,10 @@ import type { WatchStatus } from "../kube/reflector.ts";
 /** Where a source reports image sets; {@linkcode DesiredImages} implements it. */
 export interface ImageSink {
   /** Replaces the whole set of references of `origin`. */
-  set(origin: string, refs: Iterable<string>): SetResult;
+  set(origin: string, refs: Iterable<unknown>): SetResult;
   /** Removes `origin` and its references. */
   delete(origin: string): void;
-  /** The origins currently known, starting with `prefix`. */
-  origins(prefix?: string): string[];
 }
-
-/** A point-in-time view of a source, for readiness, status and metrics. */
-export type SourceStatus = WatchStatus;
 
 /** An image source. */
 export interface Source {
@@ -33,7 +28,7 @@ export interface Source {
    */
   run(signal: AbortSignal): Promise<void>;
   /** Current status. */
-  status(): SourceStatus;
+  status(): WatchStatus;
 }
 
 /** Builds the origin key of an object: `source/namespace/name` or `source/name`. */

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import type { ImageSink, Source, SourceStatus } from "./source.ts";
+import type { ImageSink, Source } from "./source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** The origin under which `--image` references are recorded. */
@@ -30,8 +31,8 @@ export class StaticSource implements Source {
     this.#options = options;
     const { images, sink, log } = options;
     if (images.length === 0) return;
-    const { accepted, rejected } = sink.set(STATIC_ORIGIN, images);
-    this.#errors = rejected.length;
+    const { accepted, rejected, rejectedCount } = sink.set(STATIC_ORIGIN, images);
+    this.#errors = rejectedCount;
     for (const r of rejected) {
       log.error("Rejected image reference", {
         source: this.name,
@@ -50,7 +51,7 @@ export class StaticSource implements Source {
     });
   }
 
-  status(): SourceStatus {
+  status(): WatchStatus {
     return {
       name: this.name,
       synced: true,

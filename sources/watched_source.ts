@@ -7,10 +7,12 @@
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
+import { type Rejection, truncateEcho } from "../images/desired_images.ts";
 import type { EventSink, InvolvedObject } from "../kube/events.ts";
 import type { Collection } from "../kube/listers.ts";
-import { Reflector, type ReflectorHandler } from "../kube/reflector.ts";
-import { type ImageSink, originOf, type Source, type SourceStatus } from "./source.ts";
+import { Reflector, type ReflectorHandler, type WatchStatus } from "../kube/reflector.ts";
+import { ObjectLimitError } from "./object_limit_error.ts";
+import { type ImageSink, originOf, type Source } from "./source.ts";
 
 /** Options for {@linkcode WatchedSource}. */
 export interface WatchedSourceOptions {
@@ -27,7 +29,8 @@ export interface WatchedSourceOptions {
   clock?: Clock;
   /**
    * The references an object asks for, as written. Pure. Throws a
-   * `TypeError` when the object's image data cannot be read at all.
+   * `TypeError` when the object's image data cannot be read at all, and an
+   * {@linkcode ObjectLimitError} when reading it would pass a limit.
    */
   extract(obj: KubernetesObject): Iterable<string>;
   /** Longest wait between retries after errors. @default {30000} */
@@ -58,12 +61,32 @@ export type WatchedSourceDeps =
     | "goneAfterMs"
   >;
 
+/** Rejected entries a log line shows (the Event shows fewer). */
+const MAX_LOGGED_SAMPLES = 5;
+
+/**
+ * Longest Event message, in characters. The API server keeps at most 1 KiB
+ * of an Event's message; the count comes first so it always survives.
+ */
+const MAX_EVENT_MESSAGE = 1_000;
+
+/** One Event message for an object's rejections: the count, then reasons. */
+export function eventMessage(samples: readonly Rejection[], count: number): string {
+  const reasons = [...new Set(samples.map((r) => r.reason))].join("; ");
+  const head = count === 1 ? "" : `${count} image references rejected: `;
+  const more = count > samples.length ? ` (and ${count - samples.length} more)` : "";
+  // Room for the "…(N chars)" note, so the whole stays within the limit.
+  return truncateEcho(`${head}${reasons}${more}`, MAX_EVENT_MESSAGE - 24);
+}
+
 /** What a source keeps of one object: its images or its error, never the object. */
 interface Entry {
   readonly origin: string;
   readonly ref: InvolvedObject;
   readonly images?: readonly string[];
   readonly error?: string;
+  /** The limit's constant when the object was rejected for passing one. */
+  readonly limit?: string;
 }
 
 interface Reported {
@@ -111,7 +134,7 @@ export class WatchedSource implements Source {
     await Promise.all(this.#reflectors.map((r) => r.run(signal)));
   }
 
-  status(): SourceStatus {
+  status(): WatchStatus {
     const statuses = this.#reflectors.map((r) => r.status());
     const reasons = statuses.map((s) => s.reason).filter((r): r is string => !!r);
     const activity = statuses.map((s) => s.lastActivity).filter((t): t is number =>
@@ -193,8 +216,15 @@ export class WatchedSource implements Source {
       return { origin, ref, images: [...this.#o.extract(obj)] };
     } catch (error) {
       // Why absorb: bad data in one object is reported and must never stop
-      // the source or the daemon.
-      return { origin, ref, error: (error as Error).message };
+      // the source or the daemon. An object past a limit is rejected whole,
+      // like one that cannot be read.
+      const limit = error instanceof ObjectLimitError ? error.limit : undefined;
+      return {
+        origin,
+        ref,
+        error: truncateEcho((error as Error).message, MAX_EVENT_MESSAGE - 24),
+        limit,
+      };
     }
   }
 
@@ -213,8 +243,14 @@ export class WatchedSource implements Source {
           origin: entry.origin,
           kept: this.#good.has(entry.origin) ? "last good set" : "nothing",
           error: entry.error,
+          ...(entry.limit === undefined ? {} : { limit: entry.limit }),
         });
-        events.emit("Warning", entry.ref, "InvalidImageList", entry.error);
+        events.emit(
+          "Warning",
+          entry.ref,
+          entry.limit === undefined ? "InvalidImageList" : "ObjectLimitExceeded",
+          entry.error,
+        );
       }
       return;
     }
@@ -223,26 +259,31 @@ export class WatchedSource implements Source {
       log.info("Image list valid again", { source: this.name, origin: entry.origin });
       reported.error = undefined;
     }
-    const { accepted, rejected } = sink.set(entry.origin, entry.images ?? []);
+    const { accepted, rejected, rejectedCount } = sink.set(entry.origin, entry.images ?? []);
     if (accepted.size > 0 || rejected.length > 0) this.#good.add(entry.origin);
     else this.#good.delete(entry.origin);
-    const rejectionKey = rejected.map((r) => `${r.input}\u0000${r.reason}`).join("\u0001");
+    // The samples are few and short, and the count exact: the key stays small
+    // however many entries an object gets wrong.
+    const rejectionKey = `${rejectedCount}\u0002` +
+      rejected.map((r) => `${r.input}\u0000${r.reason}`).join("\u0001");
     if (rejectionKey !== (reported.rejections ?? "")) {
       reported.rejections = rejectionKey;
-      for (const r of rejected) {
-        log.warn("Rejected image reference", {
+      if (rejectedCount > 0) {
+        // One line and one Event per object, however many entries are bad.
+        log.warn("Rejected image references", {
           source: this.name,
           origin: entry.origin,
-          image: r.input,
-          reason: r.reason,
+          count: rejectedCount,
+          samples: rejected.slice(0, MAX_LOGGED_SAMPLES).map((r) => ({
+            image: r.input,
+            reason: r.reason,
+          })),
         });
-      }
-      if (rejected.length > 0) {
         events.emit(
           "Warning",
           entry.ref,
           "InvalidImageReference",
-          rejected.map((r) => r.reason).join("; "),
+          eventMessage(rejected, rejectedCount),
         );
       }
     }
@@ -250,7 +291,7 @@ export class WatchedSource implements Source {
       source: this.name,
       origin: entry.origin,
       images: accepted.size,
-      rejected: rejected.length,
+      rejected: rejectedCount,
     });
   }
 }

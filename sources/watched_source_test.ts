@@ -1,5 +1,5 @@
 import { ApiException, type KubernetesObject } from "@kubernetes/client-node";
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { ScriptedCollection } from "../testing/scripted_collection.ts";
 import { FakeClock } from "../time/clock.ts";
 import { DesiredImages } from "../images/desired_images.ts";
@@ -132,11 +132,11 @@ Deno.test("WatchedSource reports an object's rejected references once, with one 
   await t.start();
   assertEquals(t.desired.refs(), [ALPINE]);
   t.api.lastWatch!.send("MODIFIED", t.api.put("a", { images: "alpine:3.20,Bad:Ref:" }));
-  assertEquals(logged(t.log, "Rejected image reference"), 1);
+  assertEquals(logged(t.log, "Rejected image references"), 1);
   assertEquals(t.events.map((e) => e.reason), ["InvalidImageReference"]);
   // A different rejection is news again.
   t.api.lastWatch!.send("MODIFIED", t.api.put("a", { images: "alpine:3.20,Other:Bad:" }));
-  assertEquals(logged(t.log, "Rejected image reference"), 2);
+  assertEquals(logged(t.log, "Rejected image references"), 2);
   assertEquals(t.events.length, 2);
 });
 
@@ -197,4 +197,20 @@ Deno.test("WatchedSource never reports an object as contributing when it asks fo
   await t.start();
   assertEquals(t.source.status().objects, 1);
   assert(t.source.status().synced);
+});
+
+Deno.test("WatchedSource reports 100,000 bad entries and a 900 KB one in one short log line and one short Event", async () => {
+  await using t = setup();
+  const bad = Array.from({ length: 100_000 }, (_, i) => `Bad:Ref:${i}`);
+  t.api.put("a", { images: ["alpine:3.20", "x".repeat(900 * 1024) + ":", ...bad].join(",") });
+  await t.start();
+  assertEquals(t.desired.refs(), [ALPINE]);
+  const lines = t.log.lines.filter((l) => l.msg === "Rejected image references");
+  assertEquals(lines.length, 1);
+  assertEquals(lines[0].count, 100_001);
+  const size = JSON.stringify(lines[0]).length;
+  assert(size < 8 * 1024, `the log line is ${size} bytes`);
+  assertEquals(t.events.length, 1);
+  assert(t.events[0].message.length <= 1_000, `${t.events[0].message.length}`);
+  assertMatch(t.events[0].message, /^100001 image references rejected: /);
 });

@@ -1,9 +1,18 @@
 /**
- * Runs `main.ts` as a separate process with exactly the production permission
- * set (`-P=daemon` from deno.json), so what ships is what is tested.
+ * Runs the daemon as a separate process with exactly the production
+ * permission set (`-P=daemon` from deno.json). By default it runs the shipped
+ * artifact, the bundle in `dist/` (`deno task build`), so what ships is what
+ * is tested: importing this module builds it once if it is missing or older
+ * than its sources (parallel test files share one build).
  *
  * @module
  */
+import { ensureBuilt, ENTRY } from "../build/bundle.ts";
+
+await ensureBuilt();
+
+/** The shipped artifact, the default entry. */
+export const BUNDLE_ENTRY = ENTRY;
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -13,8 +22,10 @@ export interface DaemonProcessOptions {
   env?: Record<string, string>;
   /** Extra Deno flags after `-P=daemon` (for example `--allow-read=<kubeconfig>`). */
   denoFlags?: string[];
-  /** Entry point relative to the repository root. @default {"main.ts"} */
+  /** Entry point relative to `cwd`. @default {BUNDLE_ENTRY} */
   entry?: string;
+  /** Working directory, where `-P=daemon` finds deno.json. @default {the repository root} */
+  cwd?: string | URL;
 }
 
 function command(args: readonly string[], options: DaemonProcessOptions): Deno.Command {
@@ -24,10 +35,10 @@ function command(args: readonly string[], options: DaemonProcessOptions): Deno.C
       "-P=daemon",
       "--quiet",
       ...(options.denoFlags ?? []),
-      options.entry ?? "main.ts",
+      options.entry ?? BUNDLE_ENTRY,
       ...args,
     ],
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
@@ -63,4 +74,15 @@ export function spawnDaemon(
   options: DaemonProcessOptions = {},
 ): Deno.ChildProcess {
   return command(args, options).spawn();
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, for a daemon's metrics
+ * listener (a shared machine may run other daemons on the default 8080).
+ */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
 }

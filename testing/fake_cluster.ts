@@ -60,6 +60,44 @@ function positiveInteger(flag: string, raw: string, min: number): number {
   return n;
 }
 
+/** The repository root, where deno.json and main.ts are. */
+const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+
+/**
+ * What the fake cluster prints: commands that run as printed, from any
+ * directory, on a machine with only Node.js (Deno through npx, at the version
+ * running this).
+ */
+export function banner(options: {
+  url: string;
+  nodes: readonly string[];
+  argo: boolean;
+  kubeconfig: string;
+  pod: { name: string; uid: string };
+}): string {
+  const { kubeconfig, pod } = options;
+  const deno = `npx -y deno@${Deno.version.deno}`;
+  return [
+    `Fake cluster at ${options.url} with nodes ${options.nodes.join(", ")}${
+      options.argo ? " and the Argo resources" : ""
+    }.`,
+    `Kubeconfig: ${kubeconfig}`,
+    "",
+    "kubectl:",
+    `  kubectl --kubeconfig ${kubeconfig} get nodes,pods -A`,
+    `  kubectl --kubeconfig ${kubeconfig} apply -f <manifest.yaml>`,
+    "",
+    "The daemon, as if it ran on node-1, under its production permissions plus reading this kubeconfig:",
+    `  ${deno} run -P=daemon --config ${ROOT}/deno.json --allow-read=${kubeconfig} \\`,
+    `    ${ROOT}/main.ts --kubeconfig ${kubeconfig} --node-name node-1 \\`,
+    `    --pod-name ${pod.name} --pod-namespace ${DAEMON_NAMESPACE} --pod-uid ${pod.uid}`,
+    "It serves /metrics on 0.0.0.0:8080. Ctrl-C stops it, and so does stopping npx (kill <npx pid>).",
+    "",
+    "Press Ctrl-C to stop the fake cluster.",
+    "",
+  ].join("\n");
+}
+
 /** Runs the fake cluster until SIGINT/SIGTERM. */
 export async function main(args: readonly string[]): Promise<number> {
   const log = createLogger({ format: "text" });
@@ -116,23 +154,13 @@ export async function main(args: readonly string[]): Promise<number> {
   const absolute = await Deno.realPath(kubeconfigPath);
   const first = daemonPods[0];
   write(
-    [
-      `Fake cluster at ${server.url} with nodes ${nodes.join(", ")}${
-        parseBool(String(flags.argo ?? "true")) ? " and the Argo resources" : ""
-      }.`,
-      `Kubeconfig: ${absolute}`,
-      "",
-      "kubectl:",
-      `  kubectl --kubeconfig ${absolute} get nodes,pods -A`,
-      `  kubectl --kubeconfig ${absolute} create --validate=false -f <manifest.yaml>`,
-      "",
-      "The daemon, as if it ran on node-1, under its production permissions plus reading this kubeconfig:",
-      `  deno run -P=daemon --allow-read=${absolute} main.ts --kubeconfig ${absolute} --node-name node-1 \\`,
-      `    --pod-name ${first.metadata.name} --pod-namespace ${DAEMON_NAMESPACE} --pod-uid ${first.metadata.uid}`,
-      "",
-      "Press Ctrl-C to stop.",
-      "",
-    ].join("\n"),
+    banner({
+      url: server.url,
+      nodes,
+      argo: parseBool(String(flags.argo ?? "true")) ?? true,
+      kubeconfig: absolute,
+      pod: { name: first.metadata.name!, uid: first.metadata.uid! },
+    }),
   );
   const stop = Promise.withResolvers<void>();
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];

@@ -6,15 +6,15 @@
  */
 import type { Rejection } from "../images/desired_images.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
-import type { SourceStatus } from "../sources/source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
 import type { ObservedParts, ServedParts } from "../operate/parts.ts";
 
 /** A fake source whose status a test sets directly. */
 export class FakeSource {
   /** The status {@linkcode status} returns; tests replace fields freely. */
-  current: SourceStatus;
+  current: WatchStatus;
 
-  constructor(name: string, status: Partial<SourceStatus> = {}) {
+  constructor(name: string, status: Partial<WatchStatus> = {}) {
     this.current = {
       name,
       synced: true,
@@ -27,12 +27,12 @@ export class FakeSource {
   }
 
   /** Changes some fields of the status. */
-  update(changes: Partial<SourceStatus>): void {
+  update(changes: Partial<WatchStatus>): void {
     this.current = { ...this.current, ...changes };
   }
 
   /** The current status. */
-  status(): SourceStatus {
+  status(): WatchStatus {
     return this.current;
   }
 }

@@ -1,6 +1,7 @@
 /**
- * The kubernetes-models classes the manifest tests validate against, loaded
- * without the one warning their loading prints.
+ * The kubernetes-models classes the manifest tests validate against (and
+ * @kubernetes-models/prometheus-operator's, for the monitoring components),
+ * loaded without the one warning their loading prints.
  *
  * Why: kubernetes-models' validator pulls in ajv-formats-draft2019, whose
  * `require("punycode")` resolves to Node's deprecated built-in and prints
@@ -26,6 +27,9 @@ try {
     import("kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding"),
     import("kubernetes-models/rbac.authorization.k8s.io/v1/Role"),
     import("kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding"),
+    import("kubernetes-models/v1/ConfigMap"),
+    import("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor"),
+    import("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule"),
   ]);
 } finally {
   process.noDeprecation = before;
@@ -40,6 +44,9 @@ const [
   clusterRoleBinding,
   role,
   roleBinding,
+  configMap,
+  podMonitor,
+  prometheusRule,
 ] = models;
 
 /** `apps/v1` DaemonSet. */
@@ -60,3 +67,9 @@ export const ClusterRoleBinding = clusterRoleBinding.ClusterRoleBinding;
 export const Role = role.Role;
 /** `rbac.authorization.k8s.io/v1` RoleBinding. */
 export const RoleBinding = roleBinding.RoleBinding;
+/** `v1` ConfigMap. */
+export const ConfigMap = configMap.ConfigMap;
+/** `monitoring.coreos.com/v1` PodMonitor (Prometheus Operator). */
+export const PodMonitor = podMonitor.PodMonitor;
+/** `monitoring.coreos.com/v1` PrometheusRule (Prometheus Operator). */
+export const PrometheusRule = prometheusRule.PrometheusRule;

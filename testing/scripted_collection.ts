@@ -70,13 +70,11 @@ export class ScriptedCollection implements Collection {
     return this.watches.filter((w) => !w.aborted);
   }
 
-  readonly list: Lister = (options) => {
+  readonly list: Lister = (options, onItem) => {
     this.lists.push(options);
     if (this.#listFailures.length > 0) return Promise.reject(this.#listFailures.shift());
-    const page: ListPage = {
-      items: [...this.#objects.values()],
-      resourceVersion: String(this.#rv),
-    };
+    for (const obj of this.#objects.values()) onItem(obj);
+    const page: ListPage = { resourceVersion: String(this.#rv) };
     return Promise.resolve(page);
   };
 

@@ -24,6 +24,13 @@ function abortReason(signal: AbortSignal): unknown {
 }
 
 /**
+ * The longest delay one timer holds: 2^31 - 1 ms (about 24.8 days). A longer
+ * one overflows and fires at once, so {@linkcode realClock} waits longer in
+ * steps of at most this.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
  * Sleeps on `clock` for `ms`; true when the time passed, false when `signal`
  * aborted first. For loops that stop on abort rather than throw.
  */
@@ -46,15 +53,23 @@ export const realClock: Clock = {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (ms <= 0) return Promise.resolve();
+    if (ms === Infinity) ms = Number.MAX_VALUE;
+    const until = Date.now() + ms;
     return new Promise((resolve, reject) => {
+      let id: ReturnType<typeof setTimeout>;
       const onAbort = () => {
         clearTimeout(id);
         reject(abortReason(signal!));
       };
-      const id = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
+      const arm = (left: number) => {
+        id = setTimeout(() => {
+          const rest = until - Date.now();
+          if (rest > 0) return arm(rest);
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, Math.min(left, MAX_TIMER_MS));
+      };
+      arm(ms);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
-import { FakeClock, realClock } from "./clock.ts";
+import { FakeClock, MAX_TIMER_MS, realClock } from "./clock.ts";
 
 Deno.test("FakeClock.now() starts at the given time and moves only on advance()", async () => {
   const clock = new FakeClock(1_000);
@@ -95,4 +95,29 @@ Deno.test("realClock.sleep() rejects on abort without waiting", async () => {
   await assertRejects(() => sleeping, DOMException);
   assert(Date.now() - started < 5_000);
   assert(Math.abs(realClock.now() - Date.now()) < 1_000);
+});
+
+Deno.test("realClock.sleep() never asks a timer for more than it can hold (1000 h would fire at once)", async () => {
+  const asked: number[] = [];
+  const original = globalThis.setTimeout;
+  // Records the delays asked of the real timer, and keeps its behaviour.
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    asked.push(ms ?? 0);
+    return original(fn, ms);
+  }) as typeof setTimeout;
+  const controller = new AbortController();
+  let settled = false;
+  try {
+    const sleeping = realClock.sleep(1000 * 3_600_000, controller.signal).then(
+      () => settled = true,
+      () => {},
+    );
+    await new Promise((r) => original(r, 20));
+    assertEquals(settled, false);
+    assert(asked.length > 0 && asked.every((ms) => ms <= MAX_TIMER_MS), `asked ${asked}`);
+    controller.abort();
+    await sleeping;
+  } finally {
+    globalThis.setTimeout = original;
+  }
 });

@@ -11,7 +11,12 @@ import { Watch } from "@kubernetes/client-node";
 import { assert, assertEquals } from "../../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../../testing/fake_apiserver/mod.ts";
 import type { FakeApiServerOptions, KubeObject } from "../../testing/fake_apiserver/mod.ts";
-import { spawnDaemon } from "../../testing/daemon_process.ts";
+import { BUNDLE_ENTRY, freePort, spawnDaemon } from "../../testing/daemon_process.ts";
+import {
+  DAEMON_MEMORY_LIMIT_MIB,
+  DAEMON_OLD_SPACE_MIB,
+  SHIPPED_V8_FLAGS,
+} from "../../build/v8_flags.ts";
 import { waitFor } from "../../testing/wait.ts";
 import { normalizeReference } from "../../images/reference.ts";
 import { DEFAULT_WARDEN_IMAGE } from "../../config/config.ts";
@@ -235,13 +240,6 @@ export interface DaemonProcess {
   kill(): Promise<void>;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 async function fetchText(url: string): Promise<string> {
   const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
   const body = await response.text();
@@ -249,19 +247,22 @@ async function fetchText(url: string): Promise<string> {
   return body;
 }
 
-/** The entry point the daemon processes run. */
-const ENTRY = "main.ts";
+/** The entry point the daemon processes run: the shipped bundle. */
+const ENTRY = BUNDLE_ENTRY;
 
 function startProcess(
   kubeconfigPath: string,
   args: readonly string[],
+  denoFlags: readonly string[] = [],
 ): DaemonProcess {
   const port = freePort();
   const child = spawnDaemon([
     `--kubeconfig=${kubeconfigPath}`,
     `--metrics-bind-address=127.0.0.1:${port}`,
+    // /status on the same port, so the suite reads everything from one server.
+    `--status-bind-address=127.0.0.1:${port}`,
     ...args,
-  ], { denoFlags: [`--allow-read=${kubeconfigPath}`], entry: ENTRY });
+  ], { denoFlags: [`--allow-read=${kubeconfigPath}`, ...denoFlags], entry: ENTRY });
   const lines: LogLine[] = [];
   const rawErrors: string[] = [];
   let exited = false;
@@ -303,7 +304,7 @@ function startProcess(
     status: async () => JSON.parse(await fetchText(`${base}/status`)),
     rss: async () => {
       const text = await fetchText(`${base}/metrics`);
-      const m = text.match(/^(?:\w+_)?process_resident_memory_bytes(?:\{[^}]*\})? (\S+)$/m);
+      const m = text.match(/^process_resident_memory_bytes (\S+)$/m);
       if (!m) throw new Error("No process_resident_memory_bytes in /metrics");
       return Number(m[1]);
     },
@@ -335,8 +336,11 @@ export interface Cluster {
   readonly kubeconfigPath: string;
   /** The daemons started so far. */
   readonly daemons: DaemonProcess[];
-  /** Starts a daemon for {@linkcode NODE} with the suite's defaults plus `args`. */
-  spawn(args?: readonly string[]): Promise<DaemonProcess>;
+  /**
+   * Starts a daemon for {@linkcode NODE} with the suite's defaults plus
+   * `args`, and `denoFlags` after `-P=daemon`.
+   */
+  spawn(args?: readonly string[], denoFlags?: readonly string[]): Promise<DaemonProcess>;
   /** Normalised references the kubelet pulled (the warden image left out), oldest first. */
   pulled(): string[];
   /** Pull pods that exist in the store now. */
@@ -375,7 +379,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     pods: observer.seen,
     kubeconfigPath,
     daemons,
-    async spawn(args = []) {
+    async spawn(args = [], denoFlags = []) {
       const daemon = await startProcess(kubeconfigPath, [
         `--node-name=${NODE}`,
         `--pod-namespace=${NS}`,
@@ -385,7 +389,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         "--resync-period=10m",
         "--pull-backoff-max=2s",
         ...args,
-      ]);
+      ], denoFlags);
       daemons.push(daemon);
       return daemon;
     },
@@ -554,4 +558,31 @@ export function scenarioFilter(
     return (name) => re.test(name);
   }
   return (name) => name.includes(pattern);
+}
+
+/**
+ * The DaemonSet's memory limit in MiB, read from the manifest, so a daemon
+ * started with {@linkcode daemonSetHeapFlag} fails here as it would in its pod.
+ */
+export function daemonSetMemoryLimitMiB(): number {
+  const text = Deno.readTextFileSync(
+    new URL("../../manifests/base/daemonset.yaml", import.meta.url),
+  );
+  const match = text.match(/limits:\s*\n\s*memory:\s*(\d+)(Mi|Gi)\b/);
+  if (!match) throw new Error("No memory limit in manifests/base/daemonset.yaml");
+  return Number(match[1]) * (match[2] === "Gi" ? 1024 : 1);
+}
+
+/**
+ * The image's V8 flags: the shipped flags and the old-space limit matched to
+ * the DaemonSet's memory limit (build/v8_flags.ts), so V8's heap is bounded
+ * as in the pod.
+ */
+export function daemonSetHeapFlag(): string {
+  if (DAEMON_MEMORY_LIMIT_MIB !== daemonSetMemoryLimitMiB()) {
+    throw new Error("build/v8_flags.ts and manifests/base/daemonset.yaml disagree on the limit");
+  }
+  return `--v8-flags=${
+    [...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`].join(",")
+  }`;
 }

@@ -101,7 +101,7 @@ export class CriCallError extends Error {
  * Deno needs `--allow-env` for every one). With these, the client needs only
  * `--allow-net=unix:SOCKET --allow-read=SOCKET --allow-write=SOCKET`.
  */
-export const GRPC_ENV_VARIABLES: readonly string[] = Object.freeze([
+const GRPC_ENV_VARIABLES: readonly string[] = Object.freeze([
   "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
   "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
   "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",

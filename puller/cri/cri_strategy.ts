@@ -22,7 +22,7 @@ import {
 } from "./client.ts";
 
 /** Default for {@linkcode CriPullStrategyOptions.timeoutMs}: five minutes. */
-export const DEFAULT_CRI_TIMEOUT_MS = 5 * 60 * 1000;
+const DEFAULT_CRI_TIMEOUT_MS = 5 * 60 * 1000;
 
 /** Options for {@linkcode CriPullStrategy}. */
 export interface CriPullStrategyOptions {
@@ -205,7 +205,8 @@ export class CriPullStrategy implements PullStrategy {
           return { skipped: true, digest };
         }
       }
-      const auth = this.#auth?.(ref);
+      // Credentials only for images a trusted origin asks for (see PullOptions.trusted).
+      const auth = options.trusted ? this.#auth?.(ref) : undefined;
       const imageRef = await this.#client.pullImage(ref, { signal, deadline, auth });
       let digest: string | undefined = imageRef || undefined;
       const pulled = await this.#client.imageStatus(ref, { signal, deadline }).catch(() =>

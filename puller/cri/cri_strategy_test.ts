@@ -100,9 +100,24 @@ Deno.test("pull() passes the credentials chosen for the image", async () => {
   await strategy(cri, { auth: (ref) => (asked.push(ref), auth) }).pull(TAGGED, {
     signal,
     refresh: false,
+    trusted: true,
   });
   assertEquals(asked, [TAGGED]);
   assertEquals(cri.calls.find((c) => c.method === "pullImage")?.auth, auth);
+});
+
+Deno.test("pull() never passes credentials for an image no trusted origin asks for", async () => {
+  const cri = new FakeCri();
+  const asked: string[] = [];
+  const auth = { username: "u", password: "p" };
+  const s = strategy(cri, { auth: (ref) => (asked.push(ref), auth) });
+  await s.pull(TAGGED, { signal, refresh: false });
+  await s.pull(TAGGED, { signal, refresh: true, trusted: false });
+  assertEquals(asked, []);
+  assertEquals(cri.calls.filter((c) => c.method === "pullImage").map((c) => c.auth), [
+    undefined,
+    undefined,
+  ]);
 });
 
 Deno.test("pull() gives every CRI call the signal and one deadline", async () => {

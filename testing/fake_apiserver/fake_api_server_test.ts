@@ -591,3 +591,164 @@ Deno.test("a wrong bearer token is 401 Unauthorized", async () => {
     assertEquals((await res.json()).reason, "Unauthorized");
   });
 });
+
+Deno.test("unknown fields: Warn (the default) drops them with a Warning header, Strict rejects, Ignore drops silently", async (t) => {
+  await withServer({}, async (server) => {
+    const post = (query: string, name: string) =>
+      fetch(`${server.url}/api/v1/namespaces/default/configmaps${query}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name, colour: "red" },
+          data: { a: "b" },
+          datta: { c: "d" },
+        }),
+      });
+    await t.step("Warn", async () => {
+      const response = await post("", "warned");
+      assertEquals(response.status, 201);
+      assertEquals(
+        response.headers.get("warning"),
+        [
+          `299 - "unknown field \\"metadata.colour\\""`,
+          `299 - "unknown field \\"datta\\""`,
+        ].join(", "),
+      );
+      const stored = await response.json();
+      assertEquals(stored.datta, undefined);
+      assertEquals(stored.metadata.colour, undefined);
+      assertEquals(stored.data, { a: "b" });
+    });
+    await t.step("Strict", async () => {
+      const response = await post("?fieldValidation=Strict", "strict");
+      assertEquals(response.status, 400);
+      assertMatch(
+        (await response.json()).message,
+        /^ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "metadata.colour", unknown field "datta"$/,
+      );
+      assertEquals(server.get("configmaps", "default", "strict"), undefined);
+    });
+    await t.step("Ignore", async () => {
+      const response = await post("?fieldValidation=Ignore", "ignored");
+      assertEquals(response.status, 201);
+      assertEquals(response.headers.get("warning"), null);
+      assertEquals((await response.json()).datta, undefined);
+    });
+  });
+});
+
+Deno.test("/openapi/v3 lists each served group-version, whose PATCH operations accept fieldValidation", async () => {
+  await withServer({ argoInstalled: false }, async (server) => {
+    const get = async (path: string) => (await fetch(`${server.url}${path}`)).json();
+    const root = await get("/openapi/v3");
+    assertEquals(Object.keys(root.paths), ["api/v1"], "Argo is not installed");
+    const doc = await get(root.paths["api/v1"].serverRelativeURL);
+    const patch = doc.paths["/api/v1/namespaces/{namespace}/configmaps/{name}"].patch;
+    assertEquals(patch["x-kubernetes-group-version-kind"], {
+      group: "",
+      version: "v1",
+      kind: "ConfigMap",
+    });
+    assert(
+      patch.parameters.some((p: { name: string; in: string }) =>
+        p.name === "fieldValidation" && p.in === "query"
+      ),
+    );
+    const schema = doc.components.schemas["io.k8s.api.core.v1.ConfigMap"];
+    assertEquals(Object.keys(schema.properties).sort(), [
+      "apiVersion",
+      "binaryData",
+      "data",
+      "immutable",
+      "kind",
+      "metadata",
+    ]);
+    server.installArgo();
+    assertEquals(Object.keys((await get("/openapi/v3")).paths), [
+      "api/v1",
+      "apis/argoproj.io/v1alpha1",
+    ]);
+  });
+});
+
+Deno.test("server-side apply creates when absent, merges when present, and rejects what a real server rejects", async (t) => {
+  await withServer({}, async (server) => {
+    const apply = (name: string, body: string, query = "?fieldManager=test") =>
+      fetch(`${server.url}/api/v1/namespaces/default/configmaps/${name}${query}`, {
+        method: "PATCH",
+        headers: { "content-type": "application/apply-patch+yaml" },
+        body,
+      });
+    const cmYaml = (name: string, data: string) =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${data}\n`;
+    await t.step("absent: created, 201", async () => {
+      const response = await apply("a", cmYaml("a", "  one: '1'"));
+      assertEquals(response.status, 201);
+      assertEquals(server.get("configmaps", "default", "a")?.data, { one: "1" });
+    });
+    await t.step("present: merged, 200, one managedFields entry per manager", async () => {
+      server.patch("configmaps", "default", "a", { data: { other: "x" } });
+      const response = await apply("a", cmYaml("a", "  one: '2'"));
+      assertEquals(response.status, 200);
+      const cm = server.get("configmaps", "default", "a")!;
+      assertEquals(cm.data, { one: "2", other: "x" });
+      assertEquals((cm.metadata.managedFields as unknown[]).length, 1);
+    });
+    for (
+      const [what, name, body, query, message] of [
+        ["no fieldManager", "a", cmYaml("a", "  x: y"), "", /fieldManager is required/],
+        ["another name", "a", cmYaml("b", "  x: y"), undefined, /does not match the name/],
+        [
+          "another kind",
+          "a",
+          "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n",
+          undefined,
+          /not a ConfigMap/,
+        ],
+        [
+          "a misspelt field, strictly",
+          "a",
+          cmYaml("a", "  x: y") + "datta: {}\n",
+          "?fieldManager=t&fieldValidation=Strict",
+          /unknown field "datta"/,
+        ],
+      ] as const
+    ) {
+      await t.step(`${what}: 400`, async () => {
+        const response = await apply(name, body, query);
+        assertEquals(response.status, 400);
+        assertMatch((await response.json()).message, message);
+      });
+    }
+  });
+});
+
+Deno.test("Accept: as=Table answers a meta.k8s.io Table with the kind's columns", async () => {
+  await withServer({}, async (server) => {
+    server.create("configmaps", {
+      metadata: { namespace: "default", name: "a" },
+      data: { x: "1", y: "2" },
+    });
+    const response = await fetch(
+      `${server.url}/api/v1/namespaces/default/configmaps?includeObject=None`,
+      {
+        headers: {
+          accept:
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+        },
+      },
+    );
+    const table = await response.json();
+    assertEquals([table.kind, table.apiVersion], ["Table", "meta.k8s.io/v1"]);
+    assertEquals(
+      table.columnDefinitions.map((c: { name: string }) => c.name),
+      ["Name", "Data", "Age"],
+    );
+    assertEquals(table.rows.map((r: { cells: unknown[] }) => r.cells.slice(0, 2)), [["a", 2]]);
+    assertEquals(table.rows[0].object, undefined, "includeObject=None");
+    const plain = await (await fetch(`${server.url}/api/v1/namespaces/default/configmaps`)).json();
+    assertEquals(plain.kind, "ConfigMapList");
+  });
+});

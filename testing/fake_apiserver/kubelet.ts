@@ -11,6 +11,8 @@
 import { createHash } from "node:crypto";
 import { parseReference, tryNormalizeReference } from "../../images/reference.ts";
 import type { Logger } from "../../log/logger.ts";
+// The node's status.images holds at most as many entries as the daemon expects of a kubelet.
+import { NODE_STATUS_MAX_IMAGES } from "../../puller/node_images.ts";
 import { resourceInfo } from "./resources.ts";
 import { kubeTime, type Store, type StoreEvent } from "./store.ts";
 import type { KubeObject } from "./types.ts";
@@ -60,9 +62,6 @@ export interface FakeKubelet {
   /** Makes an image present without a pull (as if pre-loaded on the node). */
   preloadImage(image: string): void;
 }
-
-/** The node's status.images holds at most this many entries, like the kubelet's default. */
-export const NODE_IMAGES_LIMIT = 50;
 
 class Aborted extends Error {}
 
@@ -501,7 +500,7 @@ export class SimulatedKubelet implements FakeKubelet {
       names,
       sizeBytes: 1_000_000 + (parseInt(digestHex.slice(0, 6), 16) || 0) * 10,
     });
-    const images = [...this.#images.values()].reverse().slice(0, NODE_IMAGES_LIMIT)
+    const images = [...this.#images.values()].reverse().slice(0, NODE_STATUS_MAX_IMAGES)
       .map((i) => ({ names: i.names, sizeBytes: i.sizeBytes }));
     this.#store.modify(resourceInfo("nodes"), undefined, this.node, (node) => {
       node.status = { ...(node.status as Record<string, unknown>), images };

@@ -1,7 +1,7 @@
 import { CoreV1Api, type V1Pod, Watch } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { waitFor } from "../wait.ts";
-import { fakeImageId, type KubeObject, NODE_IMAGES_LIMIT } from "./mod.ts";
+import { fakeImageId, type KubeObject, NODE_STATUS_MAX_IMAGES } from "./mod.ts";
 import { withServer } from "./test_helpers.ts";
 
 interface ContainerState {
@@ -89,7 +89,7 @@ Deno.test("the node's status.images lists [repo@digest, repo:tag], most recent f
   await withServer({ nodes: ["node-1"] }, async (server) => {
     const kubelet = server.kubelet("node-1");
     kubelet.defaultPullDelayMs = 0;
-    for (let i = 0; i < NODE_IMAGES_LIMIT + 2; i++) {
+    for (let i = 0; i < NODE_STATUS_MAX_IMAGES + 2; i++) {
       kubelet.preloadImage(`registry.example/img:${i}`);
     }
     server.create("pods", wardenPod("p", "alpine:3.20"));
@@ -97,7 +97,7 @@ Deno.test("the node's status.images lists [repo@digest, repo:tag], most recent f
     const images = (server.get("nodes", undefined, "node-1")!.status as {
       images: { names: string[]; sizeBytes: number }[];
     }).images;
-    assertEquals(images.length, NODE_IMAGES_LIMIT);
+    assertEquals(images.length, NODE_STATUS_MAX_IMAGES);
     assertEquals(images[0].names, [fakeImageId("alpine:3.20"), "docker.io/library/alpine:3.20"]);
     assertEquals(images[1].names[1], "ghcr.io/example/warden:1");
     assert(images[0].sizeBytes > 0);

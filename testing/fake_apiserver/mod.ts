@@ -14,6 +14,21 @@
  * }
  * ```
  *
+ * kubectl works against it as against a real cluster: `kubectl apply -f`
+ * with validation (OpenAPI v3 documents advertise server-side field
+ * validation, and unknown fields are handled per `fieldValidation`),
+ * `kubectl apply --server-side`, and the server-side Table output of `kubectl
+ * get`. Simplified, on purpose (see `server.ts`): server-side apply merges
+ * what is applied (a field dropped from the applied configuration stays),
+ * owns lists whole in `managedFields`, and detects no conflicts between
+ * managers; strategic merge patches are applied as JSON merge patches; there
+ * is no `/openapi/v2` (kubectl reads v3); schemas are closed only down to the
+ * object, its metadata, the pod spec and containers (see `schemas.ts`).
+ *
+ * Lists with `resourceVersion=0` are served from a watch cache that may
+ * trail the store (`faults.lagWatchCache`), as a real API server's may; a
+ * watch from `resourceVersion=0` still starts from the latest state.
+ *
  * @module
  */
 export {
@@ -29,11 +44,11 @@ export {
 export {
   fakeImageId,
   type FakeKubelet,
-  NODE_IMAGES_LIMIT,
   type PullHook,
   type PullRecord,
   type UnpullableReason,
 } from "./kubelet.ts";
+export { NODE_STATUS_MAX_IMAGES } from "../../puller/node_images.ts";
 export type { DenyRule } from "./authz.ts";
 export type { FailNextOptions, FaultMatch, InjectedStatus } from "./faults.ts";
 export type { RequestRecord } from "./request_log.ts";

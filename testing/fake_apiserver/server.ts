@@ -31,6 +31,10 @@ import {
 import { buildFilter, type ObjectFilter } from "./selectors.ts";
 import { ApiError, badRequest, failureStatus, notFound, pathNotFound } from "./status.ts";
 import { type DeleteOptions, jsonOf, type Store } from "./store.ts";
+import { tableOf, tableVersionOf } from "./table.ts";
+import { pruneUnknown, SCHEMAS, unknownFields } from "./schemas.ts";
+import { openApiDocument, openApiRoot } from "./openapi.ts";
+import { parse as parseYaml } from "yaml";
 import type { KubeObject } from "./types.ts";
 import type { WatchRegistry } from "./watch.ts";
 
@@ -171,6 +175,153 @@ function parseInteger(params: URLSearchParams, key: string): number | undefined 
   return Number(raw);
 }
 
+/**
+ * What a write does with fields its kind does not declare, as
+ * `fieldValidation` says: Strict rejects the write, Warn (the default, as in
+ * kube-apiserver) drops them with a `Warning` header each, Ignore drops them.
+ */
+function fieldPolicy(
+  info: ResourceInfo,
+  params: URLSearchParams,
+  warnings: string[],
+): (obj: KubeObject) => KubeObject {
+  const mode = params.get("fieldValidation") || "Warn";
+  if (!["Ignore", "Warn", "Strict"].includes(mode)) {
+    throw badRequest(
+      `fieldValidation: Unsupported value: ${
+        JSON.stringify(mode)
+      }: supported values: "Ignore", "Strict", "Warn"`,
+    );
+  }
+  const schema = SCHEMAS[info.plural];
+  return (obj) => {
+    const unknown = unknownFields(schema, obj);
+    if (unknown.length === 0) return obj;
+    const problems = unknown.map((f) => `unknown field ${JSON.stringify(f)}`);
+    if (mode === "Strict") {
+      throw badRequest(
+        `${info.kind} in version "${info.version}" cannot be handled as a ${info.kind}: strict decoding error: ${
+          problems.join(", ")
+        }`,
+      );
+    }
+    if (mode === "Warn") warnings.push(...problems);
+    return pruneUnknown(schema, obj) as KubeObject;
+  };
+}
+
+/** A JSON response with one `Warning` header per warning (RFC 7234 style, code 299). */
+function withWarnings(response: Response, warnings: readonly string[]): Response {
+  for (const w of warnings) response.headers.append("warning", `299 - ${JSON.stringify(w)}`);
+  return response;
+}
+
+/**
+ * The fields an applied configuration sets, in `FieldsV1` form. Simplified:
+ * a list is owned as a whole (no `k:`/`i:` items).
+ */
+function fieldsV1(value: unknown): Record<string, unknown> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return {};
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>).map(([k, v]) => [`f:${k}`, fieldsV1(v)]),
+  );
+}
+
+/**
+ * Server-side apply (`PATCH` with `application/apply-patch+yaml`): creates the
+ * object when absent, else merges the applied configuration into it, and
+ * records the manager in `metadata.managedFields`.
+ *
+ * Simplified, on purpose: the merge is a JSON merge of what is applied (a
+ * field the manager applied before and now leaves out is kept, not removed),
+ * lists are owned whole, and there are no conflicts between managers (so
+ * `force` changes nothing).
+ */
+function serverSideApply(
+  ctx: HandlerContext,
+  rr: ResourceRequest,
+  text: string,
+  params: URLSearchParams,
+): Response {
+  const { store } = ctx;
+  const { info } = rr;
+  const manager = params.get("fieldManager");
+  if (!manager) throw badRequest("fieldManager is required for apply requests");
+  let applied: KubeObject;
+  try {
+    applied = parseYaml(text) as KubeObject;
+  } catch (error) {
+    throw badRequest(`error decoding YAML: ${(error as Error).message}`);
+  }
+  if (applied === null || typeof applied !== "object" || Array.isArray(applied)) {
+    throw badRequest("the apply patch must be an object");
+  }
+  const apiVersion = (applied as { apiVersion?: unknown }).apiVersion;
+  const kind = (applied as { kind?: unknown }).kind;
+  if (apiVersion !== info.apiVersion || kind !== info.kind) {
+    throw badRequest(
+      `the apply patch is a ${String(kind)} of ${
+        String(apiVersion)
+      }, not a ${info.kind} of ${info.apiVersion}`,
+    );
+  }
+  const meta = (applied.metadata ?? {}) as KubeObject["metadata"];
+  if (meta.name !== undefined && meta.name !== rr.name) {
+    throw badRequest(
+      `the name of the object (${meta.name}) does not match the name on the URL (${rr.name})`,
+    );
+  }
+  if (info.namespaced && meta.namespace !== undefined && meta.namespace !== rr.namespace) {
+    throw badRequest(
+      `the namespace of the object (${meta.namespace}) does not match the namespace on the URL (${rr.namespace})`,
+    );
+  }
+  const { managedFields: _ignored, ...appliedMeta } = meta;
+  const config = { ...applied, metadata: { ...appliedMeta, name: rr.name } } as KubeObject;
+  const warnings: string[] = [];
+  const fields = fieldPolicy(info, params, warnings);
+  const {
+    metadata: { name: _n, namespace: _ns, ...ownedMeta },
+    apiVersion: _a,
+    kind: _k,
+    ...rest
+  } = config;
+  const entry = {
+    manager,
+    operation: "Apply",
+    apiVersion: info.apiVersion,
+    time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+    fieldsType: "FieldsV1",
+    fieldsV1: fieldsV1({
+      ...(Object.keys(ownedMeta).length ? { metadata: ownedMeta } : {}),
+      ...rest,
+    }),
+  };
+  const withEntry = (obj: KubeObject, before: unknown[] = []): KubeObject => ({
+    ...obj,
+    metadata: {
+      ...obj.metadata,
+      managedFields: [
+        ...before.filter((e) => {
+          const m = e as { manager?: string; operation?: string };
+          return !(m.manager === manager && m.operation === "Apply");
+        }),
+        entry,
+      ],
+    },
+  });
+  if (!store.get(info, rr.namespace, rr.name!)) {
+    const created = store.create(info, withEntry(fields(config)), { namespace: rr.namespace });
+    return withWarnings(json(201, jsonOf(created)), warnings);
+  }
+  const patched = store.patch(info, rr.namespace, rr.name!, (current) => {
+    const merged = mergePatch(current, config) as KubeObject;
+    const before = current.metadata.managedFields;
+    return withEntry(fields(merged), Array.isArray(before) ? before : []);
+  }, { subresource: rr.subresource });
+  return withWarnings(json(200, jsonOf(patched)), warnings);
+}
+
 async function handleResource(
   ctx: HandlerContext,
   rr: ResourceRequest,
@@ -183,6 +334,17 @@ async function handleResource(
     case "get": {
       const obj = store.get(info, rr.namespace, rr.name!);
       if (!obj) throw notFound(info, rr.name!);
+      const table = tableVersionOf(request.headers.get("accept"));
+      if (table) {
+        return json(
+          200,
+          tableOf(info, [obj], {
+            version: table,
+            includeObject: params.get("includeObject"),
+            listMeta: { resourceVersion: obj.metadata.resourceVersion },
+          }),
+        );
+      }
       return json(200, jsonOf(obj));
     }
     case "list": {
@@ -196,6 +358,17 @@ async function handleResource(
       if (result.continue) metadata.continue = result.continue;
       if (result.remainingItemCount !== undefined) {
         metadata.remainingItemCount = result.remainingItemCount;
+      }
+      const table = tableVersionOf(request.headers.get("accept"));
+      if (table) {
+        return json(
+          200,
+          tableOf(info, result.items, {
+            version: table,
+            includeObject: params.get("includeObject"),
+            listMeta: metadata,
+          }),
+        );
       }
       return json(200, listBody(info, result.items, metadata));
     }
@@ -220,19 +393,27 @@ async function handleResource(
     }
     case "create": {
       const body = await readJson(request);
-      const created = store.create(info, body as KubeObject, { namespace: rr.namespace });
-      return json(201, jsonOf(created));
+      const warnings: string[] = [];
+      const fields = fieldPolicy(info, params, warnings);
+      const created = store.create(info, fields(body as KubeObject), { namespace: rr.namespace });
+      return withWarnings(json(201, jsonOf(created)), warnings);
     }
     case "update": {
       const body = await readJson(request);
-      const updated = store.update(info, body as KubeObject, {
+      const warnings: string[] = [];
+      const fields = fieldPolicy(info, params, warnings);
+      const updated = store.update(info, fields(body as KubeObject), {
         namespace: rr.namespace,
         name: rr.name,
         subresource: rr.subresource,
       });
-      return json(200, jsonOf(updated));
+      return withWarnings(json(200, jsonOf(updated)), warnings);
     }
     case "patch": {
+      const contentType = (request.headers.get("content-type") ?? "").split(";")[0].trim();
+      if (contentType === "application/apply-patch+yaml") {
+        return serverSideApply(ctx, rr, await request.text(), params);
+      }
       const type = patchTypeOf(request.headers.get("content-type"));
       if (!type) {
         return json(
@@ -240,22 +421,26 @@ async function handleResource(
           failureStatus(
             415,
             "UnsupportedMediaType",
-            `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`,
+            `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json`,
           ),
         );
       }
       const body = await readJson(request);
+      const warnings: string[] = [];
+      const fields = fieldPolicy(info, params, warnings);
       const patched = store.patch(
         info,
         rr.namespace,
         rr.name!,
         (current) =>
-          (type === "json" ? jsonPatch(current, body) : mergePatch(current, body)) as KubeObject,
+          fields(
+            (type === "json" ? jsonPatch(current, body) : mergePatch(current, body)) as KubeObject,
+          ),
         {
           subresource: rr.subresource,
         },
       );
-      return json(200, jsonOf(patched));
+      return withWarnings(json(200, jsonOf(patched)), warnings);
     }
     case "delete":
     case "deletecollection": {
@@ -301,6 +486,10 @@ async function handleResource(
 }
 
 function nonResource(ctx: HandlerContext, path: string): unknown | undefined {
+  if (path === "/openapi/v3") return openApiRoot(ctx.argoInstalled());
+  if (path.startsWith("/openapi/v3/")) {
+    return openApiDocument(path.slice("/openapi/v3/".length), ctx.argoInstalled());
+  }
   switch (path) {
     case "/version":
       return FAKE_VERSION;

@@ -1,0 +1,171 @@
+/**
+ * `deno task build`: the artifact that ships. Bundles `main.ts` and every npm
+ * package it uses into `dist/` with esbuild: tree-shaken, minified, one chunk
+ * for what every role loads and separate chunks for what only CRI mode
+ * imports (`await import(...)` stays a separate file), with a source map so
+ * stack traces name the original files and lines.
+ *
+ * Why a bundle: Deno keeps the source text of every loaded module in memory;
+ * client-node alone is 1,033 modules and ~25 MB of source. The bundle is a
+ * few MB, and the daemon's idle and peak RSS drop accordingly (bench/RESULTS.md).
+ *
+ * esbuild resolves npm packages from a `node_modules` tree, which the project
+ * does not keep: the script installs one from the lockfile (`--frozen`) into
+ * `dist/.deps/` (Deno's global cache supplies the files), so the bundle holds
+ * exactly the locked versions.
+ *
+ * @module
+ */
+import * as esbuild from "esbuild";
+
+const ROOT = new URL("../", import.meta.url);
+const rootPath = decodeURIComponent(ROOT.pathname);
+
+/** Where the artifact goes, and its entry file. */
+export const DIST = `${rootPath}dist`;
+export const ENTRY = "dist/image-cache-daemon.js";
+
+/** The output that installs the permitted `process.env` view, imported first by every file. */
+const ENV_SHIM = "process-env";
+
+/** Installs the locked npm packages into `dist/.deps/node_modules`; returns that path. */
+async function installDeps(): Promise<string> {
+  const deps = `${DIST}/.deps`;
+  await Deno.mkdir(deps, { recursive: true });
+  const config = JSON.parse(await Deno.readTextFile(`${rootPath}deno.json`));
+  await Deno.writeTextFile(
+    `${deps}/deno.json`,
+    JSON.stringify({ imports: config.imports, nodeModulesDir: "auto" }),
+  );
+  await Deno.copyFile(`${rootPath}deno.lock`, `${deps}/deno.lock`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["install", "--frozen", "--quiet"],
+    cwd: deps,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`deno install failed in ${deps}:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  return `${deps}/node_modules`;
+}
+
+/** Options for {@linkcode build}. */
+export interface BuildOptions {
+  /** Minify (the shipped artifact is). @default {true} */
+  minify?: boolean;
+  /** Output directory. @default {DIST} */
+  outdir?: string;
+  /** Entry module, relative to the repository root, and the output's name. @default {["main.ts", "image-cache-daemon"]} */
+  entry?: readonly [string, string];
+}
+
+/** Builds the bundle; returns the output files and their sizes in bytes. */
+export async function build(options: BuildOptions = {}): Promise<Record<string, number>> {
+  const nodeModules = await installDeps();
+  const outdir = options.outdir ?? DIST;
+  const result = await esbuild.build({
+    absWorkingDir: rootPath,
+    entryPoints: {
+      [options.entry?.[1] ?? "image-cache-daemon"]: options.entry?.[0] ?? "main.ts",
+      [ENV_SHIM]: "permissions/install_process_env.ts",
+    },
+    outdir,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "esnext",
+    minify: options.minify ?? true,
+    // Readable errors: function and class names survive minification (they
+    // appear in logs as error names), and the source map gives files and lines.
+    keepNames: true,
+    sourcemap: "linked",
+    sourcesContent: false,
+    nodePaths: [nodeModules],
+    loader: { ".proto": "text" },
+    // Every file imports the permitted-environment shim first: shared
+    // chunks are evaluated before the entry's own code, so main.ts's first
+    // import alone would no longer run before npm code reads process.env.
+    // CommonJS packages inside an ES module bundle call `require` for Node
+    // built-ins; Deno provides it through node:module.
+    banner: {
+      js: `import"./${ENV_SHIM}.js";` +
+        'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);',
+    },
+    metafile: true,
+    logLevel: "warning",
+    legalComments: "none",
+  });
+  await esbuild.stop();
+  const sizes: Record<string, number> = {};
+  for (const [file, info] of Object.entries(result.metafile.outputs)) sizes[file] = info.bytes;
+  // Outputs of earlier builds (chunk names carry content hashes) go.
+  const outputs = new Set(
+    Object.keys(result.metafile.outputs).map((f) => decodeURIComponent(new URL(f, ROOT).pathname)),
+  );
+  for await (const entry of Deno.readDir(outdir)) {
+    const path = `${outdir}/${entry.name}`;
+    if (entry.isFile && /\.js(\.map)?$/.test(entry.name) && !outputs.has(path)) {
+      await Deno.remove(path);
+    }
+  }
+  // What the bundle was built from, for ensureBuilt()'s freshness check.
+  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes("node_modules"));
+  await Deno.writeTextFile(`${outdir}/meta.json`, JSON.stringify(result.metafile));
+  await Deno.writeTextFile(
+    `${outdir}/inputs.json`,
+    JSON.stringify([...inputs, "deno.json", "deno.lock", "build/bundle.ts"]),
+  );
+  return sizes;
+}
+
+/** Whether `dist/` exists and is newer than every file it was built from. */
+export async function isFresh(outdir = DIST): Promise<boolean> {
+  try {
+    const built = (await Deno.stat(`${outdir}/inputs.json`)).mtime!.getTime();
+    const entry = (await Deno.stat(`${rootPath}${ENTRY}`)).mtime!.getTime();
+    const inputs = JSON.parse(await Deno.readTextFile(`${outdir}/inputs.json`)) as string[];
+    for (const input of inputs) {
+      if ((await Deno.stat(`${rootPath}${input}`)).mtime!.getTime() > Math.min(built, entry)) {
+        return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds `dist/` unless it is fresh. Concurrent callers (test files run in
+ * parallel) wait for one build: a lock file is created exclusively, and one
+ * older than two minutes (a build that died) is broken.
+ */
+export async function ensureBuilt(): Promise<void> {
+  const lock = `${rootPath}dist.build.lock`;
+  while (true) {
+    if (await isFresh()) return;
+    try {
+      (await Deno.open(lock, { createNew: true, write: true })).close();
+    } catch {
+      const age = await Deno.stat(lock).then((s) => Date.now() - s.mtime!.getTime(), () => 0);
+      if (age > 120_000) await Deno.remove(lock).catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      continue;
+    }
+    try {
+      if (!(await isFresh())) await build();
+      return;
+    } finally {
+      await Deno.remove(lock).catch(() => {});
+    }
+  }
+}
+
+if (import.meta.main) {
+  const sizes = await build();
+  const lines = Object.entries(sizes).filter(([f]) => !f.endsWith(".map"))
+    .map(([f, n]) => `${f} ${(n / 1024).toFixed(0)} KiB`);
+  Deno.stdout.writeSync(new TextEncoder().encode(lines.join("\n") + "\n"));
+}

@@ -1,0 +1,62 @@
+import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
+import { build, DIST, ensureBuilt } from "./bundle.ts";
+
+interface Metafile {
+  outputs: Record<string, {
+    entryPoint?: string;
+    imports: { path: string; kind: string }[];
+    inputs: Record<string, unknown>;
+  }>;
+}
+
+Deno.test("The shipped bundle loads the CRI stack only through a dynamic import", async () => {
+  await ensureBuilt();
+  const meta = JSON.parse(await Deno.readTextFile(`${DIST}/meta.json`)) as Metafile;
+  const [entryFile, entry] = Object.entries(meta.outputs).find(([, o]) =>
+    o.entryPoint === "main.ts"
+  )!;
+  assert(entryFile.endsWith("image-cache-daemon.js"), entryFile);
+  // Everything the entry loads at start: itself and its static imports, transitively.
+  const loaded = new Set<string>();
+  const visit = (file: string) => {
+    if (loaded.has(file)) return;
+    loaded.add(file);
+    for (const i of meta.outputs[file].imports) {
+      if (i.kind === "import-statement" && meta.outputs[i.path]) visit(i.path);
+    }
+  };
+  visit(entryFile);
+  const inputsAtStart = [...loaded].flatMap((f) => Object.keys(meta.outputs[f].inputs));
+  assertEquals(inputsAtStart.filter((i) => /@grpc|protobufjs|puller\/cri\//.test(i)), []);
+  const dynamic = entry.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path);
+  const lazyInputs = dynamic.flatMap((f) => Object.keys(meta.outputs[f].inputs));
+  assert(lazyInputs.some((i) => i.endsWith("puller/cri/cri_strategy.ts")), dynamic.join());
+  assert(lazyInputs.some((i) => i.includes("@grpc/grpc-js")), "grpc-js is not in a lazy chunk");
+});
+
+Deno.test("An error thrown in bundled code names the original file and line under -P=daemon", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bundle_test_" });
+  try {
+    await build({ entry: ["integration/fixtures/bundle_throws.ts", "throws"], outdir: dir });
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-P=daemon",
+        `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+        `${dir}/throws.js`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 1, stderr);
+    assertMatch(stderr, /TypeError: Bundled failure for x/);
+    assertMatch(
+      stderr,
+      /at failInNamedFunction \(.*integration\/fixtures\/bundle_throws\.ts:7:\d+\)/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

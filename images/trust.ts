@@ -1,0 +1,110 @@
+/**
+ * Who may make nodes pull what: which origins the operator trusts, and which
+ * repositories untrusted origins may name (see README "Security").
+ *
+ * Trusted origins are the operator's own: the `--image` list, objects in the
+ * namespaces named by `--trusted-namespaces`, and (with
+ * `--trust-cluster-workflow-templates`) ClusterWorkflowTemplates. Their images
+ * may be pulled with `--image-pull-secret` credentials and are not limited by
+ * `--allowed-repositories`. Every other origin is a tenant's.
+ *
+ * @module
+ */
+import { parseReference } from "./reference.ts";
+
+/** Options for {@linkcode TrustPolicy}. */
+export interface TrustPolicyOptions {
+  /**
+   * Namespaces whose objects count as the operator's own
+   * (`--trusted-namespaces`). @default {[]}
+   */
+  trustedNamespaces?: readonly string[];
+  /** Whether ClusterWorkflowTemplates count as the operator's own. @default {false} */
+  trustClusterScoped?: boolean;
+  /**
+   * Repository patterns untrusted origins may name (`--allowed-repositories`);
+   * empty allows every repository. @default {[]}
+   */
+  allowedRepositories?: readonly string[];
+}
+
+/** Origins that always belong to the operator: prefixes of the static source's origin. */
+const OPERATOR_SOURCES = new Set(["static"]);
+
+/**
+ * Compiles one repository pattern: `*` matches within one path component,
+ * `**` across components, everything else literally. The registry host is
+ * compared as a DNS name (case-insensitive); the path as written (references
+ * are lowercase).
+ *
+ * @throws {TypeError} when the pattern is empty or has no registry host.
+ */
+export function compileRepositoryPattern(pattern: string): RegExp {
+  const text = pattern.trim();
+  if (text === "") throw new TypeError("Cannot use an empty repository pattern");
+  if (text === "**") return /^.*$/;
+  if (text.startsWith("/") || /\s/.test(text)) {
+    throw new TypeError(
+      `Cannot use repository pattern ${
+        JSON.stringify(pattern)
+      }: expected registry/path such as docker.io/library/* or ghcr.io/my-org/**`,
+    );
+  }
+  const slash = text.indexOf("/");
+  const host = slash === -1 ? text : text.slice(0, slash);
+  const path = slash === -1 ? "**" : text.slice(slash + 1);
+  const glob = (part: string) =>
+    part.split(/(\*\*|\*)/).map((piece) =>
+      piece === "**" ? ".*" : piece === "*" ? "[^/]*" : piece.replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+    ).join("");
+  return new RegExp(`^${glob(host.toLowerCase())}/${glob(path)}$`);
+}
+
+/**
+ * Decides trust per origin and the allow-list per reference. Pure and cheap:
+ * the dedupe map asks it for every origin and reference it takes in.
+ */
+export class TrustPolicy {
+  readonly #trustedNamespaces: ReadonlySet<string>;
+  readonly #trustClusterScoped: boolean;
+  readonly #allowed: readonly RegExp[];
+  /** The patterns as given, for messages. */
+  readonly allowedRepositories: readonly string[];
+
+  /** @throws {TypeError} when a repository pattern is invalid. */
+  constructor(options: TrustPolicyOptions = {}) {
+    this.#trustedNamespaces = new Set(options.trustedNamespaces ?? []);
+    this.#trustClusterScoped = options.trustClusterScoped ?? false;
+    this.allowedRepositories = [...(options.allowedRepositories ?? [])];
+    this.#allowed = this.allowedRepositories.map(compileRepositoryPattern);
+  }
+
+  /**
+   * Whether an origin (`static/--image`, `source/namespace/name`,
+   * `source/name`) is the operator's own. Object names cannot contain `/`, so
+   * three parts are a namespaced object and two a cluster-scoped one.
+   */
+  trusted(origin: string): boolean {
+    const parts = origin.split("/");
+    if (OPERATOR_SOURCES.has(parts[0])) return true;
+    if (parts.length === 3) return this.#trustedNamespaces.has(parts[1]);
+    if (parts.length === 2) return this.#trustClusterScoped;
+    return false;
+  }
+
+  /**
+   * Whether an untrusted origin may ask for a normalised reference: always
+   * with no patterns, else when its repository (`host/path`) matches one.
+   */
+  allows(ref: string): boolean {
+    if (this.#allowed.length === 0) return true;
+    let repository: string;
+    try {
+      const { domain, path } = parseReference(ref);
+      repository = `${domain.toLowerCase()}/${path}`;
+    } catch {
+      return false;
+    }
+    return this.#allowed.some((pattern) => pattern.test(repository));
+  }
+}
