@@ -12,7 +12,7 @@ import { VERSION } from "./config/version.ts";
 import { buildSources, type DaemonDeps } from "./daemon.ts";
 import { type ElectionStatus, LeaderElector } from "./election/leader_elector.ts";
 import { LeaderEventSink } from "./election/leader_event_sink.ts";
-import { DesiredImages } from "./images/desired_images.ts";
+import { DesiredImages, desiredImagesOptions } from "./images/desired_images.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { Publisher, type PublisherStatus } from "./publication/publisher.ts";
 import type { Source } from "./sources/source.ts";
@@ -43,7 +43,7 @@ export async function runAggregator(
   const clock = deps.clock ?? realClock;
   const { name: identity, namespace } = requireAggregatorIdentity(config);
   const log = deps.log.with({ pod: identity });
-  const desired = new DesiredImages();
+  const desired = new DesiredImages(desiredImagesOptions(config, log));
   const recorder = new EventRecorder({ kubeConfig, host: identity, log, clock });
   const election = new LeaderElector({
     kubeConfig,

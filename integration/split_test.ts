@@ -65,10 +65,14 @@ async function startRole<P>(
   };
 }
 
-function startAggregator(server: FakeApiServer, pod: string): Promise<Running<AggregatorParts>> {
+function startAggregator(
+  server: FakeApiServer,
+  pod: string,
+  extra: string[] = [],
+): Promise<Running<AggregatorParts>> {
   return startRole(
     server,
-    ["--role=aggregator", `--pod-name=${pod}`, ...FAST_ELECTION],
+    ["--role=aggregator", `--pod-name=${pod}`, ...FAST_ELECTION, ...extra],
     "onAggregatorStarted",
   );
 }
@@ -114,7 +118,7 @@ Deno.test("an aggregator publishes the desired set and a node daemon pulls it", 
       metadata: { namespace: "argo", name: "ci" },
       spec: { templates: [{ name: "main", container: { image: "golang:1.23" } }] },
     });
-    const aggregator = await startAggregator(server, "aggregator-a");
+    const aggregator = await startAggregator(server, "aggregator-a", ["--trusted-namespaces=apps"]);
     const node = await startNode(server, "node-1");
     try {
       const expected = [ref("alpine:3.20"), ref("golang:1.23"), ref("nginx:1.27")];
@@ -124,6 +128,8 @@ Deno.test("an aggregator publishes the desired set and a node daemon pulls it", 
       );
       assertEquals(node.parts.desired.refs(), expected);
       assertEquals(node.parts.publishedSet?.publishedSet().state, "current");
+      // Trust travels with the set: the operator's namespace's images, not Argo's.
+      assertEquals(expected.map((r) => node.parts.desired.trusted(r)), [true, false, true]);
       const status = aggregator.parts.publisher.status();
       assertEquals(status.images, 3);
       assertEquals(aggregator.parts.election.status().leader, true);

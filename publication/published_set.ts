@@ -54,7 +54,13 @@ export interface PublishedImage {
   readonly pullPolicy: "Always" | "IfNotPresent";
   /** The pinned digest, when the reference carries one. */
   readonly digest?: string;
-  // TODO(#16): a tag's resolved digest. h13: a per-image trust marker.
+  /**
+   * True when an operator-trusted origin asks for it (`--trusted-namespaces`
+   * and the like, applied by the aggregator): nodes may use
+   * `--image-pull-secret` for it. Absent means untrusted.
+   */
+  readonly trusted?: boolean;
+  // TODO(#16): a tag's resolved digest.
 }
 
 /** One shard as read from a ConfigMap: its place in a generation, or why it cannot be read. */
@@ -229,6 +235,9 @@ function readImage(value: unknown): PublishedImage | string {
   const policy = entry.pullPolicy;
   if (policy !== "Always" && policy !== "IfNotPresent") {
     return `image ${JSON.stringify(entry.ref)} has pullPolicy ${JSON.stringify(policy)}`;
+  }
+  if (entry.trusted !== undefined && typeof entry.trusted !== "boolean") {
+    return `image ${JSON.stringify(entry.ref)} has a trusted marker that is not a boolean`;
   }
   if (entry.digest !== undefined && typeof entry.digest !== "string") {
     return `image ${JSON.stringify(entry.ref)} has a digest that is not a string`;

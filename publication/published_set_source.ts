@@ -18,6 +18,8 @@ import { type Shard, viewShards } from "./published_set.ts";
 
 /** The origin under which the published images are recorded. */
 export const PUBLISHED_ORIGIN = "published-set";
+/** The origin of the images published as trusted (the trust policy trusts it). */
+export const PUBLISHED_TRUSTED_ORIGIN = "published-trusted";
 
 /** How the published set looks from a node. */
 export type PublishedSetState = "current" | "missing" | "incomplete" | "unreadable";
@@ -61,6 +63,8 @@ export class PublishedSetSource implements Source {
   #state: PublishedSetState = "missing";
   #detail?: string = "No published set seen yet";
   #lastComplete?: number;
+  /** The references last applied as trusted. */
+  #trusted = new Set<string>();
 
   constructor(options: PublishedSetSourceOptions) {
     this.#o = options;
@@ -113,7 +117,20 @@ export class PublishedSetSource implements Source {
       this.#lastComplete = this.#clock.now();
       if (complete.digest !== this.#applied?.digest) {
         // The whole set replaces the last one in one step (level-triggered).
-        this.#o.sink.set(PUBLISHED_ORIGIN, complete.images.map((i) => i.ref));
+        const trusted = complete.images.filter((i) => i.trusted === true).map((i) => i.ref);
+        const untrusted = complete.images.filter((i) => i.trusted !== true).map((i) => i.ref);
+        // In three steps, so an image whose trust changed is in one origin or
+        // both at every moment, never in neither (that would cancel its pull):
+        // keep what was trusted and is still desired, set the untrusted, then
+        // the trusted exactly.
+        const stillDesired = new Set(untrusted);
+        this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, [
+          ...trusted,
+          ...[...this.#trusted].filter((ref) => stillDesired.has(ref)),
+        ]);
+        this.#o.sink.set(PUBLISHED_ORIGIN, untrusted);
+        this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, trusted);
+        this.#trusted = new Set(trusted);
         this.#o.log.info("Applied the published set", {
           generation: complete.generation,
           images: complete.images.length,

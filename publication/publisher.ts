@@ -28,6 +28,8 @@ import {
 export interface DesiredSet {
   /** The normalised desired references. */
   refs(): string[];
+  /** Whether an operator-trusted origin asks for `ref` (published with the image). */
+  trusted?(ref: string): boolean;
   /** Calls `listener` after each change; returns the unsubscribe. */
   subscribe(listener: () => void): () => void;
 }
@@ -183,7 +185,13 @@ export class Publisher {
   /** Makes the published set equal the desired one, if it is not. */
   async #reconcile(): Promise<void> {
     const { namespace, log } = this.#o;
-    const images = sortImages(this.#o.desired.refs().map(publishedImageOf));
+    const { desired } = this.#o;
+    const images = sortImages(
+      desired.refs().map((ref) => {
+        const image = publishedImageOf(ref);
+        return desired.trusted?.(ref) ? { ...image, trusted: true } : image;
+      }),
+    );
     const digest = setDigest(images);
     const view = viewShards(this.#shards.values());
     let current = view.complete;
