@@ -226,7 +226,7 @@ export class DaemonMetrics {
       "Node: 1 while the newest published set is complete and applied, 0 while the node keeps its last complete set (missing, incomplete or unreadable).",
     );
     this.#lastComplete = gauge(
-      "published_set_last_complete_timestamp_seconds",
+      "published_set_seen_timestamp_seconds",
       "Node: when a complete published set was last seen (the scrape time while complete).",
     );
     // The standard process and runtime names, unprefixed (see the module doc).
