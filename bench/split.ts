@@ -121,6 +121,7 @@ function spawnAggregator(cluster: Cluster, denoFlags: string[] | undefined) {
     `--pod-namespace=${NAMESPACE}`,
     "--pod-name=aggregator-0",
     "--metrics-bind-address=0",
+    "--status-bind-address=0",
   ], { denoFlags });
 }
 

@@ -177,6 +177,7 @@ async function main(args: string[]): Promise<number> {
   for (const ref of expected) out(`  ${ref}`);
   const logFlags = [
     "--metrics-bind-address=0",
+    "--status-bind-address=0",
     "--log-format=text",
     `--log-level=${flags.verbose === "true" ? "info" : "warn"}`,
   ];
@@ -219,8 +220,6 @@ async function main(args: string[]): Promise<number> {
       `--pod-name=${self.metadata.name}`,
       `--pod-uid=${self.metadata.uid}`,
       `--role=${split ? "node" : "all"}`,
-      "--metrics-bind-address=0",
-      "--status-bind-address=0",
       "--max-concurrent-pulls=3",
       "--resync-period=0",
       ...logFlags,

@@ -95,6 +95,8 @@ function start(kubeconfig: string, args: string[]): Proc {
     `--kubeconfig=${kubeconfig}`,
     `--pod-namespace=${NS}`,
     "--metrics-bind-address=0",
+    // Several daemons on one host: no /status server either (its default port would clash).
+    "--status-bind-address=0",
     ...args,
   ], { denoFlags: [`--allow-read=${kubeconfig}`] });
   return { child, stderr: new Response(child.stderr).text() };
