@@ -9,8 +9,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { type Config, type DaemonIdentity, requireDaemonIdentity } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
 import type { Logger } from "./log/logger.ts";
-import { DesiredImages } from "./images/desired_images.ts";
-import { TrustPolicy } from "./images/trust.ts";
+import { DesiredImages, desiredImagesOptions } from "./images/desired_images.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { StaticSource } from "./sources/static.ts";
 import { newConfigMapSource } from "./sources/configmap.ts";
@@ -156,16 +155,7 @@ export async function runDaemon(
   const clock = deps.clock ?? realClock;
   const { node } = identity;
   const log = deps.log.with({ node });
-  const desired = new DesiredImages({
-    policy: new TrustPolicy({
-      trustedNamespaces: config.trustedNamespaces,
-      trustClusterScoped: config.trustClusterWorkflowTemplates,
-      allowedRepositories: config.allowedRepositories,
-    }),
-    maxImagesPerObject: config.maxImagesPerObject,
-    maxDesiredImages: config.maxDesiredImages,
-    log,
-  });
+  const desired = new DesiredImages(desiredImagesOptions(config, log));
   const events = new EventRecorder({ kubeConfig, host: node, log, clock });
   const sources = buildSources(config, { ...deps, log }, desired, events);
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });

@@ -10,9 +10,13 @@
  * @module
  */
 import { parseAllDocuments } from "yaml";
-import { FLAGS } from "../config/config.ts";
+import { FLAGS, loadConfig } from "../config/config.ts";
 import { type FlagSpec, formatHelp, parseFlags } from "../config/flags.ts";
-import { DesiredImages } from "../images/desired_images.ts";
+import {
+  DesiredImages,
+  type DesiredImagesOptions,
+  desiredImagesOptions,
+} from "../images/desired_images.ts";
 import { labelMatcher } from "../kube/label_selector.ts";
 import {
   imagesFromClusterWorkflowTemplate,
@@ -73,6 +77,15 @@ const OWN_FLAGS: readonly FlagSpec[] = [
   { name: "help", short: "h", type: "bool", help: "Print this help and exit" },
 ];
 
+/** The daemon flags that decide which images are allowed, and how many. */
+const TRUST_FLAG_NAMES = [
+  "trusted-namespaces",
+  "trust-cluster-workflow-templates",
+  "allowed-repositories",
+  "max-images-per-object",
+  "max-desired-images",
+];
+
 /** The daemon flags that decide which objects count, accepted with the same meaning. */
 const SOURCE_FLAG_NAMES = [
   "image",
@@ -82,6 +95,7 @@ const SOURCE_FLAG_NAMES = [
   "watch-argo-workflow-templates",
   "watch-argo-cluster-workflow-templates",
   "watch-argo-cron-workflows",
+  ...TRUST_FLAG_NAMES,
 ];
 
 /** Every flag of the `images` command: its own, then the daemon's source flags. */
@@ -112,6 +126,8 @@ interface Options {
   readonly selects: (labels: Readonly<Record<string, string>> | undefined) => boolean;
   readonly namespaces: readonly string[];
   readonly kinds: ReadonlySet<string>;
+  /** The trust policy and caps, as the daemon applies them. */
+  readonly desired: DesiredImagesOptions;
 }
 
 function flagValue(flags: Record<string, string | string[]>, name: string): string {
@@ -127,7 +143,7 @@ function flagList(flags: Record<string, string | string[]>, name: string): strin
 
 /** @throws {TypeError} naming the flag and what is expected. */
 function parseOptions(args: readonly string[]): Options {
-  const { flags, positionals } = parseFlags(args, IMAGES_FLAGS);
+  const { flags, positionals } = parseFlags(args, IMAGES_FLAGS, { strictBooleans: true });
   if (positionals.length > 0) {
     throw new TypeError(
       `Unexpected argument ${JSON.stringify(positionals[0])}: give manifests with -f`,
@@ -155,7 +171,15 @@ function parseOptions(args: readonly string[]): Options {
     kinds.add("ClusterWorkflowTemplate");
   }
   if (flagValue(flags, "watch-argo-cron-workflows") === "true") kinds.add("CronWorkflow");
+  // The daemon's own parsing of these flags: the same defaults, bounds and messages.
+  const trustArgs = TRUST_FLAG_NAMES.flatMap((name) => {
+    const given = flags[name];
+    if (given === undefined) return [];
+    return (Array.isArray(given) ? given : [given]).map((value) => `--${name}=${value}`);
+  });
+  const { config } = loadConfig(trustArgs, () => undefined);
   const options: Options = {
+    desired: desiredImagesOptions(config),
     help: flagValue(flags, "help") === "true",
     files: flagList(flags, "filename"),
     output,
@@ -284,7 +308,7 @@ const ARGO_KINDS: Readonly<
 
 /** Reads manifests into the dedupe map, the way the daemon's sources would. */
 class Collector {
-  readonly desired = new DesiredImages();
+  readonly desired: DesiredImages;
   readonly errors: { origin: string; error: string }[] = [];
   readonly notes: { origin: string; note: string }[] = [];
   readonly #options: Options;
@@ -292,6 +316,7 @@ class Collector {
   #stdin: Promise<string> | undefined;
 
   constructor(options: Options, io: ImagesCommandIo) {
+    this.desired = new DesiredImages(options.desired);
     this.#options = options;
     this.#io = io;
   }
@@ -446,6 +471,19 @@ class Collector {
   }
 
   report(): Report {
+    const over = this.desired.overCap(Number.MAX_SAFE_INTEGER);
+    const notes = [
+      ...this.notes,
+      // Samples are kept per object; say how many more there were.
+      ...this.desired.rejectionSummaries().filter((r) => r.count > r.samples.length).map((r) => ({
+        origin: r.origin,
+        note: `${r.count - r.samples.length} more rejected references not listed`,
+      })),
+      ...over.samples.map((image) => ({
+        origin: this.desired.originsOf(image).join(", "),
+        note: `${image}: over --max-desired-images, not pulled`,
+      })),
+    ];
     return {
       images: this.desired.refs().map((image) => ({
         image,
@@ -455,7 +493,7 @@ class Collector {
         .map((r) => ({ origin: r.origin, image: r.input, reason: r.reason }))
         .sort((a, b) => compare(a.origin, b.origin) || compare(a.image, b.image)),
       errors: this.errors,
-      notes: this.notes,
+      notes,
     };
   }
 }

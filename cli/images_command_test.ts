@@ -521,3 +521,46 @@ Deno.test("images rejects the Argo objects the daemon rejects, as errors that ma
     'image-cache-daemon images: error: workflowtemplate/tenant/pad: WorkflowTemplate "tenant/pad": template "pad", step "s": withSequence format "%0999999999d" is wider than 1024 (limit MAX_SEQUENCE_WIDTH = 1024)',
   ]);
 });
+
+Deno.test("images applies the daemon's trust flags and caps, with the daemon's messages", async () => {
+  const cm = (namespace: string, images: string[]) =>
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        namespace,
+        name: "list",
+        labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
+      },
+      data: { images: JSON.stringify(images) },
+    });
+  const input = `${cm("tenant", ["ghcr.io/evil/miner:1", "docker.io/library/alpine:3.20"])}\n---\n${
+    cm("platform", ["ghcr.io/evil/tool:1"])
+  }`;
+  const { code, stdout } = await run([
+    "-f",
+    "-",
+    "-o",
+    "json",
+    "--allowed-repositories=docker.io/library/*",
+    "--trusted-namespaces=platform",
+  ], input);
+  assertEquals(code, 0);
+  const report = JSON.parse(stdout);
+  assertEquals(report.images.map((i: { image: string }) => i.image), [
+    "docker.io/library/alpine:3.20",
+    "ghcr.io/evil/tool:1",
+  ]);
+  assertEquals(report.rejected.length, 1);
+  assertMatch(report.rejected[0].reason, /not in --allowed-repositories/);
+  const capped = await run(["-f", "-", "-o", "json", "--max-desired-images=1"], input);
+  assertEquals(JSON.parse(capped.stdout).images.length, 1);
+  assert(
+    JSON.parse(capped.stdout).notes.some((n: { note: string }) =>
+      /over --max-desired-images/.test(n.note)
+    ),
+  );
+  const bad = await run(["-f", "-", "--max-desired-images=0"], input);
+  assertEquals(bad.code, 2);
+  assertMatch(bad.stderr, /--max-desired-images "0": expected a whole number/);
+});

@@ -106,6 +106,29 @@ export interface DesiredImagesOptions {
   log?: Logger;
 }
 
+/** The flags ({@linkcode Config} fields) that set the trust policy and the caps. */
+export interface TrustFlags {
+  readonly trustedNamespaces: readonly string[];
+  readonly trustClusterWorkflowTemplates: boolean;
+  readonly allowedRepositories: readonly string[];
+  readonly maxImagesPerObject: number;
+  readonly maxDesiredImages: number;
+}
+
+/** The {@linkcode DesiredImages} options the flags ask for: one reading for the daemon and `images`. */
+export function desiredImagesOptions(flags: TrustFlags, log?: Logger): DesiredImagesOptions {
+  return {
+    policy: new TrustPolicy({
+      trustedNamespaces: flags.trustedNamespaces,
+      trustClusterScoped: flags.trustClusterWorkflowTemplates,
+      allowedRepositories: flags.allowedRepositories,
+    }),
+    maxImagesPerObject: flags.maxImagesPerObject,
+    maxDesiredImages: flags.maxDesiredImages,
+    log,
+  };
+}
+
 /** Cuts text to `max` characters, saying how long it was. */
 export function truncateEcho(text: string, max = MAX_ECHO_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max)}…(${text.length} chars)`;

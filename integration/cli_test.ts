@@ -28,6 +28,11 @@ Deno.test("main.ts exits 2 with a named-flag error and no stack trace on invalid
       '--resync-period "15 minutes": expected a Go duration such as 15m or 1h30m',
     ],
     [["--watch-configmaps=maybe"], '--watch-configmaps "maybe": expected true or false'],
+    // Once `unknown command "maybe"`: the flag is named now.
+    [["--watch-configmaps", "maybe"], '--watch-configmaps "maybe": is not true or false'],
+    // Once accepted, and every pull timed out at once (the timer overflowed).
+    [["--pull-timeout=1000h"], '--pull-timeout "1000h": must be at most 596h31m23.647s'],
+    [["--resync-period=1ns"], '--resync-period "1ns": must be at least 1s or 0'],
     [["--bogus"], "Unknown flag --bogus"],
     [["--node-name=n"], "--pod-namespace is required"],
   ];

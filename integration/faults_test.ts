@@ -32,6 +32,7 @@ import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { waitFor } from "../testing/wait.ts";
 import type { KubeObject } from "../testing/fake_apiserver/mod.ts";
 import { createLogger } from "../log/logger.ts";
+import { parse } from "yaml";
 
 const BASE = ["alpine:3.20", "busybox:1.36"];
 const list = (images: string[]) => images.map((i) => `- ${i}`).join("\n");
@@ -526,6 +527,44 @@ faultTest(
 );
 
 faultTest(
+  "Issue 13's crash WorkflowTemplates (a doubling parameter, a billion-wide withSequence format) under the DaemonSet's heap limit: each rejected at its limit, the daemon up and pulling the good images",
+  async () => {
+    await using cluster = await startCluster({ pullDelayMs: 50 });
+    const { server } = cluster;
+    const fixture = async (name: string) =>
+      parse(
+        await Deno.readTextFile(new URL(`fixtures/argo-hostile/${name}`, import.meta.url)),
+      ) as KubeObject;
+    server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("good")]));
+    // Edited from good to hostile after the first sync: its last good image stays.
+    server.create("workflowtemplates", workflowTemplate("tenant", "grow", [app("before-edit")]));
+    server.create("workflowtemplates", await fixture("huge-format.workflowtemplate.yaml"));
+    const daemon = await cluster.spawn([], [daemonSetHeapFlag()]);
+    await assertSettles(cluster, daemon, [app("good"), app("before-edit")]);
+    const doubling = await fixture("doubling.workflowtemplate.yaml");
+    const grow = server.get("workflowtemplates", "tenant", "grow")!;
+    server.update("workflowtemplates", { ...grow, spec: doubling.spec });
+    await waitFor(
+      () =>
+        eventsAbout(cluster, "grow", "ObjectLimitExceeded").length === 1 &&
+        eventsAbout(cluster, "pad", "ObjectLimitExceeded").length === 1,
+      { what: "an ObjectLimitExceeded Event for each crash input", timeoutMs: SETTLE_MS },
+    );
+    const limits = Object.fromEntries(
+      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]),
+    );
+    assertEquals(limits, {
+      "workflowtemplate/tenant/grow": "MAX_EXPANDED_LENGTH",
+      "workflowtemplate/tenant/pad": "MAX_SEQUENCE_WIDTH",
+    });
+    await assertSettles(cluster, daemon, [app("good"), app("before-edit")]);
+    const health = await fetch(`http://127.0.0.1:${daemon.port}/healthz`);
+    assertEquals([health.status, await health.text()], [200, "ok\n"]);
+    await assertCleanExit(cluster, daemon);
+  },
+);
+
+faultTest(
   "Past --max-desired-images the operator's images come first, then by name, the same after a restart; untrusted repositories outside --allowed-repositories are refused",
   async () => {
     await using cluster = await startCluster({ pullDelayMs: 50 });
@@ -596,61 +635,37 @@ faultTest(
       metadata: { namespace: "tenant", name },
       spec,
     });
-    // Under 600 bytes, valid for Argo: each call doubles the parameter.
+    // The issue's two crash inputs (as integration/fixtures/argo-hostile/ on
+    // h13-bounds): under 600 bytes each and valid for Argo.
     server.create(
       "workflowtemplates",
       wt("doubling", {
-        entrypoint: "main",
-        templates: [
-          {
-            name: "main",
-            inputs: { parameters: [{ name: "p", value: "a" }] },
-            steps: [
-              [{
-                name: "again",
-                template: "main",
-                arguments: {
-                  parameters: [{
-                    name: "p",
-                    value: "{{inputs.parameters.p}}{{inputs.parameters.p}}",
-                  }],
-                },
-              }],
-              [{
-                name: "run",
-                template: "leaf",
-                arguments: { parameters: [{ name: "image", value: "{{inputs.parameters.p}}" }] },
-              }],
-            ],
-          },
-          {
-            name: "leaf",
-            inputs: { parameters: [{ name: "image" }] },
-            container: { image: "registry.example/{{inputs.parameters.image}}:1" },
-          },
-        ],
+        entrypoint: "grow",
+        templates: [{
+          name: "grow",
+          inputs: { parameters: [{ name: "p", default: "x" }] },
+          container: { image: "alpine:{{inputs.parameters.p}}" },
+          steps: [[{
+            name: "again",
+            template: "grow",
+            arguments: {
+              parameters: [{ name: "p", value: "{{inputs.parameters.p}}{{inputs.parameters.p}}" }],
+            },
+          }]],
+        }],
       }),
     );
     server.create(
       "workflowtemplates",
       wt("wide-format", {
-        entrypoint: "main",
-        templates: [
-          {
-            name: "main",
-            steps: [[{
-              name: "each",
-              template: "leaf",
-              withSequence: { count: "3", format: "%0999999999d" },
-              arguments: { parameters: [{ name: "n", value: "{{item}}" }] },
-            }]],
-          },
-          {
-            name: "leaf",
-            inputs: { parameters: [{ name: "n" }] },
-            container: { image: "registry.example/seq:{{inputs.parameters.n}}" },
-          },
-        ],
+        templates: [{
+          name: "pad",
+          steps: [[{
+            name: "s",
+            withSequence: { count: "3", format: "%0999999999d" },
+            inline: { container: { image: "busybox:{{item}}" } },
+          }]],
+        }],
       }),
     );
     server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("argo-good")]));

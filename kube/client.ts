@@ -53,6 +53,42 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
   return kc;
 }
 
+type DispatcherOptions = { type: string; connect?: Record<string, unknown> };
+type CreateDispatcherOptions = (
+  cluster: Cluster | null,
+  agentOptions: Record<string, unknown>,
+) => DispatcherOptions;
+
+/**
+ * Makes `kc` speak HTTP/1.1 only, never HTTP/2.
+ *
+ * Why: client-node 2.0.1's undici (8.x) offers `h2` by ALPN unless told not
+ * to, and on this runtime undici's HTTP/2 runs on `node:http2`, whose
+ * nghttp2 session aborts the whole process (assertion `stream->closed_next ==
+ * NULL` in `find_stream_on_goaway_func`) when a server sends GOAWAY as
+ * streams close. kube-apiserver sends GOAWAY on shutdown and, with
+ * `--goaway-chance`, at random to rebalance clients: a daemon on HTTP/2 could
+ * die of it. Seen here with the fake API server over TLS, which aborted the
+ * test process about one run in three. `allowH2: false` in the connect
+ * options is what undici's connector reads to offer `http/1.1` alone.
+ */
+export function speakHttp1(kc: KubeConfig): KubeConfig {
+  // The method is private in the typings; createDispatcher builds the Agent from it.
+  const target = kc as unknown as { createDispatcherOptions: CreateDispatcherOptions };
+  const options = target.createDispatcherOptions.bind(kc);
+  target.createDispatcherOptions = (cluster, agentOptions) => {
+    const o = options(cluster, agentOptions);
+    // Over TLS, "none" would fall back to undici's global dispatcher, which
+    // offers h2 too: an Agent of our own with no TLS options instead. Plain
+    // HTTP negotiates nothing (undici never starts h2 without TLS).
+    if (o.type === "none" && cluster?.server.startsWith("https:")) {
+      return { type: "agent", connect: { allowH2: false, keepAlive: true } };
+    }
+    return o.connect ? { ...o, connect: { ...o.connect, allowH2: false } } : o;
+  };
+  return kc;
+}
+
 /** How long one API request (not a watch) may take. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -131,7 +167,7 @@ export interface KubeConfigOptions {
  * @throws {TypeError} with a fix hint when neither is usable.
  */
 export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
-  const kc = boundRequests(reuseConnections(new KubeConfig()));
+  const kc = boundRequests(reuseConnections(speakHttp1(new KubeConfig())));
   if (options.kubeconfig) {
     try {
       kc.loadFromFile(options.kubeconfig);

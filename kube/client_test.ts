@@ -7,6 +7,7 @@ import {
   assertThrows,
 } from "../testing/assert.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { tlsMaterial } from "../testing/fake_apiserver/tls.ts";
 import {
   apiMessage,
   apiStatus,
@@ -36,6 +37,64 @@ Deno.test("loadKubeConfig() reuses one connection pool for every request", async
   } finally {
     await Deno.remove(dir, { recursive: true });
     await server.close();
+  }
+});
+
+Deno.test("loadKubeConfig() offers only HTTP/1.1 to a TLS API server that would take HTTP/2", async () => {
+  const tls = await tlsMaterial();
+  // A raw TLS listener offering h2 first, as kube-apiserver does: what the
+  // handshake settles on is the protocol the client offered.
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: tls.cert,
+    key: tls.key,
+    alpnProtocols: ["h2", "http/1.1"],
+  });
+  const negotiated = (async () => {
+    const conn = await listener.accept();
+    try {
+      const { alpnProtocol } = await conn.handshake();
+      const body = '{"items":[]}';
+      await conn.write(new TextEncoder().encode(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" +
+          `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      ));
+      return alpnProtocol;
+    } finally {
+      conn.close();
+    }
+  })();
+  const dir = await Deno.makeTempDir();
+  try {
+    const { port } = listener.addr as Deno.NetAddr;
+    const path = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(
+      path,
+      `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:${port}
+    certificate-authority-data: ${btoa(tls.caCert)}
+users:
+- name: u
+  user:
+    token: t
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+`,
+    );
+    const core = loadKubeConfig({ kubeconfig: path }).makeApiClient(CoreV1Api);
+    const list = await core.listNamespace();
+    assertEquals(list.items, []);
+    assertEquals(await negotiated, "http/1.1");
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -252,6 +252,10 @@ Deno.test("serveOperations() /status builds its image list once for 120 concurre
     const last = await (await fetch(`${url}?offset=1500&limit=1000`)).json();
     assertEquals([last.images.length, last.nextOffset], [500, undefined]);
     assertEquals(server.statusBuilds(), 1);
+    // The puller's periodic re-reads of the desired set change nothing: no rebuild.
+    await clock.advance(180_000);
+    await (await fetch(url)).body?.cancel();
+    assertEquals(server.statusBuilds(), 1);
     desired.set("configmap/t/x", ["r.example/new:1"]);
     await clock.flush();
     await (await fetch(url)).body?.cancel();

@@ -376,11 +376,11 @@ export class NodePuller {
    * credentials is retried at once when a trusted origin starts asking for it.
    */
   #retrust(ref: string): void {
-    this.#version++;
     const entry = this.#entries.get(ref);
     if (entry === undefined) return;
     const trusted = this.#options.desired.trusted(ref);
     if (trusted === entry.trusted) return;
+    this.#version++;
     entry.trusted = trusted;
     this.#log.debug("Image trust changed", { image: ref, trusted });
     if (trusted && entry.state === "failed" && !this.#running.has(ref)) {

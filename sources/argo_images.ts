@@ -84,11 +84,12 @@ export const MAX_LOOP_ITEMS = 10_000;
 export const MAX_SEQUENCE_WIDTH = 1024;
 /**
  * The most distinct argument sets one template is evaluated with. A loop of
- * {@linkcode MAX_LOOP_ITEMS} items passing each item to a template fits;
- * recursion that changes its arguments on every call (stopped in Argo only
- * by a `when` that cannot be evaluated offline) reaches it.
+ * {@linkcode MAX_LOOP_ITEMS} items passing each item to a template fits,
+ * with room for the template's own defaults and other callers; recursion
+ * that changes its arguments on every call (stopped in Argo only by a `when`
+ * that cannot be evaluated offline) reaches it.
  */
-export const MAX_CALL_BINDINGS = MAX_LOOP_ITEMS;
+export const MAX_CALL_BINDINGS = 2 * MAX_LOOP_ITEMS;
 /**
  * The most operations (template evaluations, step and loop expansions,
  * calls, parameters bound, placeholders resolved, container entries read)
@@ -200,6 +201,9 @@ function quote(name: string): string {
   return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
 }
 
+/** Texts longer than this are scanned for placeholders once per object, not per evaluation. */
+const LONG_TEXT = 1024;
+
 const INPUT_PREFIX = "inputs.parameters.";
 const GLOBAL_PREFIX = "workflow.parameters.";
 
@@ -296,6 +300,8 @@ class Extractor {
   readonly #fallbacks: Obj[] = [];
   readonly #readsItem = new WeakMap<Obj, boolean>();
   readonly #valueIds = new Map<string, string>();
+  /** Long texts known to hold no placeholder. */
+  readonly #plain = new Set<string>();
   /** Parsed `podSpecPatch` texts. */
   readonly #patches = new Map<string, Named[]>();
   readonly #workflowPatch: unknown;
@@ -498,8 +504,17 @@ class Extractor {
    * builds nothing.
    */
   #substitute(text: string, scope: Scope): Value {
+    // A long literal is scanned once: it is the same string on every call,
+    // so the map finds it by its cached hash without reading it again.
+    if (text.length > LONG_TEXT && this.#plain.has(text)) return text;
     let open = text.indexOf("{{");
-    if (open === -1) return text;
+    if (open === -1) {
+      if (text.length > LONG_TEXT) {
+        this.#characters(text.length);
+        this.#plain.add(text);
+      }
+      return text;
+    }
     this.#characters(text.length);
     let out = "";
     let done = 0;
@@ -591,6 +606,8 @@ class Extractor {
   #sequenceFormatter(format: unknown): ((n: number) => string) | undefined {
     if (!isSet(format) || format === "") return (n) => String(n);
     if (typeof format !== "string") return undefined;
+    // Read on every evaluation of the step: what it costs counts.
+    this.#characters(format.length);
     const match = format.match(/^([^%]*)%(0?)(\d*)d([^%]*)$/);
     if (!match) return undefined;
     const [, before, zero, width, after] = match;

@@ -9,6 +9,7 @@ import {
   imagesFromWorkflowTemplate,
   MAX_CHARACTERS,
   MAX_EXPANDED_LENGTH,
+  MAX_LOOP_ITEMS,
   MAX_WORK,
 } from "./argo_images.ts";
 import { ObjectLimitError } from "./object_limit_error.ts";
@@ -1054,6 +1055,41 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
       assertWithinBounds(result.work);
     },
   );
+  await t.step("a loop of exactly MAX_LOOP_ITEMS passing each item to a template is read", () => {
+    const items = Array.from({ length: MAX_LOOP_ITEMS }, (_, i) => `v${i}`);
+    const result = measure({
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: [[{
+            name: "fan",
+            withItems: items,
+            template: "leaf",
+            arguments: { parameters: [param("n", "{{item}}")] },
+          }]],
+        },
+        {
+          name: "leaf",
+          inputs: { parameters: [{ name: "n" }] },
+          container: { image: "app:{{inputs.parameters.n}}" },
+        },
+      ],
+    });
+    assert(result.images, String(result.error));
+    assertEquals(result.images.size, MAX_LOOP_ITEMS);
+    const inline = measure({
+      templates: [{
+        name: "main",
+        steps: [[{
+          name: "fan",
+          withItems: items,
+          inline: { container: { image: "a:{{item}}" } },
+        }]],
+      }],
+    });
+    assertEquals(inline.images?.size, MAX_LOOP_ITEMS);
+  });
   await t.step("a withItems list past the bound", () => {
     const result = measure({
       templates: [{
@@ -1157,6 +1193,45 @@ Deno.test("imagesFromWorkflowSpec() rejects hostile objects at a named limit, wi
       templates: [{ name: "ü", container: { image: "alpine:{{workflow.parameters.タグ}}" } }],
     });
     assertEquals(sorted(result.images!), ["alpine:3.20"]);
+  });
+  /** A loop of 1,000 items, each calling `leaf` with its item as `n`. */
+  const fanOut = (leaf: Record<string, unknown>) =>
+    measure({
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: [[{
+            name: "fan",
+            withItems: Array.from({ length: 1_000 }, (_, i) => String(i)),
+            template: "leaf",
+            arguments: { parameters: [param("n", "{{item}}")] },
+          }]],
+        },
+        { name: "leaf", ...leaf },
+      ],
+    });
+  await t.step("a long literal parameter read on every call is scanned once", () => {
+    const long = "y".repeat(500_000);
+    const result = fanOut({
+      inputs: { parameters: [{ name: "n" }, { name: "blob", default: long }] },
+      container: { image: "app:{{inputs.parameters.n}}" },
+    });
+    assertEquals(result.images!.size, 1_000);
+    // Counted once (it was read), not once per call (it would pass MAX_CHARACTERS).
+    assert(result.work.characters >= long.length, `${result.work.characters} characters`);
+    assert(result.work.characters < 2 * long.length, `${result.work.characters} characters`);
+  });
+  await t.step("a long withSequence format costs its length on every evaluation", () => {
+    const result = fanOut({
+      inputs: { parameters: [{ name: "n" }] },
+      steps: [[{
+        name: "seq",
+        withSequence: { count: "1", format: `%d${"z".repeat(100_000)}` },
+        inline: { container: { image: "a:{{inputs.parameters.n}}" } },
+      }]],
+    });
+    assertLimit(result, "MAX_CHARACTERS", 'template "leaf", step "seq"');
   });
   await t.step("a value passed on unchanged is not rebuilt", () => {
     const big = "z".repeat(1_000_000);

@@ -212,7 +212,11 @@ export interface StatusReport {
   inFlight: number;
   images: ImageReport[];
   sources: { name: string; available: boolean; synced: boolean; errors: number }[];
-  rejected: { origin: string; input: string; reason: string }[];
+  /** One entry per object with rejections (at most 50), with the exact count and a few samples. */
+  rejected: { origin: string; count: number; samples: { input: string; reason: string }[] }[];
+  /** Exact totals of objects with rejections and of rejected entries. */
+  rejectedObjects: number;
+  rejectedEntries: number;
 }
 
 /** A daemon process. */

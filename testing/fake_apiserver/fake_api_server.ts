@@ -8,6 +8,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { stringify as toYaml } from "yaml";
 import { type Logger, nullLogger } from "../../log/logger.ts";
+import { speakHttp1 } from "../../kube/client.ts";
 import { Authorizer, type DenyRule } from "./authz.ts";
 import { type FailNextOptions, FaultPlan, type InjectedStatus } from "./faults.ts";
 import { type FakeKubelet, SimulatedKubelet } from "./kubelet.ts";
@@ -370,7 +371,8 @@ class FakeApiServerImpl implements FakeApiServer {
   }
 
   kubeConfig(): KubeConfig {
-    const kc = new KubeConfig();
+    // HTTP/1.1 as the daemon speaks it (see speakHttp1 for the HTTP/2 abort).
+    const kc = speakHttp1(new KubeConfig());
     kc.loadFromString(this.kubeconfigYaml());
     return kc;
   }
