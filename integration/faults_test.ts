@@ -565,6 +565,58 @@ faultTest(
 );
 
 faultTest(
+  "Hostile YAML (a 1 MB list of maps, flow lists nested 16,000 deep, a 1 MB YAML podSpecPatch) under the DaemonSet's heap limit: each rejected at its YAML limit, a long quoted list read, the daemon up and pulling the good images",
+  async () => {
+    await using cluster = await startCluster({ pullDelayMs: 50 });
+    const { server } = cluster;
+    // Before the YAML limits, the first took 5 s of the parser on every
+    // change and the second ended in a stack overflow.
+    server.create(
+      "configmaps",
+      configMap("tenant", "yaml-heavy", {
+        images: `- name: x\n  image: ${app("never")}\n`.repeat(20_000),
+      }),
+    );
+    server.create("configmaps", configMap("tenant", "deep", { images: "[".repeat(16_000) }));
+    const quoted = Array.from({ length: 3_000 }, (_, i) => `registry.example/q-${i}:1`);
+    server.create(
+      "configmaps",
+      configMap("tenant", "quoted", { images: quoted.map((r) => `- "${r}"  # pinned`).join("\n") }),
+    );
+    const patched = workflowTemplate("tenant", "patch", [app("patched-away")]);
+    (patched.spec as { templates: Record<string, unknown>[] }).templates[0].podSpecPatch =
+      "containers:\n" + `- name: main\n  image: ${app("never")}\n`.repeat(30_000);
+    server.create("workflowtemplates", patched);
+    server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("good")]));
+    const daemon = await cluster.spawn(["--max-images-per-object=5"], [daemonSetHeapFlag()]);
+    await waitFor(
+      () =>
+        ["yaml-heavy", "deep", "patch"].every((name) =>
+          eventsAbout(cluster, name, "ObjectLimitExceeded").length === 1
+        ),
+      { what: "an ObjectLimitExceeded Event for each hostile YAML value", timeoutMs: SETTLE_MS },
+    );
+    const limits = Object.fromEntries(
+      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]),
+    );
+    assertEquals(limits, {
+      "configmap/tenant/yaml-heavy": "MAX_YAML_LENGTH",
+      "configmap/tenant/deep": "MAX_YAML_DEPTH",
+      "workflowtemplate/tenant/patch": "MAX_YAML_LENGTH",
+    });
+    // The quoted list is read whole (its count is exact), the first five pulled.
+    const over = daemon.lines.find((l) =>
+      l.msg === "Rejected image references" && l.origin === "configmap/tenant/quoted"
+    );
+    assertEquals(over?.count, quoted.length - 5);
+    await assertSettles(cluster, daemon, [app("good"), ...quoted.slice(0, 5)]);
+    const health = await fetch(`http://127.0.0.1:${daemon.port}/healthz`);
+    assertEquals([health.status, await health.text()], [200, "ok\n"]);
+    await assertCleanExit(cluster, daemon);
+  },
+);
+
+faultTest(
   "Past --max-desired-images the operator's images come first, then by name, the same after a restart; untrusted repositories outside --allowed-repositories are refused",
   async () => {
     await using cluster = await startCluster({ pullDelayMs: 50 });
