@@ -159,7 +159,10 @@ export function imagesFromConfigMap(cm: unknown): ConfigMapImages {
   const key = typeof annotated === "string" && annotated.trim() !== ""
     ? annotated.trim()
     : DEFAULT_KEY;
-  const where = `ConfigMap ${JSON.stringify(id)} key ${JSON.stringify(key)}`;
+  // The key comes from an annotation (up to 256 KB): named cut short, as
+  // every message about the value repeats it.
+  const shownKey = key.length > 64 ? `${key.slice(0, 64)}…` : key;
+  const where = `ConfigMap ${JSON.stringify(id)} key ${JSON.stringify(shownKey)}`;
 
   const data = asObject(object?.data);
   if (data === undefined || !Object.hasOwn(data, key)) {

@@ -352,6 +352,15 @@ Deno.test("imagesFromConfigMap() reads flow lists and quoted items exactly as th
   );
 });
 
+Deno.test("imagesFromConfigMap() names a key annotation of megabytes cut short", () => {
+  const key = "k".repeat(3_000_000);
+  const error = assertThrows(
+    () => imagesFromConfigMap(configMap({ images: "- alpine" }, { [KEY_ANNOTATION]: key })),
+    TypeError,
+  );
+  assertEquals(error.message, `ConfigMap "platform/base" key "${"k".repeat(64)}…" is missing`);
+});
+
 Deno.test("imagesFromConfigMap() names cluster-less objects by name alone", () => {
   assertThrows(
     () => imagesFromConfigMap({ metadata: { name: "loose" }, data: {} }),
