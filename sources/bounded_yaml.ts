@@ -65,6 +65,21 @@ function nesting(token: CST.Token, limit: number): number {
 }
 
 /**
+ * How deep collections nest in any document of `text`, counting up to
+ * `limit + 1` at most. Reads the text with the YAML parser's own (iterative)
+ * parser, so that a text too deep to be turned into values can be refused
+ * before it is.
+ */
+export function yamlDepth(text: string, limit: number): number {
+  let deepest = 0;
+  for (const token of new Parser().parse(text)) {
+    deepest = Math.max(deepest, nesting(token, limit));
+    if (deepest > limit) break;
+  }
+  return deepest;
+}
+
+/**
  * The one YAML document of `text`, as plain values; `null` when the text
  * holds no document.
  *
