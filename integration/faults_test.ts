@@ -600,9 +600,9 @@ faultTest(
       daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]),
     );
     assertEquals(limits, {
-      "configmap/tenant/yaml-heavy": "MAX_YAML_LENGTH",
+      "configmap/tenant/yaml-heavy": "MAX_YAML_TOKENS",
       "configmap/tenant/deep": "MAX_YAML_DEPTH",
-      "workflowtemplate/tenant/patch": "MAX_YAML_LENGTH",
+      "workflowtemplate/tenant/patch": "MAX_YAML_TOKENS",
     });
     // The quoted list is read whole (its count is exact), the first five pulled.
     const over = daemon.lines.find((l) =>

@@ -50,7 +50,7 @@
  *
  * @module
  */
-import { MAX_YAML_LENGTH, parseBoundedYaml } from "./bounded_yaml.ts";
+import { parseBoundedYaml } from "./bounded_yaml.ts";
 import { ObjectLimitError } from "./object_limit_error.ts";
 
 /**
@@ -301,8 +301,8 @@ class Extractor {
   readonly #plain = new Set<string>();
   /** Parsed `podSpecPatch` texts. */
   readonly #patches = new Map<string, Named[]>();
-  /** Characters of `podSpecPatch` read by the YAML parser, at most {@linkcode MAX_YAML_LENGTH}. */
-  #yamlRead = 0;
+  /** Tokens of `podSpecPatch` read by the YAML parser: the limit is per object. */
+  readonly #yamlRead = { tokens: 0 };
   readonly #workflowPatch: unknown;
   readonly #work: ArgoWork;
   /** Where the walk is, for messages: `template "a"`, `step "b"`, … */
@@ -897,16 +897,11 @@ class Extractor {
         // What the YAML parser reads is bounded per object, not per text:
         // patches built from many argument sets are distinct texts.
         this.#trail.push(field);
-        if (this.#yamlRead + text.length > MAX_YAML_LENGTH) {
-          this.#fail(
-            `texts read as YAML pass ${MAX_YAML_LENGTH} characters`,
-            "MAX_YAML_LENGTH",
-            MAX_YAML_LENGTH,
-          );
-        }
-        this.#yamlRead += text.length;
         try {
-          value = parseBoundedYaml(text, field, "pod spec");
+          value = parseBoundedYaml(text, field, {
+            expected: "pod spec",
+            budget: this.#yamlRead,
+          });
         } catch (error) {
           if (error instanceof ObjectLimitError) {
             this.#fail(error.detail, error.limit, error.max);
@@ -1070,7 +1065,7 @@ export interface WorkflowSpecOptions {
  * ({@linkcode MAX_EXPANDED_LENGTH}, {@linkcode MAX_LOOP_ITEMS},
  * {@linkcode MAX_SEQUENCE_WIDTH}, {@linkcode MAX_CALL_BINDINGS},
  * {@linkcode MAX_WORK}, {@linkcode MAX_CHARACTERS}, {@linkcode MAX_INLINE_DEPTH}), or
- * when a `podSpecPatch` read as YAML passes `MAX_YAML_LENGTH` (per object),
+ * when a `podSpecPatch` read as YAML passes `MAX_YAML_TOKENS` (per object),
  * `MAX_YAML_DEPTH` or `MAX_ALIASES` (see `bounded_yaml.ts`).
  * Nothing else is thrown.
  */

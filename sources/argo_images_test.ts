@@ -1618,7 +1618,7 @@ Deno.test("imagesFromWorkflowSpec() bounds the YAML read from podSpecPatch per o
     const patch = "containers:\n" + "- name: x\n  image: alpine:3\n".repeat(40_000);
     assertLimit(
       measure({ templates: [template(patch)] }),
-      "MAX_YAML_LENGTH",
+      "MAX_YAML_TOKENS",
       'template "a", podSpecPatch',
     );
   });
@@ -1646,7 +1646,7 @@ Deno.test("imagesFromWorkflowSpec() bounds the YAML read from podSpecPatch per o
           steps: [[{
             name: "each",
             template: "a",
-            withItems: Array.from({ length: 100 }, (_, i) => `v${i}`),
+            withItems: Array.from({ length: 1_000 }, (_, i) => `v${i}`),
             arguments: { parameters: [{ name: "tag", value: "{{item}}" }] },
           }]],
         },
@@ -1655,7 +1655,7 @@ Deno.test("imagesFromWorkflowSpec() bounds the YAML read from podSpecPatch per o
         }),
       ],
     });
-    assertLimit(result, "MAX_YAML_LENGTH", 'template "a", podSpecPatch');
+    assertLimit(result, "MAX_YAML_TOKENS", 'template "a", podSpecPatch');
   });
   await t.step(
     "a YAML patch nested thousands deep is rejected at a limit, not a stack overflow",

@@ -5,19 +5,20 @@
  *
  * @module
  */
-import { Composer, type CST, LineCounter, Parser, YAMLParseError } from "yaml";
+import { Composer, type CST, Lexer, LineCounter, Parser, YAMLParseError } from "yaml";
 import { ObjectLimitError } from "./object_limit_error.ts";
 
 /**
- * The longest text given to the YAML parser, in characters. The parser reads
- * a few hundred kilobytes a second (a 1 MiB block list took over 5 s, a flow
- * list of 100,000 names about as long), so a value of the 1 MiB the API
- * server allows would stall the single-threaded daemon for seconds on every
- * change. 32 KiB is a few hundred image references written in any YAML form,
- * read in tens of milliseconds; longer lists are read by the fast paths (JSON,
- * or one `- image` per line), which have no such cost.
+ * The most tokens (scalars, indicators, line breaks, comments) the YAML
+ * parser may read per object. Its cost follows the tokens, about 4 µs each:
+ * a 1 MiB block list of maps (600,000 tokens) took over 2.5 s, on every
+ * change of the object, on the single-threaded daemon; 16,384 tokens are
+ * about 70 ms, a few thousand references in any YAML form. Long scalars are
+ * one token, so a long reference is still read and rejected on its own.
+ * Longer lists are read by the fast paths (JSON, a flow list or one
+ * `- image` per line), which have no such cost.
  */
-export const MAX_YAML_LENGTH = 32 * 1024;
+export const MAX_YAML_TOKENS = 16 * 1024;
 /**
  * The deepest nesting of collections the YAML parser may build. A list of
  * images is one level deep and a pod spec patch a handful; turning a parsed
@@ -79,24 +80,44 @@ export function yamlDepth(text: string, limit: number): number {
   return deepest;
 }
 
+/** Options for {@linkcode parseBoundedYaml}. */
+export interface ParseBoundedYamlOptions {
+  /** What the one document should be, for messages: `list`. @default {"document"} */
+  readonly expected?: string;
+  /**
+   * Tokens read so far for the same object, added to and checked with this
+   * text's: the limit is per object, not per text.
+   */
+  readonly budget?: { tokens: number };
+}
+
 /**
  * The one YAML document of `text`, as plain values; `null` when the text
  * holds no document.
  *
  * @param where names the value in messages: `ConfigMap "ns/name" key "images"`.
- * @param expected what the one document should be, for messages: `list`.
- * @throws {ObjectLimitError} when the text is longer than
- * {@linkcode MAX_YAML_LENGTH}, nests deeper than {@linkcode MAX_YAML_DEPTH}
+ * @throws {ObjectLimitError} when the text (with what `options.budget`
+ * counted before) passes {@linkcode MAX_YAML_TOKENS}, nests deeper than {@linkcode MAX_YAML_DEPTH}
  * or its aliases pass {@linkcode MAX_ALIASES}.
  * @throws {TypeError} `<where>: invalid YAML: …` when it is not YAML or holds
  * more than one document.
  */
-export function parseBoundedYaml(text: string, where: string, expected = "document"): unknown {
-  if (text.length > MAX_YAML_LENGTH) {
-    throw new ObjectLimitError(
-      `${text.length} characters of YAML, more than are read (write a long list as JSON or one "- image" per line)`,
-      { limit: "MAX_YAML_LENGTH", max: MAX_YAML_LENGTH, where },
-    );
+export function parseBoundedYaml(
+  text: string,
+  where: string,
+  options: ParseBoundedYamlOptions = {},
+): unknown {
+  const expected = options.expected ?? "document";
+  const budget = options.budget ?? { tokens: 0 };
+  // Counted by the lexer, which stops at the limit: a tenth of the
+  // parser's cost per token, so the count itself stays cheap.
+  for (const _ of new Lexer().lex(text)) {
+    if (++budget.tokens > MAX_YAML_TOKENS) {
+      throw new ObjectLimitError(
+        `YAML of more than ${MAX_YAML_TOKENS} tokens (write a long list as JSON or one "- image" per line)`,
+        { limit: "MAX_YAML_TOKENS", max: MAX_YAML_TOKENS, where },
+      );
+    }
   }
   const lines = new LineCounter();
   let tokens: CST.Token[];

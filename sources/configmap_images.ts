@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { MAX_ALIASES, MAX_YAML_DEPTH, MAX_YAML_LENGTH, parseBoundedYaml } from "./bounded_yaml.ts";
+import { MAX_ALIASES, MAX_YAML_DEPTH, MAX_YAML_TOKENS, parseBoundedYaml } from "./bounded_yaml.ts";
 import { ObjectLimitError } from "./object_limit_error.ts";
 
 /** The annotation that names the data key holding the list. */
@@ -23,7 +23,7 @@ export const DEFAULT_KEY = "images";
  */
 export const MAX_VALUE_LENGTH = 1024 * 1024 + 64 * 1024;
 
-export { MAX_ALIASES, MAX_YAML_DEPTH, MAX_YAML_LENGTH };
+export { MAX_ALIASES, MAX_YAML_DEPTH, MAX_YAML_TOKENS };
 
 /** What {@linkcode imagesFromConfigMap} returns. */
 export interface ConfigMapImages {
@@ -53,7 +53,7 @@ function describe(value: unknown): string {
 // a plain scalar YAML cannot read as anything but a string (no leading
 // indicator, no `: `, no trailing colon), or the same characters quoted. A
 // comment may follow. Lines that are blank or comments are allowed between
-// items. Being fast, this also takes long lists past MAX_YAML_LENGTH.
+// items. Being fast, this also reads long lists past MAX_YAML_TOKENS.
 const REFERENCE_CHARACTERS = "[A-Za-z0-9][A-Za-z0-9._/:@+-]*";
 const SIMPLE_ITEM = new RegExp(
   `^- (?:(${REFERENCE_CHARACTERS})|"(${REFERENCE_CHARACTERS})"|'(${REFERENCE_CHARACTERS})')` +
@@ -125,7 +125,7 @@ function parseValue(value: string, where: string): unknown {
       // Not JSON; YAML also reads flow lists such as `[alpine, busybox]`.
     }
   }
-  return parseBoundedYaml(value, where, "list");
+  return parseBoundedYaml(value, where, { expected: "list" });
 }
 
 /**
@@ -141,8 +141,8 @@ function parseValue(value: string, where: string): unknown {
  * ```
  *
  * @throws {ObjectLimitError} when the value is longer than
- * {@linkcode MAX_VALUE_LENGTH}, or it is read as YAML and is longer than
- * {@linkcode MAX_YAML_LENGTH}, nests deeper than {@linkcode MAX_YAML_DEPTH}
+ * {@linkcode MAX_VALUE_LENGTH}, or it is read as YAML and passes
+ * {@linkcode MAX_YAML_TOKENS}, nests deeper than {@linkcode MAX_YAML_DEPTH}
  * or its aliases pass {@linkcode MAX_ALIASES}.
  * @throws {TypeError} naming the ConfigMap, the key and what is wrong, such as
  * `ConfigMap "ns/name" key "images": item 3 is a number, expected a string`,
