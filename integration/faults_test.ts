@@ -82,6 +82,13 @@ const chosen = scenarioFilter(Deno.args, Deno.env.get("FAULT_FILTER"));
  * names its scenario, so that among scenarios running side by side the
  * message points at the one that failed.
  */
+/** One of issue 13's crash inputs, from integration/fixtures/argo-hostile/. */
+async function hostileFixture(name: string): Promise<KubeObject> {
+  return parse(
+    await Deno.readTextFile(new URL(`fixtures/argo-hostile/${name}`, import.meta.url)),
+  ) as KubeObject;
+}
+
 function faultTest(name: string, scenario: Scenario): void {
   if (chosen && !chosen(name)) {
     Deno.test({ name, ignore: true, fn: () => {} });
@@ -531,17 +538,13 @@ faultTest(
   async () => {
     await using cluster = await startCluster({ pullDelayMs: 50 });
     const { server } = cluster;
-    const fixture = async (name: string) =>
-      parse(
-        await Deno.readTextFile(new URL(`fixtures/argo-hostile/${name}`, import.meta.url)),
-      ) as KubeObject;
     server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("good")]));
     // Edited from good to hostile after the first sync: its last good image stays.
     server.create("workflowtemplates", workflowTemplate("tenant", "grow", [app("before-edit")]));
-    server.create("workflowtemplates", await fixture("huge-format.workflowtemplate.yaml"));
+    server.create("workflowtemplates", await hostileFixture("huge-format.workflowtemplate.yaml"));
     const daemon = await cluster.spawn([], [daemonSetHeapFlag()]);
     await assertSettles(cluster, daemon, [app("good"), app("before-edit")]);
-    const doubling = await fixture("doubling.workflowtemplate.yaml");
+    const doubling = await hostileFixture("doubling.workflowtemplate.yaml");
     const grow = server.get("workflowtemplates", "tenant", "grow")!;
     server.update("workflowtemplates", { ...grow, spec: doubling.spec });
     await waitFor(
@@ -681,49 +684,15 @@ faultTest(
   async () => {
     await using cluster = await startCluster();
     const { server } = cluster;
-    const wt = (name: string, spec: unknown) => ({
-      apiVersion: "argoproj.io/v1alpha1",
-      kind: "WorkflowTemplate",
-      metadata: { namespace: "tenant", name },
-      spec,
-    });
-    // The issue's two crash inputs (as integration/fixtures/argo-hostile/ on
-    // h13-bounds): under 600 bytes each and valid for Argo.
-    server.create(
-      "workflowtemplates",
-      wt("doubling", {
-        entrypoint: "grow",
-        templates: [{
-          name: "grow",
-          inputs: { parameters: [{ name: "p", default: "x" }] },
-          container: { image: "alpine:{{inputs.parameters.p}}" },
-          steps: [[{
-            name: "again",
-            template: "grow",
-            arguments: {
-              parameters: [{ name: "p", value: "{{inputs.parameters.p}}{{inputs.parameters.p}}" }],
-            },
-          }]],
-        }],
-      }),
-    );
-    server.create(
-      "workflowtemplates",
-      wt("wide-format", {
-        templates: [{
-          name: "pad",
-          steps: [[{
-            name: "s",
-            withSequence: { count: "3", format: "%0999999999d" },
-            inline: { container: { image: "busybox:{{item}}" } },
-          }]],
-        }],
-      }),
-    );
+    // The issue's two crash inputs, present before the first sync (the case
+    // where every restart died again): the fixtures the scenario above edits in.
+    for (const name of ["doubling", "huge-format"]) {
+      server.create("workflowtemplates", await hostileFixture(`${name}.workflowtemplate.yaml`));
+    }
     server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("argo-good")]));
     const daemon = await cluster.spawn([], [daemonSetHeapFlag()]);
     await assertSettles(cluster, daemon, [app("argo-good")]);
-    for (const name of ["doubling", "wide-format"]) {
+    for (const name of ["grow", "pad"]) {
       await waitFor(
         () => eventsAbout(cluster, name).some((e) => e.type === "Warning"),
         { what: `a Warning Event about ${name}` },
