@@ -10,7 +10,9 @@ import { type Config, type DaemonIdentity, requireDaemonIdentity } from "./confi
 import { VERSION } from "./config/version.ts";
 import type { Logger } from "./log/logger.ts";
 import { DesiredImages, desiredImagesOptions } from "./images/desired_images.ts";
-import { EventRecorder } from "./kube/events.ts";
+import { EventRecorder, type EventSink } from "./kube/events.ts";
+import { PublishedSetSource } from "./publication/published_set_source.ts";
+import type { AggregatorParts } from "./aggregator.ts";
 import { StaticSource } from "./sources/static.ts";
 import { newConfigMapSource } from "./sources/configmap.ts";
 import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
@@ -37,6 +39,8 @@ export interface DaemonDeps {
   onStarted?(daemon: DaemonParts): void;
   /** Metrics fed by the puller's hooks. */
   metrics?: DaemonMetrics;
+  /** With `--role=aggregator`: called once its parts exist. */
+  onAggregatorStarted?(parts: AggregatorParts): void;
 }
 
 /** The running parts of a daemon. */
@@ -51,16 +55,21 @@ export interface DaemonParts {
   readonly watches: readonly { status(): WatchStatus }[];
   /** True once every source has synced and the puller runs. */
   ready(): boolean;
+  /** With `--role=node`: the published set as this node sees it. */
+  readonly publishedSet?: PublishedSetSource;
   /** What the daemon waits for before it pulls (its Node, if missing). */
   waiting(): string | undefined;
 }
 
-/** Builds the enabled sources. */
-function buildSources(
+/**
+ * Builds the enabled sources. A node daemon (`--role=node`) has one: the
+ * published set (plus its `--image` list); the others watch the cluster.
+ */
+export function buildSources(
   config: Config,
   deps: DaemonDeps,
   desired: DesiredImages,
-  events: EventRecorder,
+  events: EventSink,
 ): Source[] {
   const { kubeConfig, log, clock } = deps;
   const common = {
@@ -73,6 +82,20 @@ function buildSources(
     backoffMaxMs: deps.sourceBackoffMaxMs,
   };
   const sources: Source[] = [new StaticSource({ images: config.images, sink: desired, log })];
+  if (config.role === "node") {
+    sources.push(
+      new PublishedSetSource({
+        kubeConfig,
+        namespace: config.podNamespace!,
+        sink: desired,
+        log,
+        clock,
+        backoffBaseMs: deps.sourceBackoffBaseMs,
+        backoffMaxMs: deps.sourceBackoffMaxMs,
+      }),
+    );
+    return sources;
+  }
   if (config.watchConfigmaps) {
     sources.push(newConfigMapSource({
       ...common,
@@ -150,6 +173,10 @@ export async function runDaemon(
   deps: DaemonDeps,
   signal: AbortSignal,
 ): Promise<void> {
+  if (config.role === "aggregator") {
+    const { runAggregator } = await import("./aggregator.ts");
+    return await runAggregator(config, deps, signal);
+  }
   const identity = requireDaemonIdentity(config);
   const { kubeConfig } = deps;
   const clock = deps.clock ?? realClock;
@@ -210,10 +237,12 @@ export async function runDaemon(
     events,
     watches: [nodeImages, ...strategy.watches ?? []],
     ready: () => pullerRunning,
+    publishedSet: sources.find((s): s is PublishedSetSource => s instanceof PublishedSetSource),
     waiting: () => waiting,
   });
   log.info("Starting image-cache-daemon", {
     version: VERSION,
+    role: config.role,
     node,
     strategy: strategy.name,
     sources: sources.map((s) => s.name),

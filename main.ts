@@ -14,6 +14,7 @@ import {
   helpText,
   loadConfig,
   readEnv,
+  requireAggregatorIdentity,
   requireDaemonIdentity,
 } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
@@ -21,7 +22,8 @@ import { watchParent } from "./operate/parent_watch.ts";
 import { realClock } from "./time/clock.ts";
 import { createLogger } from "./log/logger.ts";
 import { loadKubeConfig } from "./kube/client.ts";
-import { type DaemonParts, runDaemon } from "./daemon.ts";
+import { runDaemon } from "./daemon.ts";
+import type { ServedParts } from "./operate/parts.ts";
 import { DaemonMetrics } from "./operate/metrics.ts";
 import { ALL_PATHS, type OperationsPath, serveOperations } from "./operate/server.ts";
 import { denoImagesIo, runImagesCommand } from "./cli/images_command.ts";
@@ -69,9 +71,13 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let kubeConfig;
-  let identity: DaemonIdentity;
+  // An aggregator pulls for no node.
+  let identity: Pick<DaemonIdentity, "namespace"> & { readonly node?: string };
   try {
-    identity = requireDaemonIdentity(config);
+    if (config.role === "aggregator") {
+      const aggregator = requireAggregatorIdentity(config);
+      identity = { namespace: aggregator.namespace };
+    } else identity = requireDaemonIdentity(config);
     kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, env: readEnv });
   } catch (error) {
     printError(`image-cache-daemon: ${(error as Error).message}`);
@@ -99,7 +105,7 @@ export async function main(args: readonly string[]): Promise<number> {
     Deno.unrefTimer(deadline);
   };
   const metrics = new DaemonMetrics({ version: VERSION });
-  let parts: DaemonParts | undefined;
+  let parts: ServedParts | undefined;
   const servers: ReturnType<typeof serveOperations>[] = [];
   // /metrics, /healthz and /readyz where Prometheus and the kubelet reach
   // them; /status, which names every tenant's objects, on its own address
@@ -146,7 +152,13 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     await runDaemon(
       config,
-      { kubeConfig, log, metrics, onStarted: (p) => parts = p },
+      {
+        kubeConfig,
+        log,
+        metrics,
+        onStarted: (p) => parts = p,
+        onAggregatorStarted: (p) => parts = p,
+      },
       controller.signal,
     );
     return 0;

@@ -18,6 +18,7 @@ import { initialSync } from "./initial_sync.ts";
 import { manyNodes } from "./many_nodes.ts";
 import { memoryByBuild } from "./memory.ts";
 import { resync } from "./resync.ts";
+import { split } from "./split.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
 /** The scenarios, numbered as in issue #9. */
@@ -33,6 +34,7 @@ const SCENARIOS: readonly [
   [5, "many nodes", manyNodes],
   [6, "CRI overhead", criOverhead],
   [7, "memory by build", memoryByBuild],
+  [8, "split layout", split],
 ];
 
 /** Parsed command line of the benchmark. */

@@ -13,6 +13,7 @@ import {
   daemonArgs,
   idleDenoPeakKiB,
   machineLoad,
+  NAMESPACE,
   PART_OF,
   print,
   round,
@@ -26,6 +27,7 @@ import { listParseCost } from "./list_parse.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 import { BUNDLE_ENTRY } from "../testing/daemon_process.ts";
 import { SHIPPED_V8_FLAGS } from "../build/v8_flags.ts";
+import { encodeShards } from "../publication/published_set.ts";
 
 const NODE = "node-1";
 const ROOT = new URL("../", import.meta.url);
@@ -125,6 +127,13 @@ export async function memoryByBuild(options: ScenarioOptions): Promise<ScenarioR
   const expected = expectedImages(templates, maps);
   const full = await startCluster({ nodes: [NODE] });
   const empty = await startCluster({ nodes: [NODE] });
+  // A node daemon syncs once the aggregator's set is published: an empty one
+  // here, so it measures the node daemon's own cost.
+  if (role.length > 0) {
+    for (const shard of encodeShards([], { namespace: NAMESPACE, generation: 1 })) {
+      empty.server.create("configmaps", shard);
+    }
+  }
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
   const loadBefore = machineLoad();
   let idleKiB = NaN, coldKiB = NaN, warmKiB = NaN;

@@ -23,6 +23,7 @@ import {
   imagesFromCronWorkflow,
   imagesFromWorkflowTemplate,
 } from "../sources/argo_images.ts";
+import { yamlDepth } from "../sources/bounded_yaml.ts";
 import { imagesFromConfigMap } from "../sources/configmap_images.ts";
 import { originOf } from "../sources/source.ts";
 import { STATIC_ORIGIN } from "../sources/static.ts";
@@ -205,6 +206,12 @@ function asObject(value: unknown): Obj | undefined {
 const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
 /** Bounds directory recursion and nested `List`s. */
 const MAX_DEPTH = 32;
+/**
+ * The deepest YAML a manifest file may nest. Inline Argo templates nest up to
+ * `MAX_INLINE_DEPTH` (32) levels of about six YAML levels each; a few hundred
+ * more is room to spare, and far from the stack's end.
+ */
+const MAX_MANIFEST_DEPTH = 512;
 const STDIN = "-";
 const STDIN_ORIGIN = "(stdin)";
 
@@ -236,6 +243,14 @@ function parseDocuments(
     } catch (error) {
       return { documents: [], errors: [`Invalid JSON: ${firstLine(error)}`] };
     }
+  }
+  // Turning a parsed text into values recurses once per level: past about a
+  // thousand levels that is a stack overflow, not a clear error.
+  if (yamlDepth(text, MAX_MANIFEST_DEPTH) > MAX_MANIFEST_DEPTH) {
+    return {
+      documents: [],
+      errors: [`Invalid YAML: nests deeper than ${MAX_MANIFEST_DEPTH} levels`],
+    };
   }
   const documents: unknown[] = [];
   const errors: string[] = [];

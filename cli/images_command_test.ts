@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
+import { stringify } from "yaml";
 import {
   denoImagesIo,
   type DirEntry,
@@ -563,4 +564,35 @@ Deno.test("images applies the daemon's trust flags and caps, with the daemon's m
   const bad = await run(["-f", "-", "--max-desired-images=0"], input);
   assertEquals(bad.code, 2);
   assertMatch(bad.stderr, /--max-desired-images "0": expected a whole number/);
+});
+
+Deno.test("images refuses a manifest nested thousands deep with a clear error, and reads the others", async () => {
+  const good = [
+    "apiVersion: argoproj.io/v1alpha1",
+    "kind: WorkflowTemplate",
+    "metadata: {namespace: ci, name: good}",
+    "spec:",
+    "  templates: [{name: a, container: {image: 'nginx:1.27'}}]",
+  ].join("\n");
+  // Inline templates as deep as the daemon reads them stay readable.
+  let inline: Record<string, unknown> = { container: { image: "alpine:3.20" } };
+  for (let i = 0; i < 31; i++) inline = { steps: [[{ name: `s${i}`, inline }]] };
+  const files = {
+    "k/good.yaml": good,
+    // Before: "Invalid YAML: Maximum call stack size exceeded".
+    "k/deep.yaml": `${good.replace("good", "deep")}\n  x: ${"[".repeat(5_000)}`,
+    "k/inline.yaml": stringify({
+      apiVersion: "argoproj.io/v1alpha1",
+      kind: "WorkflowTemplate",
+      metadata: { namespace: "ci", name: "inline" },
+      spec: { templates: [{ name: "deep", ...inline }] },
+    }),
+  };
+  const { code, stdout, stderr } = await runInMemory(["-f", "k"], files);
+  assertEquals(code, 1);
+  assertEquals(stdout, "docker.io/library/alpine:3.20\ndocker.io/library/nginx:1.27\n");
+  assertEquals(
+    stderr.trim(),
+    "image-cache-daemon images: error: k/deep.yaml: Invalid YAML: nests deeper than 512 levels",
+  );
 });

@@ -11,6 +11,7 @@ import { VERSION } from "./version.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log/logger.ts";
 import { parseLabelSelector } from "../kube/label_selector.ts";
 import { parseReference } from "../images/reference.ts";
+import { validateElectionDurations } from "../election/durations.ts";
 import {
   DEFAULT_MAX_DESIRED_IMAGES,
   DEFAULT_MAX_IMAGES_PER_OBJECT,
@@ -167,6 +168,18 @@ const flag = <const K extends string, S extends z.ZodType>(f: ConfigFlag<K, S>) 
  * help text, the parser, the validation and the {@linkcode Config} type follow.
  */
 const TABLE = [
+  flag({
+    name: "role",
+    key: "role",
+    type: "string",
+    default: "all",
+    metavar: "all|aggregator|node",
+    help:
+      "all: one process per node does everything; aggregator: leader-elected, watches the sources and publishes the desired set; node: pulls the published set on its node",
+    schema: z.enum(["all", "aggregator", "node"], {
+      error: (issue) => `--role ${JSON.stringify(issue.input)}: expected all, aggregator or node`,
+    }),
+  }),
   flag({
     name: "image",
     key: "images",
@@ -457,6 +470,45 @@ const TABLE = [
     schema: bindAddress("status-bind-address", "127.0.0.1:8081"),
   }),
   flag({
+    name: "leader-elect-lease-duration",
+    key: "leaderElectLeaseDurationMs",
+    type: "string",
+    default: "15s",
+    metavar: "duration",
+    help: "With --role=aggregator: how long a standby waits after the leader's last renewal",
+    schema: duration("leader-elect-lease-duration", { positive: "15s" }),
+  }),
+  flag({
+    name: "leader-elect-renew-deadline",
+    key: "leaderElectRenewDeadlineMs",
+    type: "string",
+    default: "10s",
+    metavar: "duration",
+    help: "With --role=aggregator: how long the leader keeps trying to renew before it stops",
+    schema: duration("leader-elect-renew-deadline", { positive: "10s" }),
+  }),
+  flag({
+    name: "leader-elect-retry-period",
+    key: "leaderElectRetryPeriodMs",
+    type: "string",
+    default: "2s",
+    metavar: "duration",
+    help: "With --role=aggregator: pause between attempts to acquire or renew the lease",
+    schema: duration("leader-elect-retry-period", { positive: "2s" }),
+  }),
+  flag({
+    name: "leader-elect-lease-name",
+    key: "leaderElectLeaseName",
+    type: "string",
+    default: "image-cache-daemon-aggregator",
+    metavar: "name",
+    help: "With --role=aggregator: the Lease in the pod's namespace",
+    schema: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
+      message:
+        "--leader-elect-lease-name: expected a lowercase DNS subdomain such as image-cache-daemon-aggregator",
+    }),
+  }),
+  flag({
     name: "kubeconfig",
     key: "kubeconfig",
     type: "string",
@@ -576,6 +628,19 @@ export function loadConfig(
   const values = parsed.data as Record<string, unknown>;
   // Built from the table, so it has exactly the fields Config declares.
   const config = Object.fromEntries(TABLE.map((f) => [f.key, values[f.name]])) as Config;
+  try {
+    validateElectionDurations(
+      config.leaderElectLeaseDurationMs,
+      config.leaderElectRenewDeadlineMs,
+      config.leaderElectRetryPeriodMs,
+    );
+  } catch (error) {
+    throw new TypeError(
+      `--leader-elect-lease-duration, --leader-elect-renew-deadline, --leader-elect-retry-period: ${
+        (error as Error).message
+      }`,
+    );
+  }
   return deepFreeze({ config, positionals });
 }
 
@@ -623,6 +688,32 @@ export function requireDaemonIdentity(config: Config): DaemonIdentity {
     namespace,
     pod: podName ? Object.freeze({ name: podName, uid: podUid }) : undefined,
   });
+}
+
+/**
+ * Checks what running an aggregator (`--role=aggregator`) needs beyond the
+ * schema: its pod name (the leader election identity) and its namespace
+ * (the Lease's and the published set's).
+ *
+ * @throws {TypeError} naming the missing flag and its environment fallback.
+ */
+export function requireAggregatorIdentity(
+  config: Config,
+): { readonly name: string; readonly namespace: string } {
+  const { podName: name, podNamespace: namespace } = config;
+  const missing: string[] = [];
+  if (!name) {
+    missing.push(
+      "--pod-name is required with --role=aggregator (it is the leader election identity): set it, or POD_NAME from the downward API (metadata.name)",
+    );
+  }
+  if (!namespace) {
+    missing.push(
+      "--pod-namespace is required: set it, or POD_NAMESPACE from the downward API (metadata.namespace)",
+    );
+  }
+  if (!name || !namespace) throw new TypeError(missing.join("\n"));
+  return Object.freeze({ name, namespace });
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,7 +1,10 @@
 /**
  * `deno task demo`: a fake 3-node cluster with ConfigMaps and Argo templates,
- * one daemon process per node under the production permission set, and
- * progress until every node holds every desired image.
+ * daemon processes under the production permission set, and progress until
+ * every node holds every desired image. The default layout is the split one:
+ * one aggregator (`--role=aggregator`) publishes the desired set and one node
+ * daemon per node (`--role=node`) pulls it; `--layout=single` runs one
+ * `--role=all` daemon per node instead.
  *
  * @module
  */
@@ -16,6 +19,7 @@ import {
 } from "../sources/argo_images.ts";
 import { spawnDaemon } from "../testing/daemon_process.ts";
 import { parseFlags } from "../config/flags.ts";
+import { PUBLISHED_SET_SELECTOR, readShard, viewShards } from "../publication/published_set.ts";
 
 const NAMESPACE = "image-cache-daemon";
 const NODES = ["node-1", "node-2", "node-3"];
@@ -139,7 +143,14 @@ async function main(args: string[]): Promise<number> {
   const { flags } = parseFlags(args, [
     { name: "verbose", type: "bool", help: "show the daemons' info logs" },
     { name: "timeout", type: "string", help: "seconds before giving up" },
+    { name: "layout", type: "string", help: "split (default) or single" },
   ]);
+  const layout = flags.layout ?? "split";
+  if (layout !== "split" && layout !== "single") {
+    out(`--layout ${JSON.stringify(layout)}: expected split or single`);
+    return 2;
+  }
+  const split = layout === "split";
   const timeoutMs = Number(flags.timeout ?? 90) * 1000;
   const server = await startFakeApiServer({ nodes: NODES });
   for (const node of NODES) server.kubelet(node).defaultPullDelayMs = 150;
@@ -164,7 +175,31 @@ async function main(args: string[]): Promise<number> {
   );
   out(`Desired images (${expected.length}):`);
   for (const ref of expected) out(`  ${ref}`);
-  out(`Starting one daemon per node under the production permission set (-P=daemon)…`);
+  const logFlags = [
+    "--metrics-bind-address=0",
+    "--status-bind-address=0",
+    "--log-format=text",
+    `--log-level=${flags.verbose === "true" ? "info" : "warn"}`,
+  ];
+  let aggregator: Deno.ChildProcess | undefined;
+  if (split) {
+    out(
+      "Layout: split. One aggregator (--role=aggregator) watches the sources and publishes the desired set;",
+    );
+    out(
+      "one node daemon per node (--role=node) watches only that set. All under -P=daemon.",
+    );
+    aggregator = spawnDaemon([
+      `--kubeconfig=${kubeconfig}`,
+      `--pod-namespace=${NAMESPACE}`,
+      "--pod-name=image-cache-daemon-aggregator-0",
+      "--role=aggregator",
+      ...logFlags,
+    ], { denoFlags: [`--allow-read=${kubeconfig}`] });
+    pipeLines(aggregator.stderr, "[aggregator] ");
+  } else {
+    out(`Layout: single. One daemon per node (--role=all) under -P=daemon…`);
+  }
 
   const daemons = NODES.map((node) => {
     const self = server.create("pods", {
@@ -184,12 +219,10 @@ async function main(args: string[]): Promise<number> {
       `--pod-namespace=${NAMESPACE}`,
       `--pod-name=${self.metadata.name}`,
       `--pod-uid=${self.metadata.uid}`,
-      "--metrics-bind-address=0",
-      "--status-bind-address=0",
+      `--role=${split ? "node" : "all"}`,
       "--max-concurrent-pulls=3",
       "--resync-period=0",
-      "--log-format=text",
-      `--log-level=${flags.verbose === "true" ? "info" : "warn"}`,
+      ...logFlags,
     ], { denoFlags: [`--allow-read=${kubeconfig}`] });
     pipeLines(child.stderr, `[${node}] `);
     return { node, child };
@@ -202,7 +235,20 @@ async function main(args: string[]): Promise<number> {
   };
   let done = false;
   let last = "";
+  let announced = 0;
+  const publishedSet = () =>
+    viewShards(
+      server.list("configmaps", { namespace: NAMESPACE, labelSelector: PUBLISHED_SET_SELECTOR })
+        .map((cm) => readShard(cm as never)),
+    ).complete;
   while (Date.now() - started < timeoutMs) {
+    const set = split ? publishedSet() : undefined;
+    if (set && set.generation !== announced) {
+      announced = set.generation;
+      out(
+        `  published set: generation ${set.generation}, ${set.images.length} images in ${set.shards.length} ConfigMap(s) labelled ${PUBLISHED_SET_SELECTOR}`,
+      );
+    }
     const line = NODES.map((n) => `${n} ${present(n)}/${expected.length}`).join("   ");
     if (line !== last) {
       out(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s  ${line}`);
@@ -220,7 +266,9 @@ async function main(args: string[]): Promise<number> {
       labelSelector: "app.kubernetes.io/part-of=image-cache-daemon",
     }).length;
   for (const { child } of daemons) child.kill("SIGTERM");
+  aggregator?.kill("SIGTERM");
   const codes = await Promise.all(daemons.map(({ child }) => child.status.then((s) => s.code)));
+  const aggregatorCode = aggregator ? (await aggregator.status).code : 0;
   out("");
   out("Node      images  kubelet pulls  daemon exit");
   for (const [i, node] of NODES.entries()) {
@@ -231,6 +279,7 @@ async function main(args: string[]): Promise<number> {
       } ${codes[i]}`,
     );
   }
+  if (aggregator) out(`aggregator exit ${aggregatorCode}`);
   out(`Pull pods left behind: ${leftover()}`);
   const events = server.list("events").filter((e) =>
     (e as { type?: string }).type === "Warning"
@@ -257,7 +306,7 @@ async function main(args: string[]): Promise<number> {
       ((Date.now() - started) / 1000).toFixed(1)
     }s).`,
   );
-  return codes.every((c) => c === 0) ? 0 : 1;
+  return codes.every((c) => c === 0) && aggregatorCode === 0 ? 0 : 1;
 }
 
 async function pipeLines(stream: ReadableStream<Uint8Array>, prefix: string): Promise<void> {

@@ -29,7 +29,9 @@ export interface TrustPolicyOptions {
 }
 
 /** Origins that always belong to the operator: prefixes of the static source's origin. */
-const OPERATOR_SOURCES = new Set(["static"]);
+// `published-trusted`: on a node daemon (`--role=node`), the images the
+// aggregator published as trusted (it applied this policy to their origins).
+const OPERATOR_SOURCES = new Set(["static", "published-trusted"]);
 
 /**
  * Compiles one repository pattern: `*` matches within one path component,

@@ -21,9 +21,14 @@ const NODE = "node-1";
 const PART_OF = "app.kubernetes.io/part-of=image-cache-daemon";
 const LABELS = { "app.kubernetes.io/part-of": "image-cache-daemon" };
 
+/** The rules of the single-process layout, which runs the daemon as this test does (`--role=all`). */
 async function installedRules(): Promise<InstalledRules> {
   const read = async (file: string) =>
-    parse(await Deno.readTextFile(new URL(`../manifests/base/${file}`, import.meta.url))) as {
+    parse(
+      await Deno.readTextFile(
+        new URL(`../manifests/overlays/single-process/${file}`, import.meta.url),
+      ),
+    ) as {
       rules: PolicyRule[];
     };
   return {

@@ -82,6 +82,13 @@ const chosen = scenarioFilter(Deno.args, Deno.env.get("FAULT_FILTER"));
  * names its scenario, so that among scenarios running side by side the
  * message points at the one that failed.
  */
+/** One of issue 13's crash inputs, from integration/fixtures/argo-hostile/. */
+async function hostileFixture(name: string): Promise<KubeObject> {
+  return parse(
+    await Deno.readTextFile(new URL(`fixtures/argo-hostile/${name}`, import.meta.url)),
+  ) as KubeObject;
+}
+
 function faultTest(name: string, scenario: Scenario): void {
   if (chosen && !chosen(name)) {
     Deno.test({ name, ignore: true, fn: () => {} });
@@ -531,17 +538,13 @@ faultTest(
   async () => {
     await using cluster = await startCluster({ pullDelayMs: 50 });
     const { server } = cluster;
-    const fixture = async (name: string) =>
-      parse(
-        await Deno.readTextFile(new URL(`fixtures/argo-hostile/${name}`, import.meta.url)),
-      ) as KubeObject;
     server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("good")]));
     // Edited from good to hostile after the first sync: its last good image stays.
     server.create("workflowtemplates", workflowTemplate("tenant", "grow", [app("before-edit")]));
-    server.create("workflowtemplates", await fixture("huge-format.workflowtemplate.yaml"));
+    server.create("workflowtemplates", await hostileFixture("huge-format.workflowtemplate.yaml"));
     const daemon = await cluster.spawn([], [daemonSetHeapFlag()]);
     await assertSettles(cluster, daemon, [app("good"), app("before-edit")]);
-    const doubling = await fixture("doubling.workflowtemplate.yaml");
+    const doubling = await hostileFixture("doubling.workflowtemplate.yaml");
     const grow = server.get("workflowtemplates", "tenant", "grow")!;
     server.update("workflowtemplates", { ...grow, spec: doubling.spec });
     await waitFor(
@@ -558,6 +561,58 @@ faultTest(
       "workflowtemplate/tenant/pad": "MAX_SEQUENCE_WIDTH",
     });
     await assertSettles(cluster, daemon, [app("good"), app("before-edit")]);
+    const health = await fetch(`http://127.0.0.1:${daemon.port}/healthz`);
+    assertEquals([health.status, await health.text()], [200, "ok\n"]);
+    await assertCleanExit(cluster, daemon);
+  },
+);
+
+faultTest(
+  "Hostile YAML (a 1 MB list of maps, flow lists nested 16,000 deep, a 1 MB YAML podSpecPatch) under the DaemonSet's heap limit: each rejected at its YAML limit, a long quoted list read, the daemon up and pulling the good images",
+  async () => {
+    await using cluster = await startCluster({ pullDelayMs: 50 });
+    const { server } = cluster;
+    // Before the YAML limits, the first took 5 s of the parser on every
+    // change and the second ended in a stack overflow.
+    server.create(
+      "configmaps",
+      configMap("tenant", "yaml-heavy", {
+        images: `- name: x\n  image: ${app("never")}\n`.repeat(20_000),
+      }),
+    );
+    server.create("configmaps", configMap("tenant", "deep", { images: "[".repeat(16_000) }));
+    const quoted = Array.from({ length: 3_000 }, (_, i) => `registry.example/q-${i}:1`);
+    server.create(
+      "configmaps",
+      configMap("tenant", "quoted", { images: quoted.map((r) => `- "${r}"  # pinned`).join("\n") }),
+    );
+    const patched = workflowTemplate("tenant", "patch", [app("patched-away")]);
+    (patched.spec as { templates: Record<string, unknown>[] }).templates[0].podSpecPatch =
+      "containers:\n" + `- name: main\n  image: ${app("never")}\n`.repeat(30_000);
+    server.create("workflowtemplates", patched);
+    server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("good")]));
+    const daemon = await cluster.spawn(["--max-images-per-object=5"], [daemonSetHeapFlag()]);
+    await waitFor(
+      () =>
+        ["yaml-heavy", "deep", "patch"].every((name) =>
+          eventsAbout(cluster, name, "ObjectLimitExceeded").length === 1
+        ),
+      { what: "an ObjectLimitExceeded Event for each hostile YAML value", timeoutMs: SETTLE_MS },
+    );
+    const limits = Object.fromEntries(
+      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]),
+    );
+    assertEquals(limits, {
+      "configmap/tenant/yaml-heavy": "MAX_YAML_TOKENS",
+      "configmap/tenant/deep": "MAX_YAML_DEPTH",
+      "workflowtemplate/tenant/patch": "MAX_YAML_TOKENS",
+    });
+    // The quoted list is read whole (its count is exact), the first five pulled.
+    const over = daemon.lines.find((l) =>
+      l.msg === "Rejected image references" && l.origin === "configmap/tenant/quoted"
+    );
+    assertEquals(over?.count, quoted.length - 5);
+    await assertSettles(cluster, daemon, [app("good"), ...quoted.slice(0, 5)]);
     const health = await fetch(`http://127.0.0.1:${daemon.port}/healthz`);
     assertEquals([health.status, await health.text()], [200, "ok\n"]);
     await assertCleanExit(cluster, daemon);
@@ -629,49 +684,15 @@ faultTest(
   async () => {
     await using cluster = await startCluster();
     const { server } = cluster;
-    const wt = (name: string, spec: unknown) => ({
-      apiVersion: "argoproj.io/v1alpha1",
-      kind: "WorkflowTemplate",
-      metadata: { namespace: "tenant", name },
-      spec,
-    });
-    // The issue's two crash inputs (as integration/fixtures/argo-hostile/ on
-    // h13-bounds): under 600 bytes each and valid for Argo.
-    server.create(
-      "workflowtemplates",
-      wt("doubling", {
-        entrypoint: "grow",
-        templates: [{
-          name: "grow",
-          inputs: { parameters: [{ name: "p", default: "x" }] },
-          container: { image: "alpine:{{inputs.parameters.p}}" },
-          steps: [[{
-            name: "again",
-            template: "grow",
-            arguments: {
-              parameters: [{ name: "p", value: "{{inputs.parameters.p}}{{inputs.parameters.p}}" }],
-            },
-          }]],
-        }],
-      }),
-    );
-    server.create(
-      "workflowtemplates",
-      wt("wide-format", {
-        templates: [{
-          name: "pad",
-          steps: [[{
-            name: "s",
-            withSequence: { count: "3", format: "%0999999999d" },
-            inline: { container: { image: "busybox:{{item}}" } },
-          }]],
-        }],
-      }),
-    );
+    // The issue's two crash inputs, present before the first sync (the case
+    // where every restart died again): the fixtures the scenario above edits in.
+    for (const name of ["doubling", "huge-format"]) {
+      server.create("workflowtemplates", await hostileFixture(`${name}.workflowtemplate.yaml`));
+    }
     server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("argo-good")]));
     const daemon = await cluster.spawn([], [daemonSetHeapFlag()]);
     await assertSettles(cluster, daemon, [app("argo-good")]);
-    for (const name of ["doubling", "wide-format"]) {
+    for (const name of ["grow", "pad"]) {
       await waitFor(
         () => eventsAbout(cluster, name).some((e) => e.type === "Warning"),
         { what: `a Warning Event about ${name}` },

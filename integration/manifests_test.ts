@@ -12,7 +12,9 @@ import {
   ClusterRole,
   ClusterRoleBinding,
   DaemonSet,
+  Deployment,
   Namespace,
+  PodDisruptionBudget,
   Role,
   RoleBinding,
   ServiceAccount,
@@ -20,6 +22,7 @@ import {
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import {
   apiCallOf,
+  type DaemonRole,
   type InstalledRules,
   isAllowed,
   type PolicyRule,
@@ -69,7 +72,74 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
   "apps/v1/DaemonSet": DaemonSet,
+  "apps/v1/Deployment": Deployment,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
 };
+
+/** The layouts: what each kustomization renders and runs. */
+const LAYOUTS = [
+  { dir: "manifests", strategy: "pod", split: true },
+  { dir: "manifests/overlays/cri", strategy: "cri", split: true },
+  { dir: "manifests/overlays/single-process", strategy: "pod", split: false },
+] as const;
+
+const SPLIT_KINDS = [
+  "v1/Namespace",
+  "v1/ServiceAccount",
+  "v1/ServiceAccount",
+  "rbac.authorization.k8s.io/v1/ClusterRole",
+  "rbac.authorization.k8s.io/v1/ClusterRole",
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
+  "rbac.authorization.k8s.io/v1/Role",
+  "rbac.authorization.k8s.io/v1/Role",
+  "rbac.authorization.k8s.io/v1/RoleBinding",
+  "rbac.authorization.k8s.io/v1/RoleBinding",
+  "apps/v1/DaemonSet",
+  "apps/v1/Deployment",
+  "policy/v1/PodDisruptionBudget",
+];
+const SINGLE_KINDS = [
+  "v1/Namespace",
+  "v1/ServiceAccount",
+  "rbac.authorization.k8s.io/v1/ClusterRole",
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
+  "rbac.authorization.k8s.io/v1/Role",
+  "rbac.authorization.k8s.io/v1/RoleBinding",
+  "apps/v1/DaemonSet",
+];
+
+/** The Role and ClusterRole rules bound to one ServiceAccount of the daemon's namespace. */
+function rulesOf(objects: Manifest[], serviceAccount: string): InstalledRules {
+  const bound = (bindingKind: string, roleKind: string) =>
+    objects.filter((b) =>
+      b.kind === bindingKind &&
+      b.subjects.some((s: Manifest) =>
+        s.kind === "ServiceAccount" && s.name === serviceAccount && s.namespace === NAMESPACE
+      )
+    ).flatMap((b) => {
+      assertEquals(b.roleRef.apiGroup, "rbac.authorization.k8s.io");
+      assertEquals(b.roleRef.kind, roleKind);
+      return objects.filter((r) => r.kind === roleKind && r.metadata.name === b.roleRef.name)
+        .flatMap((r) => r.rules as PolicyRule[]);
+    });
+  return {
+    cluster: bound("ClusterRoleBinding", "ClusterRole"),
+    namespaced: bound("RoleBinding", "Role"),
+    namespace: NAMESPACE,
+  };
+}
+
+/** Each workload of a layout with the role its arguments give it. */
+function workloads(objects: Manifest[]): { workload: Manifest; role: DaemonRole }[] {
+  return objects.filter((o) => o.kind === "DaemonSet" || o.kind === "Deployment").map(
+    (workload) => {
+      const [container] = workload.spec.template.spec.containers;
+      const { config } = loadConfig(container.args ?? [], () => undefined);
+      return { workload, role: config.role };
+    },
+  );
+}
 
 function only(objects: Manifest[], kind: string): Manifest {
   const found = objects.filter((o) => o.kind === kind);
@@ -91,9 +161,13 @@ function ruleTable(rules: readonly PolicyRule[]): Record<string, string[]> {
   return table;
 }
 
-function expectedTable(strategy: "pod" | "cri", scope: "cluster" | "namespace") {
+function expectedTable(
+  strategy: "pod" | "cri",
+  scope: "cluster" | "namespace",
+  role: DaemonRole = "all",
+) {
   return ruleTable(
-    requiredRules(strategy).filter((r) => r.scope === scope).map((r) => ({
+    requiredRules(strategy, role).filter((r) => r.scope === scope).map((r) => ({
       apiGroups: [r.apiGroup],
       resources: [r.resource],
       verbs: r.verbs,
@@ -101,12 +175,9 @@ function expectedTable(strategy: "pod" | "cri", scope: "cluster" | "namespace") 
   );
 }
 
+/** The rules of the DaemonSet's ServiceAccount. */
 function installedRules(objects: Manifest[]): InstalledRules {
-  return {
-    cluster: only(objects, "ClusterRole").rules,
-    namespaced: only(objects, "Role").rules,
-    namespace: NAMESPACE,
-  };
+  return rulesOf(objects, only(objects, "DaemonSet").spec.template.spec.serviceAccountName);
 }
 
 /** The Pod Security "restricted" violations of the DaemonSet's pod template. */
@@ -136,12 +207,12 @@ Deno.test("every YAML file under manifests/ parses without errors or warnings", 
   }
 });
 
-for (const [dir, strategy] of [["manifests", "pod"], ["manifests/overlays/cri", "cri"]] as const) {
+for (const { dir, strategy, split } of LAYOUTS) {
   Deno.test(`${dir} renders only the objects the daemon uses, each valid by its schema`, async () => {
     const objects = await render(dir);
     assertEquals(
       objects.map((o) => `${o.apiVersion}/${o.kind}`).sort(),
-      Object.keys(MODELS).sort(),
+      (split ? SPLIT_KINDS : SINGLE_KINDS).sort(),
     );
     for (const object of objects) {
       const Model = MODELS[`${object.apiVersion}/${object.kind}`];
@@ -152,28 +223,34 @@ for (const [dir, strategy] of [["manifests", "pod"], ["manifests/overlays/cri", 
     }
   });
 
-  Deno.test(`${dir} grants exactly the RBAC rules of the ${strategy} strategy`, async () => {
+  Deno.test(`${dir} runs ${split ? "an aggregator Deployment and a node DaemonSet" : "one DaemonSet with --role=all"}`, async () => {
+    const roles = workloads(await render(dir)).map(({ workload, role }) =>
+      `${workload.kind}:${role}`
+    ).sort();
+    assertEquals(roles, split ? ["DaemonSet:node", "Deployment:aggregator"] : ["DaemonSet:all"]);
+  });
+
+  Deno.test(`${dir} grants each workload exactly the RBAC rules of its role and the ${strategy} strategy`, async () => {
     const objects = await render(dir);
-    const rules = installedRules(objects);
-    assertEquals(ruleTable(rules.cluster), expectedTable(strategy, "cluster"));
-    assertEquals(ruleTable(rules.namespaced), expectedTable(strategy, "namespace"));
-    for (const rule of [...rules.cluster, ...rules.namespaced]) {
-      assert(!rule.verbs.includes("*"), "no wildcard verbs");
-      assert(!(rule.resources ?? []).includes("*"), "no wildcard resources");
+    for (const { workload, role } of workloads(objects)) {
+      const sa = workload.spec.template.spec.serviceAccountName;
+      assert(objects.some((o) => o.kind === "ServiceAccount" && o.metadata.name === sa), sa);
+      const rules = rulesOf(objects, sa);
+      const label = `${workload.kind} (${role})`;
+      assertEquals(ruleTable(rules.cluster), expectedTable(strategy, "cluster", role), label);
+      assertEquals(ruleTable(rules.namespaced), expectedTable(strategy, "namespace", role), label);
+      for (const rule of [...rules.cluster, ...rules.namespaced]) {
+        assert(!rule.verbs.includes("*"), "no wildcard verbs");
+        assert(!(rule.resources ?? []).includes("*"), "no wildcard resources");
+      }
     }
-    const sa = only(objects, "ServiceAccount").metadata.name;
-    for (
-      const [binding, role] of [["ClusterRoleBinding", "ClusterRole"], ["RoleBinding", "Role"]]
-    ) {
-      const b = only(objects, binding);
-      assertEquals(b.roleRef, {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: role,
-        name: only(objects, role).metadata.name,
-      });
-      assertEquals(b.subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
+    // Every binding names a ServiceAccount of a workload: nothing granted to nobody.
+    const accounts = new Set(
+      workloads(objects).map(({ workload }) => workload.spec.template.spec.serviceAccountName),
+    );
+    for (const binding of objects.filter((o) => o.kind.endsWith("Binding"))) {
+      for (const subject of binding.subjects) assert(accounts.has(subject.name), subject.name);
     }
-    assertEquals(only(objects, "DaemonSet").spec.template.spec.serviceAccountName, sa);
   });
 
   Deno.test(`${dir} passes its DaemonSet arguments through the daemon's own flag parser`, async () => {
@@ -184,6 +261,55 @@ for (const [dir, strategy] of [["manifests", "pod"], ["manifests/overlays/cri", 
     assertEquals(config.metricsBindAddress, { hostname: "0.0.0.0", port: 8080 });
   });
 }
+
+Deno.test("node daemons lose every cluster-wide list and watch but their own Node's", async () => {
+  const objects = await render("manifests");
+  const ds = only(objects, "DaemonSet");
+  const rules = rulesOf(objects, ds.spec.template.spec.serviceAccountName);
+  assertEquals(ruleTable(rules.cluster), { "core/nodes": ["get", "list", "watch"] });
+});
+
+Deno.test("the aggregator: two replicas spread over nodes, a PodDisruptionBudget, the restricted profile, its identity from the downward API", async () => {
+  const objects = await render("manifests");
+  const deployment = only(objects, "Deployment");
+  assertEquals(deployment.spec.replicas, 2);
+  const template = deployment.spec.template;
+  const term = template.spec.affinity.podAntiAffinity
+    .preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+  assertEquals(term.topologyKey, "kubernetes.io/hostname");
+  assertEquals(term.labelSelector.matchLabels, deployment.spec.selector.matchLabels);
+  const pdb = only(objects, "PodDisruptionBudget");
+  assertEquals(pdb.spec.minAvailable, 1);
+  assertEquals(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
+  for (const [key, value] of Object.entries(deployment.spec.selector.matchLabels)) {
+    assertEquals(template.metadata.labels[key], value);
+  }
+  assertEquals(
+    restrictedViolations({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: template.metadata,
+      spec: template.spec,
+    }),
+    [],
+  );
+  const [container] = template.spec.containers;
+  const fieldRefs = Object.fromEntries(
+    container.env.map((e: Manifest) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
+  );
+  assertEquals(fieldRefs, { POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace" });
+  assertEquals(container.readinessProbe.httpGet, { path: "/readyz", port: "metrics" });
+  const { config } = loadConfig(container.args, () => undefined);
+  assertEquals(config.leaderElectLeaseDurationMs, 15_000);
+  assertEquals(config.leaderElectRenewDeadlineMs, 10_000);
+  assertEquals(config.leaderElectRetryPeriodMs, 2_000);
+  // The DaemonSet's selector does not select the aggregator's pods, nor the reverse.
+  const ds = only(objects, "DaemonSet");
+  assert(
+    ds.spec.selector.matchLabels["app.kubernetes.io/component"] !==
+      deployment.spec.selector.matchLabels["app.kubernetes.io/component"],
+  );
+});
 
 Deno.test("the base DaemonSet pod passes the Pod Security restricted profile", async () => {
   const objects = await render("manifests");
@@ -343,8 +469,8 @@ Deno.test("apiCallOf() classifies API requests as RBAC does", async (t) => {
   });
 });
 
-Deno.test("isAllowed() permits the daemon's calls and nothing beyond them", async () => {
-  const rules = installedRules(await render("manifests"));
+Deno.test("isAllowed() permits the single-process daemon's calls and nothing beyond them", async () => {
+  const rules = installedRules(await render("manifests/overlays/single-process"));
   const allowed: [string, string][] = [
     ["GET", "/api/v1/configmaps?watch=true"],
     ["POST", "/api/v1/namespaces/team-a/events"],
@@ -371,6 +497,37 @@ Deno.test("isAllowed() permits the daemon's calls and nothing beyond them", asyn
   }
 });
 
+Deno.test("isAllowed() in the split layout: the aggregator writes only its namespace's ConfigMaps and Lease, a node reads only the published set", async () => {
+  const objects = await render("manifests");
+  const aggregator = rulesOf(
+    objects,
+    only(objects, "Deployment").spec.template.spec.serviceAccountName,
+  );
+  const node = installedRules(objects);
+  const ns = `/api/v1/namespaces/${NAMESPACE}`;
+  const lease = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`;
+  const cases: [InstalledRules, string, string, boolean][] = [
+    [aggregator, "POST", `${ns}/configmaps`, true],
+    [aggregator, "DELETE", `${ns}/configmaps/image-cache-daemon-desired-3-0`, true],
+    [aggregator, "POST", "/api/v1/namespaces/team-a/configmaps", false],
+    [aggregator, "PUT", `${lease}/image-cache-daemon-aggregator`, true],
+    [aggregator, "POST", lease, true],
+    [aggregator, "PUT", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x", false],
+    [aggregator, "POST", `${ns}/pods`, false],
+    [node, "GET", `${ns}/configmaps?watch=true`, true],
+    [node, "GET", "/api/v1/configmaps?watch=true", false],
+    [node, "POST", `${ns}/configmaps`, false],
+    [node, "GET", "/apis/argoproj.io/v1alpha1/workflowtemplates", false],
+    [node, "POST", "/api/v1/namespaces/team-a/events", false],
+    [node, "POST", `${ns}/events`, true],
+    [node, "GET", `${lease}/image-cache-daemon-aggregator`, false],
+  ];
+  for (const [rules, method, path, allowed] of cases) {
+    const who = rules === aggregator ? "aggregator" : "node";
+    assertEquals(isAllowed(rules, apiCallOf(method, path)), allowed, `${who}: ${method} ${path}`);
+  }
+});
+
 Deno.test("isAllowed() honours resourceNames", () => {
   const rules: InstalledRules = {
     cluster: [],
@@ -382,8 +539,10 @@ Deno.test("isAllowed() honours resourceNames", () => {
   assert(!isAllowed(rules, get("b")));
 });
 
-Deno.test("REQUIRED_API_CALLS names each resource once per scope and says why", () => {
-  const keys = REQUIRED_API_CALLS.map((r) => `${r.scope}:${r.apiGroup}/${r.resource}`);
+Deno.test("REQUIRED_API_CALLS names each resource once per scope and role and says why", () => {
+  const keys = REQUIRED_API_CALLS.flatMap((r) =>
+    r.roles.map((role) => `${role}:${r.scope}:${r.apiGroup}/${r.resource}:${r.mode}`)
+  );
   assertEquals(new Set(keys).size, keys.length);
   for (const rule of REQUIRED_API_CALLS) assert(rule.why.length > 10, rule.resource);
 });

@@ -12,7 +12,9 @@ import {
   ClusterRoleBinding,
   ConfigMap,
   DaemonSet,
+  Deployment,
   Namespace,
+  PodDisruptionBudget,
   PodMonitor,
   PrometheusRule,
   Role,
@@ -56,6 +58,8 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
   "apps/v1/DaemonSet": DaemonSet,
+  "apps/v1/Deployment": Deployment,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
   "monitoring.coreos.com/v1/PodMonitor": PodMonitor,
   "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
 };
@@ -92,13 +96,21 @@ function kinds(objects: Manifest[]): string[] {
   return objects.map((o) => o.kind).sort();
 }
 
+/** The base install: the node DaemonSet and the aggregator Deployment, each with its RBAC. */
 const BASE_KINDS = [
   "ClusterRole",
+  "ClusterRole",
+  "ClusterRoleBinding",
   "ClusterRoleBinding",
   "DaemonSet",
+  "Deployment",
   "Namespace",
+  "PodDisruptionBudget",
+  "Role",
   "Role",
   "RoleBinding",
+  "RoleBinding",
+  "ServiceAccount",
   "ServiceAccount",
 ];
 
@@ -119,15 +131,21 @@ for (const component of COMPONENTS) {
 Deno.test("the PodMonitor scrapes the daemon pods' metrics port and labels series with the node", async () => {
   const objects = await withComponent("podmonitor");
   const monitor = only(objects, "PodMonitor").spec;
+  // The node daemons and the aggregator alike.
+  for (const kind of ["DaemonSet", "Deployment"]) {
+    const labels: Record<string, string> = only(objects, kind).spec.template.metadata.labels;
+    for (const [key, value] of Object.entries(monitor.selector.matchLabels)) {
+      assertEquals(labels[key], value, `${kind}: selector ${key}`);
+    }
+    for (const expression of monitor.selector.matchExpressions) {
+      assertEquals(expression.operator, "In");
+      assert(
+        expression.values.includes(labels[expression.key]),
+        `${kind}: selector ${expression.key}`,
+      );
+    }
+  }
   const template = only(objects, "DaemonSet").spec.template;
-  const labels: Record<string, string> = template.metadata.labels;
-  for (const [key, value] of Object.entries(monitor.selector.matchLabels)) {
-    assertEquals(labels[key], value, `selector ${key}`);
-  }
-  for (const expression of monitor.selector.matchExpressions) {
-    assertEquals(expression.operator, "In");
-    assert(expression.values.includes(labels[expression.key]), `selector ${expression.key}`);
-  }
   const container = template.spec.containers[0];
   const [endpoint] = monitor.podMetricsEndpoints;
   const port = container.ports.find((p: Manifest) => p.name === endpoint.port);

@@ -44,7 +44,6 @@ const decoder = new TextDecoder();
  * are held to returning data like every other.
  */
 const NOT_YET_EXPORTED: Readonly<Record<string, string>> = {
-  image_cache_daemon_leader: "#15: aggregator, 1 on the replica holding the Lease",
   image_cache_daemon_node_warm_duration_seconds_bucket: "#17: time for a new node to warm",
   image_cache_daemon_node_warm_duration_seconds_count: "#17: time for a new node to warm",
 };

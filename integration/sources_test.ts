@@ -514,3 +514,57 @@ Deno.test("The images command rejects exactly the Argo objects the daemon's sour
   assertEquals(cli, daemon);
   assertEquals(report.images.map((i: { image: string }) => i.image), h.desired.refs());
 });
+
+Deno.test("Objects nested 2,000 deep arrive through the API and watch, and are read or their item rejected with a reason, never a stack overflow", async () => {
+  await using h = await harness();
+  let deep: unknown = "x";
+  for (let i = 0; i < 2_000; i++) deep = [deep];
+  // The fake API server copies objects with structuredClone, which stops
+  // near 5,000 levels; JSON.parse and the extraction have no such limit.
+  // Argo keeps fields it does not know (and the daemon does not read them).
+  const junk = workflowTemplate("wf", "junk", "nginx:1.27");
+  (junk.spec.templates[0] as Record<string, unknown>).metadata = { annotations: { deep } };
+  h.server.create("workflowtemplates", junk);
+  const source = argoSource(h, "workflowtemplate");
+  await h.start(source);
+  assertEquals(h.desired.refs(), [NGINX]);
+  // Used whole as an item, arriving on a watch event: serialised, and the
+  // reference it makes rejected with a reason.
+  const itemized = workflowTemplate("wf", "item", "alpine");
+  h.server.create("workflowtemplates", {
+    ...itemized,
+    spec: {
+      ...itemized.spec,
+      templates: [
+        {
+          name: "main",
+          inputs: { parameters: [{ name: "p" }] },
+          container: { image: "alpine:{{inputs.parameters.p}}", command: [] },
+        },
+        {
+          name: "loop",
+          steps: [[{
+            name: "s",
+            template: "main",
+            withItems: [deep],
+            arguments: { parameters: [{ name: "p", value: "{{item}}" }] },
+          }]],
+        },
+      ],
+      entrypoint: "loop",
+    },
+  });
+  await waitFor(
+    () =>
+      h.log.lines.some((l) =>
+        l.msg === "Rejected image references" && l.origin === "workflowtemplate/wf/item"
+      ),
+    { what: "the item's reference rejected" },
+  );
+  const rejected = h.log.lines.find((l) =>
+    l.msg === "Rejected image references" && l.origin === "workflowtemplate/wf/item"
+  );
+  assertMatch(JSON.stringify(rejected?.samples), /invalid tag \\"\[\[\[\[/);
+  assertEquals(source.status().errors, 0);
+  assertEquals(h.desired.refs(), [NGINX]);
+});

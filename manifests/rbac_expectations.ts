@@ -14,6 +14,9 @@ export type ApiVerb = "get" | "list" | "watch" | "create" | "update" | "patch" |
 /** Which pull strategy needs a rule; `all` for both. */
 export type StrategyMode = "all" | "pod" | "cri";
 
+/** The daemon's `--role`s; a rule lists those that make the call. */
+export type DaemonRole = "all" | "aggregator" | "node";
+
 /**
  * One RBAC rule the daemon needs. `cluster` rules go in the ClusterRole (any
  * namespace, or cluster-scoped objects); `namespace` rules in the Role of the
@@ -26,6 +29,8 @@ export interface RequiredRule {
   readonly resource: string;
   readonly verbs: readonly ApiVerb[];
   readonly mode: StrategyMode;
+  /** The roles that make the call (each role's install grants exactly its rules). */
+  readonly roles: readonly DaemonRole[];
   /** The code that makes the call, and why. */
   readonly why: string;
 }
@@ -38,6 +43,7 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "configmaps",
     verbs: ["list", "watch"],
     mode: "all",
+    roles: ["all", "aggregator"],
     why: "sources/configmap.ts reflects labelled ConfigMaps in every namespace",
   },
   {
@@ -46,6 +52,7 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "workflowtemplates",
     verbs: ["list", "watch"],
     mode: "all",
+    roles: ["all", "aggregator"],
     why: "sources/argo.ts reflects WorkflowTemplates",
   },
   {
@@ -54,6 +61,7 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "clusterworkflowtemplates",
     verbs: ["list", "watch"],
     mode: "all",
+    roles: ["all", "aggregator"],
     why: "sources/argo.ts reflects ClusterWorkflowTemplates",
   },
   {
@@ -62,6 +70,7 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "cronworkflows",
     verbs: ["list", "watch"],
     mode: "all",
+    roles: ["all", "aggregator"],
     why: "sources/argo.ts reflects CronWorkflows",
   },
   {
@@ -70,6 +79,7 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "events",
     verbs: ["create", "patch"],
     mode: "all",
+    roles: ["all", "aggregator"],
     why: "kube/events.ts records Events in the namespace of the object they are about",
   },
   {
@@ -78,6 +88,7 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "nodes",
     verbs: ["get", "list", "watch"],
     mode: "all",
+    roles: ["all", "node"],
     why: "the puller reads its own node: architecture and status.images",
   },
   {
@@ -86,6 +97,7 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "pods",
     verbs: ["create", "delete", "get", "list", "watch"],
     mode: "pod",
+    roles: ["all", "node"],
     why: "the pod strategy creates, follows and deletes warden pull pods",
   },
   {
@@ -94,13 +106,60 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     resource: "secrets",
     verbs: ["get"],
     mode: "cri",
+    roles: ["all", "node"],
     why: "the CRI strategy reads --image-pull-secret Secrets to pass credentials to the runtime",
+  },
+  {
+    scope: "namespace",
+    apiGroup: "coordination.k8s.io",
+    resource: "leases",
+    verbs: ["create", "get", "update"],
+    mode: "all",
+    roles: ["aggregator"],
+    why: "election/leader_elector.ts reads, creates and renews the aggregator's Lease",
+  },
+  {
+    scope: "namespace",
+    apiGroup: "",
+    resource: "configmaps",
+    verbs: ["create", "delete"],
+    mode: "all",
+    roles: ["aggregator"],
+    why:
+      "publication/publisher.ts writes each generation of the published set and deletes old ones",
+  },
+  {
+    scope: "namespace",
+    apiGroup: "",
+    resource: "configmaps",
+    verbs: ["list", "watch"],
+    mode: "all",
+    roles: ["node"],
+    why: "publication/published_set_source.ts watches the published set by label",
+  },
+  {
+    scope: "namespace",
+    apiGroup: "",
+    resource: "events",
+    verbs: ["create", "patch"],
+    mode: "all",
+    roles: ["node"],
+    why: "puller/pull_events.ts records Events on the node daemon's own pod",
   },
 ];
 
-/** The rules one install needs: the shared ones plus those of its strategy. */
-export function requiredRules(strategy: "pod" | "cri"): RequiredRule[] {
-  return REQUIRED_API_CALLS.filter((r) => r.mode === "all" || r.mode === strategy);
+/**
+ * The rules one daemon role needs with one strategy: the shared ones plus
+ * those of its strategy. The aggregator pulls nothing, so its strategy does
+ * not matter.
+ */
+export function requiredRules(
+  strategy: "pod" | "cri",
+  role: DaemonRole = "all",
+): RequiredRule[] {
+  return REQUIRED_API_CALLS.filter((r) =>
+    r.roles.includes(role) && (r.mode === "all" || r.mode === strategy)
+  );
 }
 
 /** One request to the API server, in RBAC's terms. */

@@ -34,6 +34,8 @@ export interface ReadinessReport {
   ready: boolean;
   /** One sentence per part that is not ready yet. */
   notReady: string[];
+  /** Ready, but worth saying: such as a node keeping its last complete published set. */
+  warnings?: string[];
 }
 
 /** Options for {@linkcode HealthCheck}. */
@@ -108,7 +110,9 @@ export class HealthCheck {
         [...parts.sources, ...(parts.watches ?? [])].map((s) => s.status()),
         now,
       ),
-      ...this.#pullerProblems(parts.puller.status(), parts.puller.inFlight(), now),
+      ...(parts.puller
+        ? this.#pullerProblems(parts.puller.status(), parts.puller.inFlight(), now)
+        : []),
     ];
     return { ok: problems.length === 0, problems };
   }
@@ -188,7 +192,9 @@ export class HealthCheck {
  * for) and the puller runs. `undefined` parts mean the daemon is starting.
  */
 export function readinessReport(parts: ServedParts | undefined): ReadinessReport {
-  if (parts === undefined) return { ready: false, notReady: ["The daemon is starting"] };
+  if (parts === undefined) {
+    return { ready: false, notReady: ["The daemon is starting"] };
+  }
   const notReady: string[] = [];
   for (const source of parts.sources) {
     const status = source.status();
@@ -196,6 +202,15 @@ export function readinessReport(parts: ServedParts | undefined): ReadinessReport
   }
   const waiting = parts.waiting?.();
   if (waiting !== undefined) notReady.push(waiting);
-  if (!parts.ready()) notReady.push("The node puller is not running");
-  return { ready: notReady.length === 0, notReady };
+  if (!parts.ready() && parts.puller) notReady.push("The node puller is not running");
+  const warnings: string[] = [];
+  const published = parts.publishedSet?.publishedSet();
+  if (published && published.state !== "current" && published.detail) {
+    warnings.push(`Published set ${published.state}: ${published.detail}`);
+  }
+  return {
+    ready: notReady.length === 0,
+    notReady,
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
 }

@@ -122,6 +122,14 @@ export class DaemonMetrics {
   readonly #heap: Gauge;
   readonly #heapUsed: Gauge;
   readonly #cpu: Counter;
+  readonly #leader: Gauge;
+  readonly #publishedGeneration: Gauge;
+  readonly #lastPublish: Gauge;
+  readonly #publishedImages: Gauge;
+  readonly #publishedShards: Gauge;
+  readonly #appliedGeneration: Gauge;
+  readonly #setComplete: Gauge;
+  readonly #lastComplete: Gauge;
 
   constructor(options: DaemonMetricsOptions = {}) {
     const registers = [this.#registry];
@@ -192,6 +200,35 @@ export class DaemonMetrics {
       "Watch restarts after an error or expiry, by source.",
       ["source"],
     );
+    this.#leader = gauge(
+      "leader",
+      "Aggregator: 1 while this replica holds the leader election Lease and may write, else 0.",
+    );
+    this.#publishedGeneration = gauge(
+      "published_generation",
+      "Aggregator: generation of the complete published set it sees.",
+    );
+    this.#lastPublish = gauge(
+      "last_publish_timestamp_seconds",
+      "Aggregator: when this replica last wrote a generation of the published set.",
+    );
+    this.#publishedImages = gauge("published_images", "Aggregator: images in the published set.");
+    this.#publishedShards = gauge(
+      "published_shards",
+      "Aggregator: ConfigMaps (shards) of the published set.",
+    );
+    this.#appliedGeneration = gauge(
+      "published_set_applied_generation",
+      "Node: generation of the published set this node pulls.",
+    );
+    this.#setComplete = gauge(
+      "published_set_complete",
+      "Node: 1 while the newest published set is complete and applied, 0 while the node keeps its last complete set (missing, incomplete or unreadable).",
+    );
+    this.#lastComplete = gauge(
+      "published_set_seen_timestamp_seconds",
+      "Node: when a complete published set was last seen (the scrape time while complete).",
+    );
     // The standard process and runtime names, unprefixed (see the module doc).
     const standard = (name: string, help: string) => new Gauge({ name, help, registers });
     this.#rss = standard("process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -253,7 +290,8 @@ export class DaemonMetrics {
 
   /** Refreshes the gauges from the parts' current status. Cheap: call it on each scrape. */
   observe(parts: ObservedParts): void {
-    const images = parts.puller.status();
+    this.#observeSplit(parts);
+    const images = parts.puller?.status() ?? [];
     const byState = new Map<ImageState, number>(IMAGE_STATES.map((s) => [s, 0]));
     let present = 0;
     const failing: ImageStatus[] = [];
@@ -276,7 +314,7 @@ export class DaemonMetrics {
     this.#present.set(present);
     this.#desired.set(parts.desired.size);
     this.#rejected.set(parts.desired.rejectedCount?.() ?? parts.desired.rejections().length);
-    this.#inFlight.set(parts.puller.inFlight());
+    this.#inFlight.set(parts.puller?.inFlight() ?? 0);
 
     for (const source of parts.sources) {
       const status = source.status();
@@ -294,6 +332,26 @@ export class DaemonMetrics {
       const delta = status.restarts >= seen ? status.restarts - seen : status.restarts;
       this.#watchRestarts.inc(labels, delta);
       this.#restartsSeen.set(status.name, status.restarts);
+    }
+  }
+
+  #observeSplit(parts: ObservedParts): void {
+    const election = parts.election?.status();
+    if (election) this.#leader.set(election.leader ? 1 : 0);
+    const publisher = parts.publisher?.status();
+    if (publisher) {
+      if (publisher.generation !== undefined) {
+        this.#publishedGeneration.set(publisher.generation);
+      }
+      if (publisher.lastPublish !== undefined) this.#lastPublish.set(publisher.lastPublish / 1000);
+      this.#publishedImages.set(publisher.images);
+      this.#publishedShards.set(publisher.shards);
+    }
+    const set = parts.publishedSet?.publishedSet();
+    if (set) {
+      if (set.generation !== undefined) this.#appliedGeneration.set(set.generation);
+      this.#setComplete.set(set.state === "current" ? 1 : 0);
+      if (set.lastComplete !== undefined) this.#lastComplete.set(set.lastComplete / 1000);
     }
   }
 

@@ -7,6 +7,9 @@
 import type { Rejection, RejectionSummary } from "../images/desired_images.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
 import type { WatchStatus } from "../kube/reflector.ts";
+import type { ElectionStatus } from "../election/leader_elector.ts";
+import type { PublisherStatus } from "../publication/publisher.ts";
+import type { PublishedSetStatus } from "../publication/published_set_source.ts";
 
 /** The parts of a daemon that metrics, health and status observe. */
 export interface ObservedParts {
@@ -31,8 +34,14 @@ export interface ObservedParts {
   readonly sources: readonly { status(): WatchStatus }[];
   /** The daemon's own watches (its pull pods, its Node), judged like sources for health. */
   readonly watches?: readonly { status(): WatchStatus }[];
-  /** This node's puller (`NodePuller`). */
-  readonly puller: {
+  /** With `--role=aggregator`: the leader election. */
+  readonly election?: { status(): ElectionStatus };
+  /** With `--role=aggregator`: the writer of the published set. */
+  readonly publisher?: { status(): PublisherStatus };
+  /** With `--role=node`: the published set as this node sees it. */
+  readonly publishedSet?: { publishedSet(): PublishedSetStatus };
+  /** This node's puller (`NodePuller`); an aggregator has none. */
+  readonly puller?: {
     /** Every tracked image. */
     status(): readonly ImageStatus[];
     /** Attempts started and not yet settled. */
@@ -44,7 +53,7 @@ export interface ObservedParts {
 
 /** {@linkcode ObservedParts} plus the daemon's own readiness. */
 export interface ServedParts extends ObservedParts {
-  /** True once every source has synced and the puller runs. */
+  /** True once every source has synced and the puller runs (an aggregator: the sources synced). */
   ready(): boolean;
   /** What the daemon waits for before it pulls, if anything (such as its Node). */
   waiting?(): string | undefined;

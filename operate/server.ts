@@ -129,7 +129,16 @@ export function serveOperations(options: OperationsServerOptions): OperationsSer
       }
       case "/readyz": {
         const report = readinessReport(parts);
-        return report.ready ? text(200, "ok\n") : json(503, { notReady: report.notReady });
+        if (!report.ready) {
+          return json(503, {
+            notReady: report.notReady,
+            ...(report.warnings ? { warnings: report.warnings } : {}),
+          });
+        }
+        return text(
+          200,
+          ["ok", ...(report.warnings ?? []).map((w) => `warning: ${w}`)].join("\n") + "\n",
+        );
       }
       case "/metrics": {
         if (parts !== undefined) metrics.observe(parts);

@@ -79,7 +79,10 @@ export class StatusView {
       node: options.node,
       ready: options.ready,
       desired: parts.desired.size,
-      inFlight: parts.puller.inFlight(),
+      inFlight: parts.puller?.inFlight() ?? 0,
+      election: parts.election?.status(),
+      publisher: parts.publisher?.status(),
+      publishedSet: parts.publishedSet?.publishedSet(),
       offset,
       limit,
       imagesTotal: this.#images.length,
@@ -101,7 +104,9 @@ export class StatusView {
   }
 
   #refresh(parts: ObservedParts): void {
-    const { desired, puller } = parts;
+    const { desired } = parts;
+    // An aggregator has no puller: no images of its own to report.
+    const puller = parts.puller ?? { status: () => [], version: 0 };
     const key = desired.version === undefined || puller.version === undefined
       ? undefined
       : `${desired.version}:${puller.version}`;

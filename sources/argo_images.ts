@@ -50,7 +50,7 @@
  *
  * @module
  */
-import { parse as parseYaml } from "yaml";
+import { parseBoundedYaml } from "./bounded_yaml.ts";
 import { ObjectLimitError } from "./object_limit_error.ts";
 
 /**
@@ -106,9 +106,6 @@ export const MAX_WORK = 200_000;
  * are at most a few MiB of heap, against the daemon's 192 MiB request.
  */
 export const MAX_CHARACTERS = 4 * 1024 * 1024;
-
-/** YAML aliases allowed in a `podSpecPatch`; bounds "billion laughs" expansion. */
-const MAX_PATCH_ALIASES = 100;
 
 /**
  * Counters of the work one evaluation did, checked against {@linkcode MAX_WORK}
@@ -304,6 +301,8 @@ class Extractor {
   readonly #plain = new Set<string>();
   /** Parsed `podSpecPatch` texts. */
   readonly #patches = new Map<string, Named[]>();
+  /** Tokens of `podSpecPatch` read by the YAML parser: the limit is per object. */
+  readonly #yamlRead = { tokens: 0 };
   readonly #workflowPatch: unknown;
   readonly #work: ArgoWork;
   /** Where the walk is, for messages: `template "a"`, `step "b"`, … */
@@ -891,16 +890,27 @@ class Extractor {
       // Parsed once per distinct text: every evaluation of the template would
       // otherwise parse it again.
       this.#characters(text.length);
-      let value: unknown;
-      try {
+      let value: unknown = text.trim() === "" ? {} : parseJson(text);
+      if (value === undefined) {
         // Patches are JSON in practice, and JSON.parse is many times faster
         // than the YAML parser, which reads JSON the same (YAML is a superset).
-        value = text.trim() === ""
-          ? {}
-          : parseJson(text) ?? parseYaml(text, { maxAliasCount: MAX_PATCH_ALIASES });
-      } catch (error) {
-        const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-        this.#invalid(`${field} is not valid JSON or YAML: ${message}`);
+        // What the YAML parser reads is bounded per object, not per text:
+        // patches built from many argument sets are distinct texts.
+        this.#trail.push(field);
+        try {
+          value = parseBoundedYaml(text, field, {
+            expected: "pod spec",
+            budget: this.#yamlRead,
+          });
+        } catch (error) {
+          if (error instanceof ObjectLimitError) {
+            this.#fail(error.detail, error.limit, error.max);
+          }
+          this.#trail.pop();
+          const message = (error as Error).message.replace(`${field}: invalid YAML: `, "");
+          this.#invalid(`${field} is not valid JSON or YAML: ${message}`);
+        }
+        this.#trail.pop();
       }
       const patch = isSet(value) ? asObject(value) : {};
       if (!patch) this.#invalid(`${field} is ${describe(value)}, expected a pod spec`);
@@ -967,13 +977,21 @@ class Extractor {
         this.#podSpecPatch(this.#workflowPatch, "spec.podSpecPatch", scope),
         this.#podSpecPatch(own, "podSpecPatch", scope),
       ];
+      // By name through a map: a patch may list thousands of containers,
+      // and a search of the list per entry would cost their square.
+      const byName = new Map<string, Named>();
+      for (const named of out) {
+        if (named.name !== undefined && !byName.has(named.name)) byName.set(named.name, named);
+      }
       for (const patch of patches) {
         for (const entry of patch ?? []) {
-          const same = entry.name === undefined
-            ? undefined
-            : out.find((named) => named.name === entry.name);
+          const same = entry.name === undefined ? undefined : byName.get(entry.name);
           if (same) same.image = entry.image;
-          else out.push({ ...entry });
+          else {
+            const added = { ...entry };
+            out.push(added);
+            if (added.name !== undefined) byName.set(added.name, added);
+          }
         }
       }
     }
@@ -1046,7 +1064,9 @@ export interface WorkflowSpecOptions {
  * @throws {ObjectLimitError} when reading it would pass one of the limits
  * ({@linkcode MAX_EXPANDED_LENGTH}, {@linkcode MAX_LOOP_ITEMS},
  * {@linkcode MAX_SEQUENCE_WIDTH}, {@linkcode MAX_CALL_BINDINGS},
- * {@linkcode MAX_WORK}, {@linkcode MAX_CHARACTERS}, {@linkcode MAX_INLINE_DEPTH}).
+ * {@linkcode MAX_WORK}, {@linkcode MAX_CHARACTERS}, {@linkcode MAX_INLINE_DEPTH}), or
+ * when a `podSpecPatch` read as YAML passes `MAX_YAML_TOKENS` (per object),
+ * `MAX_YAML_DEPTH` or `MAX_ALIASES` (see `bounded_yaml.ts`).
  * Nothing else is thrown.
  */
 export function imagesFromWorkflowSpec(

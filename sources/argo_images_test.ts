@@ -1600,3 +1600,72 @@ Deno.test("imagesFromWorkflowSpec() reads images from podSpecPatch as Argo patch
     }
   });
 });
+
+Deno.test("imagesFromWorkflowSpec() bounds the YAML read from podSpecPatch per object", async (t) => {
+  const yamlPatch = (image: string, padding: number) =>
+    `# ${"x".repeat(padding)}\ncontainers:\n  - name: main\n    image: ${image}\n`;
+  const template = (podSpecPatch: string, extra: Record<string, unknown> = {}) => ({
+    name: "a",
+    container: { image: "alpine:3.20" },
+    podSpecPatch,
+    ...extra,
+  });
+  await t.step("a YAML patch under the limit is read", () => {
+    const { images } = measure({ templates: [template(yamlPatch("busybox:1.36", 20_000))] });
+    assertEquals(sorted(images!), ["busybox:1.36"]);
+  });
+  await t.step("a 1 MB YAML patch is rejected (before: 7 s in the YAML parser)", () => {
+    const patch = "containers:\n" + "- name: x\n  image: alpine:3\n".repeat(40_000);
+    assertLimit(
+      measure({ templates: [template(patch)] }),
+      "MAX_YAML_TOKENS",
+      'template "a", podSpecPatch',
+    );
+  });
+  await t.step(
+    "a JSON patch of 20,000 containers is read (the merge by name was quadratic: 1 s)",
+    () => {
+      const containers = Array.from(
+        { length: 20_000 },
+        (_, i) => ({ name: `c${i}`, image: "redis:7" }),
+      );
+      const { images, error } = measure({
+        templates: [template(JSON.stringify({ containers }))],
+      });
+      assertEquals(error, undefined);
+      assertEquals(sorted(images!), ["alpine:3.20", "redis:7"]);
+    },
+  );
+  await t.step("distinct YAML patches from a loop count together against the limit", () => {
+    // Each text is short, but every item makes another one for the parser.
+    const result = measure({
+      entrypoint: "main",
+      templates: [
+        {
+          name: "main",
+          steps: [[{
+            name: "each",
+            template: "a",
+            withItems: Array.from({ length: 1_000 }, (_, i) => `v${i}`),
+            arguments: { parameters: [{ name: "tag", value: "{{item}}" }] },
+          }]],
+        },
+        template(yamlPatch("busybox:{{inputs.parameters.tag}}", 1_000), {
+          inputs: { parameters: [{ name: "tag" }] },
+        }),
+      ],
+    });
+    assertLimit(result, "MAX_YAML_TOKENS", 'template "a", podSpecPatch');
+  });
+  await t.step(
+    "a YAML patch nested thousands deep is rejected at a limit, not a stack overflow",
+    () => {
+      const patch = "containers: " + "[".repeat(10_000);
+      assertLimit(
+        measure({ templates: [template(patch)] }),
+        "MAX_YAML_DEPTH",
+        'template "a", podSpecPatch',
+      );
+    },
+  );
+});

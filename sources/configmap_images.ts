@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { parseAllDocuments } from "yaml";
+import { MAX_ALIASES, MAX_YAML_DEPTH, MAX_YAML_TOKENS, parseBoundedYaml } from "./bounded_yaml.ts";
 import { ObjectLimitError } from "./object_limit_error.ts";
 
 /** The annotation that names the data key holding the list. */
@@ -23,11 +23,7 @@ export const DEFAULT_KEY = "images";
  */
 export const MAX_VALUE_LENGTH = 1024 * 1024 + 64 * 1024;
 
-/**
- * YAML aliases allowed in a value; bounds "billion laughs" expansion. A
- * list of image references has no use for aliases beyond a few.
- */
-export const MAX_ALIASES = 100;
+export { MAX_ALIASES, MAX_YAML_DEPTH, MAX_YAML_TOKENS };
 
 /** What {@linkcode imagesFromConfigMap} returns. */
 export interface ConfigMapImages {
@@ -53,11 +49,16 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-// One `- item` per line, the item a plain scalar of characters that image
-// references use and that YAML cannot read as anything but a string: no
-// leading indicator, no `: ` or ` #`, no trailing colon. Lines that are blank
-// or comments are allowed between items.
-const SIMPLE_ITEM = /^- ([A-Za-z0-9][A-Za-z0-9._/:@+-]*)[ \t]*$/;
+// One `- item` per line, the item of characters that image references use:
+// a plain scalar YAML cannot read as anything but a string (no leading
+// indicator, no `: `, no trailing colon), or the same characters quoted. A
+// comment may follow. Lines that are blank or comments are allowed between
+// items. Being fast, this also reads long lists past MAX_YAML_TOKENS.
+const REFERENCE_CHARACTERS = "[A-Za-z0-9][A-Za-z0-9._/:@+-]*";
+const SIMPLE_ITEM = new RegExp(
+  `^- (?:(${REFERENCE_CHARACTERS})|"(${REFERENCE_CHARACTERS})"|'(${REFERENCE_CHARACTERS})')` +
+    "(?:[ \\t]+(?:#.*)?)?$",
+);
 const SKIPPABLE_LINE = /^[ \t]*(?:#.*)?$/;
 // Plain scalars the YAML 1.2 core schema reads as null, booleans or numbers.
 const NOT_A_STRING =
@@ -74,9 +75,11 @@ function readSimpleList(value: string): string[] | undefined {
     const text = line.endsWith("\r") ? line.slice(0, -1) : line;
     const match = SIMPLE_ITEM.exec(text);
     if (match) {
-      const item = match[1];
-      if (item.endsWith(":") || NOT_A_STRING.test(item)) return undefined;
-      out.push(item);
+      const [, plain, doubleQuoted, singleQuoted] = match;
+      // Quoted, it is a string whatever it looks like.
+      if (plain === undefined) out.push(doubleQuoted ?? singleQuoted);
+      else if (plain.endsWith(":") || NOT_A_STRING.test(plain)) return undefined;
+      else out.push(plain);
     } else if (!SKIPPABLE_LINE.test(text)) {
       return undefined;
     }
@@ -84,9 +87,36 @@ function readSimpleList(value: string): string[] | undefined {
   return out.length > 0 ? out : undefined;
 }
 
+const FLOW_ITEM = new RegExp(
+  `^(?:(${REFERENCE_CHARACTERS})|"(${REFERENCE_CHARACTERS})"|'(${REFERENCE_CHARACTERS})')$`,
+);
+
+/**
+ * Reads a flow list of image references, `[alpine:3.20, "busybox:1.36"]`,
+ * without the full YAML parser, under the same rules as
+ * {@linkcode readSimpleList}. Returns undefined for anything else.
+ */
+function readSimpleFlowList(value: string): string[] | undefined {
+  const text = value.trim();
+  if (!text.startsWith("[") || !text.endsWith("]")) return undefined;
+  const parts = text.slice(1, -1).split(",").map((part) => part.trim());
+  // `[a, b,]` ends with an empty part; `[]` is one empty part.
+  if (parts[parts.length - 1] === "") parts.pop();
+  const out: string[] = [];
+  for (const part of parts) {
+    const match = FLOW_ITEM.exec(part);
+    if (!match) return undefined;
+    const [, plain, doubleQuoted, singleQuoted] = match;
+    if (plain === undefined) out.push(doubleQuoted ?? singleQuoted);
+    else if (plain.endsWith(":") || NOT_A_STRING.test(plain)) return undefined;
+    else out.push(plain);
+  }
+  return out;
+}
+
 function parseValue(value: string, where: string): unknown {
   if (value.trim() === "") return [];
-  const simple = readSimpleList(value);
+  const simple = readSimpleList(value) ?? readSimpleFlowList(value);
   if (simple) return simple;
   if (value.trimStart().startsWith("[")) {
     try {
@@ -95,42 +125,7 @@ function parseValue(value: string, where: string): unknown {
       // Not JSON; YAML also reads flow lists such as `[alpine, busybox]`.
     }
   }
-  let documents;
-  try {
-    documents = parseAllDocuments(value, {
-      logLevel: "silent",
-      prettyErrors: true,
-      // Keys of objects in the list do not matter; they are an error anyway.
-      uniqueKeys: false,
-    });
-  } catch (error) {
-    throw new TypeError(`${where}: invalid YAML: ${firstLine(error)}`);
-  }
-  if (documents.length === 0) return [];
-  if (documents.length > 1) {
-    throw new TypeError(
-      `${where}: invalid YAML: ${documents.length} documents, expected one list`,
-    );
-  }
-  const [document] = documents;
-  if (document.errors.length > 0) {
-    throw new TypeError(`${where}: invalid YAML: ${firstLine(document.errors[0])}`);
-  }
-  try {
-    return document.toJS({ maxAliasCount: MAX_ALIASES });
-  } catch (error) {
-    // Thrown when aliases expand past the limit: the value is rejected whole.
-    throw new ObjectLimitError(`YAML aliases expand too far: ${firstLine(error)}`, {
-      limit: "MAX_ALIASES",
-      max: MAX_ALIASES,
-      where,
-    });
-  }
-}
-
-function firstLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0].replace(/:$/, "");
+  return parseBoundedYaml(value, where, { expected: "list" });
 }
 
 /**
@@ -146,7 +141,9 @@ function firstLine(error: unknown): string {
  * ```
  *
  * @throws {ObjectLimitError} when the value is longer than
- * {@linkcode MAX_VALUE_LENGTH} or its YAML aliases pass {@linkcode MAX_ALIASES}.
+ * {@linkcode MAX_VALUE_LENGTH}, or it is read as YAML and passes
+ * {@linkcode MAX_YAML_TOKENS}, nests deeper than {@linkcode MAX_YAML_DEPTH}
+ * or its aliases pass {@linkcode MAX_ALIASES}.
  * @throws {TypeError} naming the ConfigMap, the key and what is wrong, such as
  * `ConfigMap "ns/name" key "images": item 3 is a number, expected a string`,
  * `… invalid YAML: …`, `… expected a list of strings, got an object`, or
@@ -162,7 +159,10 @@ export function imagesFromConfigMap(cm: unknown): ConfigMapImages {
   const key = typeof annotated === "string" && annotated.trim() !== ""
     ? annotated.trim()
     : DEFAULT_KEY;
-  const where = `ConfigMap ${JSON.stringify(id)} key ${JSON.stringify(key)}`;
+  // The key comes from an annotation (up to 256 KB): named cut short, as
+  // every message about the value repeats it.
+  const shownKey = key.length > 64 ? `${key.slice(0, 64)}…` : key;
+  const where = `ConfigMap ${JSON.stringify(id)} key ${JSON.stringify(shownKey)}`;
 
   const data = asObject(object?.data);
   if (data === undefined || !Object.hasOwn(data, key)) {

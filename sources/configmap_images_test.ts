@@ -6,6 +6,8 @@ import {
   imagesFromConfigMap,
   KEY_ANNOTATION,
   MAX_VALUE_LENGTH,
+  MAX_YAML_DEPTH,
+  MAX_YAML_TOKENS,
 } from "./configmap_images.ts";
 import { ObjectLimitError } from "./object_limit_error.ts";
 import { normalizeReference, tryNormalizeReference } from "../images/reference.ts";
@@ -215,6 +217,52 @@ Deno.test("imagesFromConfigMap() rejects values past a limit whole, naming the l
       limit: "MAX_ALIASES",
       message: /: YAML aliases expand too far: .* \(limit MAX_ALIASES = 100\)$/,
     },
+    // Each of these took seconds in the YAML parser before it was bounded
+    // (a 1 MiB block list of maps over 5 s), or ended in a stack overflow.
+    {
+      name: "YAML longer than the parser may read",
+      cm: configMap({ images: "- name: x\n  image: alpine:3\n".repeat(30_000) }),
+      limit: "MAX_YAML_TOKENS",
+      message: /: YAML of more than 16384 tokens .* \(limit MAX_YAML_TOKENS = 16384\)$/,
+    },
+    {
+      name: "100,000 YAML documents",
+      cm: configMap({ images: "---\n".repeat(100_000) }),
+      limit: "MAX_YAML_TOKENS",
+      message: /\(limit MAX_YAML_TOKENS = 16384\)$/,
+    },
+    {
+      name: "16,000 unclosed flow lists",
+      cm: configMap({ images: "[".repeat(16_000) }),
+      limit: "MAX_YAML_DEPTH",
+      message: /: YAML nests deeper than 64 levels \(limit MAX_YAML_DEPTH = 64\)$/,
+    },
+    {
+      name: "flow lists nested 7,000 deep around an item",
+      cm: configMap({ images: "[".repeat(7_000) + "x" + "]".repeat(7_000) + " #" }),
+      limit: "MAX_YAML_DEPTH",
+      message: /\(limit MAX_YAML_DEPTH = 64\)$/,
+    },
+    {
+      name: "flow maps nested 3,000 deep",
+      cm: configMap({ images: "- " + "{a: ".repeat(3_000) }),
+      limit: "MAX_YAML_DEPTH",
+      message: /\(limit MAX_YAML_DEPTH = 64\)$/,
+    },
+    {
+      name: "block lists nested 6,000 deep on one line",
+      cm: configMap({ images: "- ".repeat(6_000) + "x" }),
+      limit: "MAX_YAML_DEPTH",
+      message: /\(limit MAX_YAML_DEPTH = 64\)$/,
+    },
+    {
+      name: "block maps nested 180 deep",
+      cm: configMap({
+        images: Array.from({ length: 180 }, (_, i) => " ".repeat(i) + "a:").join("\n"),
+      }),
+      limit: "MAX_YAML_DEPTH",
+      message: /\(limit MAX_YAML_DEPTH = 64\)$/,
+    },
     {
       name: "a value over the size limit",
       cm: configMap({ images: "- alpine\n".repeat(Math.ceil(MAX_VALUE_LENGTH / 9) + 1) }),
@@ -231,6 +279,87 @@ Deno.test("imagesFromConfigMap() rejects values past a limit whole, naming the l
       assertMatch(error.message, c.message);
     });
   }
+});
+
+Deno.test("imagesFromConfigMap() reads YAML nested up to MAX_YAML_DEPTH", () => {
+  const depth = (n: number) => "[".repeat(n) + "x" + "]".repeat(n) + " # not JSON";
+  // One level more than the list itself is still read (and its item is not a string).
+  assertThrows(
+    () => imagesFromConfigMap(configMap({ images: depth(MAX_YAML_DEPTH - 1) })),
+    TypeError,
+    "item 1 is a list, expected a string",
+  );
+  const error = assertThrows(
+    () => imagesFromConfigMap(configMap({ images: depth(MAX_YAML_DEPTH + 1) })),
+    ObjectLimitError,
+  );
+  assertEquals(error.limit, "MAX_YAML_DEPTH");
+});
+
+Deno.test("imagesFromConfigMap() reads long lists of quoted or commented references past the YAML parser's limit", async (t) => {
+  const refs = Array.from({ length: 15_000 }, (_, i) => `registry.example.com/team/app-${i}:v${i}`);
+  const cases = [
+    { name: "double-quoted block list", value: refs.map((r) => `- "${r}"`).join("\n") },
+    { name: "single-quoted, commented", value: refs.map((r) => `- '${r}'  # pinned`).join("\n") },
+    { name: "plain, commented", value: refs.map((r) => `- ${r} # pinned`).join("\r\n") },
+    { name: "flow list with a trailing comma", value: `[\n  ${refs.join(",\n  ")},\n]` },
+    { name: "flow list, quoted", value: `['${refs.join("', '")}']` },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      // Several tokens an item: far more than the YAML parser may read.
+      assert(c.value.split("\n").length * 3 > MAX_YAML_TOKENS || c.value.length > 500_000);
+      assertEquals(imagesFromConfigMap(configMap({ images: c.value })).images, refs);
+    });
+  }
+});
+
+Deno.test("imagesFromConfigMap() reads flow lists and quoted items exactly as the YAML parser does", () => {
+  const plain = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,20}$/);
+  const tricky = fc.constantFrom("true", "null", "~", "12", "0x1F", "1e3", ".5", "a:", "", " ");
+  const quoted = fc.tuple(fc.oneof(plain, tricky), fc.constantFrom('"', "'")).map(([item, q]) =>
+    `${q}${item}${q}`
+  );
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(plain, tricky, quoted), { maxLength: 8 }),
+      fc.boolean(),
+      (items, block) => {
+        const value = block
+          ? items.map((item) => `- ${item}  # c`).join("\n")
+          : `[${items.join(", ")}]`;
+        let expected: unknown;
+        try {
+          expected = parse(value) ?? [];
+        } catch {
+          expected = undefined;
+        }
+        let actual: unknown;
+        try {
+          actual = imagesFromConfigMap(configMap({ images: value })).images;
+        } catch (error) {
+          // Only what is not a list of strings may fail, and the parser must agree.
+          assert(error instanceof TypeError);
+          assert(
+            !Array.isArray(expected) || expected.some((v) => typeof v !== "string"),
+            `${JSON.stringify(value)} failed: ${error.message}`,
+          );
+          return;
+        }
+        assertEquals(actual, expected, JSON.stringify(value));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("imagesFromConfigMap() names a key annotation of megabytes cut short", () => {
+  const key = "k".repeat(3_000_000);
+  const error = assertThrows(
+    () => imagesFromConfigMap(configMap({ images: "- alpine" }, { [KEY_ANNOTATION]: key })),
+    TypeError,
+  );
+  assertEquals(error.message, `ConfigMap "platform/base" key "${"k".repeat(64)}…" is missing`);
 });
 
 Deno.test("imagesFromConfigMap() names cluster-less objects by name alone", () => {

@@ -19,6 +19,8 @@ let models;
 try {
   models = await Promise.all([
     import("kubernetes-models/apps/v1/DaemonSet"),
+    import("kubernetes-models/apps/v1/Deployment"),
+    import("kubernetes-models/policy/v1/PodDisruptionBudget"),
     import("kubernetes-models/v1/Namespace"),
     import("kubernetes-models/v1/ServiceAccount"),
     import("kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole"),
@@ -34,6 +36,8 @@ try {
 }
 const [
   daemonSet,
+  deployment,
+  podDisruptionBudget,
   namespace,
   serviceAccount,
   clusterRole,
@@ -47,6 +51,10 @@ const [
 
 /** `apps/v1` DaemonSet. */
 export const DaemonSet = daemonSet.DaemonSet;
+/** `apps/v1` Deployment. */
+export const Deployment = deployment.Deployment;
+/** `policy/v1` PodDisruptionBudget. */
+export const PodDisruptionBudget = podDisruptionBudget.PodDisruptionBudget;
 /** `v1` Namespace. */
 export const Namespace = namespace.Namespace;
 /** `v1` ServiceAccount. */

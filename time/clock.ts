@@ -30,6 +30,23 @@ function abortReason(signal: AbortSignal): unknown {
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * Sleeps on `clock` for `ms`; true when the time passed, false when `signal`
+ * aborted first. For loops that stop on abort rather than throw.
+ */
+export async function sleepUnlessAborted(
+  clock: Clock,
+  ms: number,
+  signal: AbortSignal,
+): Promise<boolean> {
+  try {
+    await clock.sleep(ms, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The wall clock: `Date.now()` and real timers. */
 export const realClock: Clock = {
   now: () => Date.now(),

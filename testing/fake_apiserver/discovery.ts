@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { ARGO_GROUP, ARGO_VERSION, type ResourceInfo, RESOURCES } from "./resources.ts";
+import {
+  ARGO_GROUP,
+  ARGO_VERSION,
+  COORDINATION_GROUP,
+  COORDINATION_VERSION,
+  type ResourceInfo,
+  RESOURCES,
+} from "./resources.ts";
 
 const VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
@@ -66,12 +73,35 @@ function argoGroup(): Record<string, unknown> {
   return { name: ARGO_GROUP, versions: [version], preferredVersion: version };
 }
 
+function coordinationGroup(): Record<string, unknown> {
+  const version = {
+    groupVersion: `${COORDINATION_GROUP}/${COORDINATION_VERSION}`,
+    version: COORDINATION_VERSION,
+  };
+  return { name: COORDINATION_GROUP, versions: [version], preferredVersion: version };
+}
+
 /** `/apis` */
 export function apiGroupList(argoInstalled: boolean): unknown {
   return {
     kind: "APIGroupList",
     apiVersion: "v1",
-    groups: argoInstalled ? [argoGroup()] : [],
+    groups: [coordinationGroup(), ...(argoInstalled ? [argoGroup()] : [])],
+  };
+}
+
+/** `/apis/coordination.k8s.io` */
+export function coordinationApiGroup(): unknown {
+  return { kind: "APIGroup", apiVersion: "v1", ...coordinationGroup() };
+}
+
+/** `/apis/coordination.k8s.io/v1` */
+export function coordinationResourceList(): unknown {
+  return {
+    kind: "APIResourceList",
+    apiVersion: "v1",
+    groupVersion: `${COORDINATION_GROUP}/${COORDINATION_VERSION}`,
+    resources: RESOURCES.filter((r) => r.group === COORDINATION_GROUP).flatMap(resourceEntries),
   };
 }
 

@@ -121,6 +121,10 @@ export interface RequestLogView {
   entries(): RequestRecord[];
   /** Keyed `"verb resource"`, e.g. `"list configmaps"`, `"watch pods"`, `"patch pods/status"`, `"get /api/v1"`. */
   counts(): Record<string, number>;
+  /** Response body bytes sent, keyed like {@linkcode counts} (a watch's grow as it streams). */
+  bytes(): Record<string, number>;
+  /** Every response byte sent so far, optionally only for requests `select` picks. */
+  totalBytes(select?: (record: RequestRecord) => boolean): number;
   reset(): void;
 }
 
@@ -614,6 +618,8 @@ class FakeApiServerImpl implements FakeApiServer {
   readonly requests: RequestLogView = {
     entries: () => this.#requests.entries(),
     counts: () => this.#requests.counts(),
+    bytes: () => this.#requests.bytes(),
+    totalBytes: (select) => this.#requests.totalBytes(select),
     reset: () => this.#requests.reset(),
   };
 

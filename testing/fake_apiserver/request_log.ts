@@ -22,6 +22,11 @@ export interface RequestRecord {
   /** `Date.now()` when the request arrived. */
   readonly at: number;
   readonly userAgent?: string;
+  /**
+   * Response body bytes sent so far. Final once the body has been sent; for a
+   * watch it grows with every event and bookmark until the stream ends.
+   */
+  readonly bytes: number;
 }
 
 /** The request log of one server. */
@@ -44,6 +49,23 @@ export class RequestLog {
   /** Counts keyed `"verb resource"`, e.g. `"list configmaps"`, `"patch pods/status"`. */
   counts(): Record<string, number> {
     return Object.fromEntries(this.#counts);
+  }
+
+  /** Response bytes sent so far, keyed `"verb resource"` like {@linkcode counts}. */
+  bytes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.#entries) {
+      const key = `${r.verb} ${r.resource}`;
+      out[key] = (out[key] ?? 0) + r.bytes;
+    }
+    return out;
+  }
+
+  /** Every response byte sent so far, optionally only for requests `select` picks. */
+  totalBytes(select: (record: RequestRecord) => boolean = () => true): number {
+    let total = 0;
+    for (const r of this.#entries) if (select(r)) total += r.bytes;
+    return total;
   }
 
   /** Forgets everything. */

@@ -15,7 +15,8 @@ export type ResourceName =
   | "namespaces"
   | "workflowtemplates"
   | "cronworkflows"
-  | "clusterworkflowtemplates";
+  | "clusterworkflowtemplates"
+  | "leases";
 
 /** Static description of one served resource. */
 export interface ResourceInfo {
@@ -51,6 +52,10 @@ export interface ResourceInfo {
 export const ARGO_GROUP = "argoproj.io";
 /** The version of the Argo Workflows custom resources. */
 export const ARGO_VERSION = "v1alpha1";
+/** The group of Leases (leader election). */
+export const COORDINATION_GROUP = "coordination.k8s.io";
+/** The version of Leases served. */
+export const COORDINATION_VERSION = "v1";
 
 function core(
   plural: ResourceName,
@@ -111,6 +116,15 @@ export const RESOURCES: readonly ResourceInfo[] = [
     shortNames: ["ns"],
     statusSubresource: true,
     nameRule: "label",
+  }),
+  // Leases: built in, yet an update must carry metadata.resourceVersion (the
+  // registry's AllowUnconditionalUpdate is false), which is what makes leader
+  // election safe.
+  core("leases", "Lease", {
+    group: COORDINATION_GROUP,
+    version: COORDINATION_VERSION,
+    apiVersion: `${COORDINATION_GROUP}/${COORDINATION_VERSION}`,
+    requireResourceVersionOnUpdate: true,
   }),
   argo("workflowtemplates", "WorkflowTemplate", { shortNames: ["wftmpl"] }),
   argo("cronworkflows", "CronWorkflow", { shortNames: ["cwf", "cronwf"] }),

@@ -180,6 +180,20 @@ export const SCHEMAS: Readonly<Record<ResourceName, Schema>> = {
     { spec: object({ finalizers: list(string) }), status: open },
     "Namespace provides a scope for Names.",
   ),
+  leases: top(
+    {
+      spec: object({
+        holderIdentity: string,
+        leaseDurationSeconds: integer,
+        acquireTime: { type: "string", format: "date-time" },
+        renewTime: { type: "string", format: "date-time" },
+        leaseTransitions: integer,
+        preferredHolder: string,
+        strategy: string,
+      }),
+    },
+    "Lease defines a lease concept.",
+  ),
   workflowtemplates: argo("WorkflowTemplate", false),
   clusterworkflowtemplates: argo("ClusterWorkflowTemplate", false),
   cronworkflows: argo("CronWorkflow", true),

@@ -12,13 +12,22 @@ import {
   apiVersions,
   argoApiGroup,
   argoResourceList,
+  coordinationApiGroup,
+  coordinationResourceList,
   coreResourceList,
   FAKE_VERSION,
 } from "./discovery.ts";
 import type { FaultPlan } from "./faults.ts";
 import { jsonPatch, mergePatch, patchTypeOf } from "./patch.ts";
-import type { RequestLog } from "./request_log.ts";
-import { ARGO_GROUP, ARGO_VERSION, findResource, type ResourceInfo } from "./resources.ts";
+import type { RequestLog, RequestRecord } from "./request_log.ts";
+import {
+  ARGO_GROUP,
+  ARGO_VERSION,
+  COORDINATION_GROUP,
+  COORDINATION_VERSION,
+  findResource,
+  type ResourceInfo,
+} from "./resources.ts";
 import { buildFilter, type ObjectFilter } from "./selectors.ts";
 import { ApiError, badRequest, failureStatus, notFound, pathNotFound } from "./status.ts";
 import { type DeleteOptions, jsonOf, type Store } from "./store.ts";
@@ -490,6 +499,10 @@ function nonResource(ctx: HandlerContext, path: string): unknown | undefined {
       return coreResourceList();
     case "/apis":
       return apiGroupList(ctx.argoInstalled());
+    case `/apis/${COORDINATION_GROUP}`:
+      return coordinationApiGroup();
+    case `/apis/${COORDINATION_GROUP}/${COORDINATION_VERSION}`:
+      return coordinationResourceList();
     case `/apis/${ARGO_GROUP}`:
       return ctx.argoInstalled() ? argoApiGroup() : undefined;
     case `/apis/${ARGO_GROUP}/${ARGO_VERSION}`:
@@ -498,9 +511,30 @@ function nonResource(ctx: HandlerContext, path: string): unknown | undefined {
   return undefined;
 }
 
+/**
+ * Streams `response`'s body through a counter that adds every byte sent to
+ * `record.bytes` (a watch's too, as its events flow).
+ */
+function counted(response: Response, record: { bytes: number }): Response {
+  if (response.body === null) return response;
+  const counter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      record.bytes += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  return new Response(response.body.pipeThrough(counter), {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
 /** Answers one HTTP request. */
 export async function handleRequest(ctx: HandlerContext, request: Request): Promise<Response> {
   const at = Date.now();
+  // The log's record of this request; its byte count grows as the body is sent.
+  const sent = { bytes: 0 };
   const url = new URL(request.url);
   const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, "") : url.pathname;
   const params = url.searchParams;
@@ -519,6 +553,9 @@ export async function handleRequest(ctx: HandlerContext, request: Request): Prom
     } else if (path.startsWith(`/apis/${ARGO_GROUP}/${ARGO_VERSION}/`)) {
       rest = path.slice(`/apis/${ARGO_GROUP}/${ARGO_VERSION}/`.length).split("/");
       group = ARGO_GROUP;
+    } else if (path.startsWith(`/apis/${COORDINATION_GROUP}/${COORDINATION_VERSION}/`)) {
+      rest = path.slice(`/apis/${COORDINATION_GROUP}/${COORDINATION_VERSION}/`.length).split("/");
+      group = COORDINATION_GROUP;
     }
     if (rest) {
       rr = parseResourcePath(group, rest, request.method, params);
@@ -529,7 +566,7 @@ export async function handleRequest(ctx: HandlerContext, request: Request): Prom
     if (injected) throw injected;
     if (path === "/healthz" || path === "/livez" || path === "/readyz") {
       status = 200;
-      return new Response("ok", { headers: { "content-type": "text/plain" } });
+      return counted(new Response("ok", { headers: { "content-type": "text/plain" } }), sent);
     }
     const auth = request.headers.get("authorization");
     // Why a missing token passes: kubectl never sends a bearer token over plain HTTP, and
@@ -557,32 +594,39 @@ export async function handleRequest(ctx: HandlerContext, request: Request): Prom
       response = json(200, body);
     }
     status = response.status;
-    return response;
+    return counted(response, sent);
   } catch (error) {
     if (error instanceof ApiError) {
       status = error.code;
-      return errorResponse(error);
+      return counted(errorResponse(error), sent);
     }
     ctx.logger.error("Fake API server request failed", { path, error });
     status = 500;
-    return errorResponse(
-      new ApiError(
-        failureStatus(500, "InternalError", `Internal error occurred: ${String(error)}`),
+    return counted(
+      errorResponse(
+        new ApiError(
+          failureStatus(500, "InternalError", `Internal error occurred: ${String(error)}`),
+        ),
       ),
+      sent,
     );
   } finally {
-    ctx.requests.add({
-      verb,
-      resource,
-      ...(rr?.namespace !== undefined ? { namespace: rr.namespace } : {}),
-      ...(rr?.name !== undefined ? { name: rr.name } : {}),
-      method: request.method,
-      url: url.pathname + url.search,
-      status,
-      at,
-      ...(request.headers.get("user-agent")
-        ? { userAgent: request.headers.get("user-agent")! }
-        : {}),
-    });
+    ctx.requests.add(Object.defineProperty(
+      {
+        verb,
+        resource,
+        ...(rr?.namespace !== undefined ? { namespace: rr.namespace } : {}),
+        ...(rr?.name !== undefined ? { name: rr.name } : {}),
+        method: request.method,
+        url: url.pathname + url.search,
+        status,
+        at,
+        ...(request.headers.get("user-agent")
+          ? { userAgent: request.headers.get("user-agent")! }
+          : {}),
+      },
+      "bytes",
+      { get: () => sent.bytes, enumerable: true },
+    ) as RequestRecord);
   }
 }

@@ -223,6 +223,48 @@ function mutablePodSpecView(spec: unknown): unknown {
   return s;
 }
 
+/** `metav1.MicroTime` on the wire: RFC 3339 with exactly six fractional digits. */
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * What kube-apiserver checks of a Lease: its MicroTimes decode (else the
+ * body cannot be read at all: 400), and ValidateLeaseSpec's rules (422).
+ */
+function validateLease(info: ResourceInfo, obj: KubeObject): FieldError[] {
+  const spec = (obj.spec ?? {}) as Record<string, unknown>;
+  for (const field of ["acquireTime", "renewTime"]) {
+    const value = spec[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "string" || !MICRO_TIME.test(value)) {
+      throw badRequest(
+        `${info.kind} in version "v1" cannot be handled as a ${info.kind}: parsing time ${
+          JSON.stringify(String(value))
+        } as "2006-01-02T15:04:05.000000Z07:00": cannot parse`,
+      );
+    }
+  }
+  const errors: FieldError[] = [];
+  const duration = spec.leaseDurationSeconds;
+  if (duration !== undefined && duration !== null && !(Number(duration) > 0)) {
+    errors.push({
+      field: "spec.leaseDurationSeconds",
+      type: "FieldValueInvalid",
+      value: duration as number,
+      detail: "must be greater than 0",
+    });
+  }
+  const transitions = spec.leaseTransitions;
+  if (transitions !== undefined && transitions !== null && !(Number(transitions) >= 0)) {
+    errors.push({
+      field: "spec.leaseTransitions",
+      type: "FieldValueInvalid",
+      value: transitions as number,
+      detail: "must be greater than or equal to 0",
+    });
+  }
+  return errors;
+}
+
 /** The fake's object store. */
 export class Store {
   /** The current (last assigned) resourceVersion. */
@@ -738,6 +780,7 @@ export class Store {
     }
     const errors = this.#validateName(info, meta.name);
     if (info.plural === "pods") errors.push(...this.#validatePod(obj));
+    if (info.plural === "leases") errors.push(...validateLease(info, obj));
     if (errors.length > 0) throw invalid(info, meta.name, errors);
     if (info.namespaced && !this.namespaceExists(meta.namespace!)) {
       if (options.createNamespace) {
@@ -896,6 +939,10 @@ export class Store {
               "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
           }]);
         }
+      }
+      if (info.plural === "leases") {
+        const errors = validateLease(info, next);
+        if (errors.length > 0) throw invalid(info, name, errors);
       }
       if (info.generation && !jsonEqual(specOf(existing), specOf(next))) {
         meta.generation = (existing.metadata.generation ?? 0) + 1;

@@ -1,0 +1,378 @@
+/**
+ * Scenario 8, the split layout beside `--role=all`, in one run:
+ *
+ * - **A. Sources to a published set.** 10,000 WorkflowTemplates and 2,000
+ *   ConfigMaps (as scenario 1). An `all` daemon process: spawn to `All
+ *   sources synced`, its peak RSS, the bytes it read. An aggregator process:
+ *   spawn to its first `Published the desired images`. A node daemon
+ *   process: the bytes it read to apply the set (against the set's size),
+ *   and its peak RSS after pulling beside a node daemon's on an empty set.
+ * - **B. API load with N node daemons** (light in-process instances, as in
+ *   scenario 5): requests and response bytes at install and in an idle
+ *   window (scaled to an hour), for one aggregator plus N node daemons; for
+ *   `all`, per-node numbers measured on in-process `all` daemons in the same
+ *   run, times N (each `all` daemon reads every source itself, whatever N).
+ *
+ * @module
+ */
+import { configMaps, imagePool, workflowTemplates } from "./generate.ts";
+import {
+  type Cluster,
+  daemonArgs,
+  type InProcessDaemon,
+  machineLoad,
+  NAMESPACE,
+  PART_OF,
+  printTable,
+  round,
+  sleep,
+  spawnDaemonChild,
+  startCluster,
+  startInProcessDaemon,
+  until,
+} from "./harness.ts";
+import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
+import { PUBLISHED_SET_SELECTOR } from "../publication/published_set.ts";
+import type { RequestRecord } from "../testing/fake_apiserver/mod.ts";
+import { loadConfig } from "../config/config.ts";
+import { runDaemon } from "../daemon.ts";
+import { nullLogger } from "../log/logger.ts";
+import type { AggregatorParts } from "../aggregator.ts";
+
+const NODE = "node-1";
+
+/** Scale of scenario 8. */
+export function splitScale(quick: boolean): {
+  templates: number;
+  configMaps: number;
+  images: number;
+  pullMs: number;
+  nodes: readonly number[];
+  allSamples: number;
+  idleMs: number;
+  loadImages: number;
+} {
+  return quick
+    ? {
+      templates: 1_000,
+      configMaps: 200,
+      images: 400,
+      pullMs: 2_000,
+      nodes: [20, 100],
+      allSamples: 2,
+      idleMs: 10_000,
+      loadImages: 40,
+    }
+    : {
+      templates: 10_000,
+      configMaps: 2_000,
+      images: 2_000,
+      pullMs: 10_000,
+      nodes: [100, 1_000],
+      allSamples: 3,
+      idleMs: 60_000,
+      loadImages: 40,
+    };
+}
+
+/** Bytes and requests served so far, optionally only for requests `select` picks. */
+function served(cluster: Cluster, select: (r: RequestRecord) => boolean = () => true) {
+  const entries = cluster.server.requests.entries().filter(select);
+  return { requests: entries.length, bytes: entries.reduce((n, r) => n + r.bytes, 0) };
+}
+
+function publishedBytes(cluster: Cluster): number {
+  return cluster.server.list("configmaps", {
+    namespace: NAMESPACE,
+    labelSelector: PUBLISHED_SET_SELECTOR,
+  }).reduce((n, cm) => n + new TextEncoder().encode(JSON.stringify(cm)).byteLength, 0);
+}
+
+function fill(cluster: Cluster, scale: ReturnType<typeof splitScale>): void {
+  const pool = imagePool(scale.images);
+  for (const obj of workflowTemplates({ count: scale.templates, pool })) {
+    cluster.server.create("workflowtemplates", obj);
+  }
+  for (const obj of configMaps({ count: scale.configMaps, pool, labels: PART_OF })) {
+    cluster.server.create("configmaps", obj);
+  }
+}
+
+/** Peak RSS (KiB) of a child while `during` runs, sampled every 50 ms. */
+async function samplePeak(memory: () => { peakKiB: number } | undefined, during: Promise<void>) {
+  let peak = 0;
+  let done = false;
+  const sampling = (async () => {
+    while (!done) {
+      peak = Math.max(peak, memory()?.peakKiB ?? 0);
+      await sleep(50);
+    }
+  })();
+  await during;
+  done = true;
+  await sampling;
+  return Math.max(peak, memory()?.peakKiB ?? 0);
+}
+
+/** Spawns an aggregator process. */
+function spawnAggregator(cluster: Cluster, denoFlags: string[] | undefined) {
+  return spawnDaemonChild(cluster, [
+    "--role=aggregator",
+    `--pod-namespace=${NAMESPACE}`,
+    "--pod-name=aggregator-0",
+    "--metrics-bind-address=0",
+    "--status-bind-address=0",
+  ], { denoFlags });
+}
+
+/** Part A. */
+async function sourcesToSet(options: ScenarioOptions, scale: ReturnType<typeof splitScale>) {
+  const denoFlags = options.denoFlags;
+  // The node daemon's fixed cost: an empty published set.
+  let nodeIdlePeakKiB: number;
+  {
+    const cluster = await startCluster({ nodes: [NODE] });
+    try {
+      const aggregator = await spawnAggregator(cluster, denoFlags);
+      await aggregator.waitForLog("Published the desired images");
+      const node = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE, ["--role=node"]), {
+        denoFlags,
+      });
+      await node.waitForLog("All sources synced");
+      nodeIdlePeakKiB = await samplePeak(() => node.memory(), sleep(scale.pullMs));
+      await node.stop();
+      await aggregator.stop();
+    } finally {
+      await cluster.close();
+    }
+  }
+
+  const cluster = await startCluster({ nodes: [NODE] });
+  try {
+    fill(cluster, scale);
+    // `all`, as scenario 1 runs it.
+    const before = served(cluster);
+    const all = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE), { denoFlags });
+    const allSynced = await all.waitForLog("All sources synced");
+    const allSyncMs = allSynced.at - all.spawnedAt;
+    const allReadBytes = served(cluster).bytes - before.bytes;
+    const allPeakKiB = await samplePeak(() => all.memory(), sleep(scale.pullMs));
+    await all.stop();
+
+    const aggregator = await spawnAggregator(cluster, denoFlags);
+    const published = await aggregator.waitForLog("Published the desired images");
+    const aggregatorMs = published.at - aggregator.spawnedAt;
+    const aggregatorPeakKiB = aggregator.memory()?.peakKiB ?? NaN;
+    const setBytes = publishedBytes(cluster);
+    const images = published.fields.images as number;
+    const shards = published.fields.shards as number;
+
+    const startIndex = cluster.server.requests.entries().length;
+    const node = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE, ["--role=node"]), {
+      denoFlags,
+    });
+    await node.waitForLog("All sources synced");
+    const nodeEntries = cluster.server.requests.entries().slice(startIndex);
+    const nodeReadBytes = nodeEntries.reduce((n, r) => n + r.bytes, 0);
+    const nodeSetBytes = nodeEntries.filter((r) => r.resource === "configmaps")
+      .reduce((n, r) => n + r.bytes, 0);
+    const nodePeakKiB = await samplePeak(() => node.memory(), sleep(scale.pullMs));
+    await node.stop();
+    await aggregator.stop();
+    return {
+      images,
+      shards,
+      publishedSetBytes: setBytes,
+      allSyncMs: round(allSyncMs, 0),
+      allReadBytes,
+      allPeakMiB: round(allPeakKiB / 1024),
+      aggregatorToPublishedMs: round(aggregatorMs, 0),
+      aggregatorPeakMiB: round(aggregatorPeakKiB / 1024),
+      nodeReadBytesAtStart: nodeReadBytes,
+      nodeReadSetBytes: nodeSetBytes,
+      nodeStartBytesOverSet: round(nodeReadBytes / setBytes, 2),
+      nodePeakMiB: round(nodePeakKiB / 1024),
+      nodeIdlePeakMiB: round(nodeIdlePeakKiB / 1024),
+      nodePeakOverIdle: round(nodePeakKiB / nodeIdlePeakKiB, 3),
+    };
+  } finally {
+    await cluster.close();
+  }
+}
+
+/** Digest-pinned images, already on every node: node daemons start and idle without pulling. */
+function pinnedPool(count: number): string[] {
+  return Array.from(
+    { length: count },
+    (_, i) => `registry.example.com/bench/app-${i}@sha256:${i.toString(16).padStart(64, "0")}`,
+  );
+}
+
+/** Part B for one N. */
+async function apiLoadAt(
+  nodes: number,
+  scale: ReturnType<typeof splitScale>,
+): Promise<Record<string, number>> {
+  const names = Array.from({ length: nodes }, (_, i) => `node-${String(i + 1).padStart(4, "0")}`);
+  // The sources of part A, naming images every node already holds (at most
+  // the 50 a kubelet reports), so N node daemons start and idle without
+  // pulling: what is measured is the API's cost of the layout.
+  const pool = pinnedPool(scale.loadImages);
+  const cluster = await startCluster({});
+  const { server } = cluster;
+  for (const name of names) server.addNode(name, { images: pool });
+  for (const obj of workflowTemplates({ count: scale.templates, pool })) {
+    server.create("workflowtemplates", obj);
+  }
+  for (const obj of configMaps({ count: scale.configMaps, pool, labels: PART_OF })) {
+    server.create("configmaps", obj);
+  }
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    // `all`: a few daemons, per node.
+    let before = served(cluster);
+    const alls: InProcessDaemon[] = [];
+    for (let i = 0; i < scale.allSamples; i++) {
+      alls.push(await startInProcessDaemon(cluster, names[i], { args: ["--resync-period=0"] }));
+    }
+    await until(() => alls.every((d) => d.parts.puller.allPresent()), "all: present");
+    await sleep(500);
+    let after = served(cluster);
+    const allInstall = {
+      requests: (after.requests - before.requests) / alls.length,
+      bytes: (after.bytes - before.bytes) / alls.length,
+    };
+    before = after;
+    await sleep(scale.idleMs);
+    after = served(cluster);
+    const allIdle = {
+      requests: (after.requests - before.requests) / alls.length,
+      bytes: (after.bytes - before.bytes) / alls.length,
+    };
+    for (const d of alls) await d.stop();
+
+    // Split: one aggregator and N node daemons.
+    before = served(cluster);
+    const { config } = loadConfig([
+      "--role=aggregator",
+      `--pod-namespace=${NAMESPACE}`,
+      "--pod-name=aggregator-0",
+      "--metrics-bind-address=0",
+    ], () => undefined);
+    const controller = new AbortController();
+    let aggregatorParts: AggregatorParts | undefined;
+    const running = runDaemon(config, {
+      kubeConfig: server.kubeConfig(),
+      log: nullLogger,
+      onAggregatorStarted: (p) => aggregatorParts = p,
+    }, controller.signal);
+    stops.push(async () => {
+      controller.abort();
+      await running;
+    });
+    await until(() => (aggregatorParts?.publisher.status().publishes ?? 0) > 0, "published", {
+      timeoutMs: 120_000,
+    });
+    const daemons: InProcessDaemon[] = [];
+    for (let i = 0; i < names.length; i += 50) {
+      daemons.push(
+        ...await Promise.all(
+          names.slice(i, i + 50).map((n) =>
+            startInProcessDaemon(cluster, n, { args: ["--role=node", "--resync-period=0"] })
+          ),
+        ),
+      );
+    }
+    for (const d of daemons) stops.push(() => d.stop());
+    await until(() => daemons.every((d) => d.parts.puller.allPresent()), "split: present", {
+      timeoutMs: 600_000,
+    });
+    await sleep(500);
+    after = served(cluster);
+    const splitInstall = {
+      requests: after.requests - before.requests,
+      bytes: after.bytes - before.bytes,
+    };
+    before = after;
+    await sleep(scale.idleMs);
+    after = served(cluster);
+    const splitIdle = {
+      requests: after.requests - before.requests,
+      bytes: after.bytes - before.bytes,
+    };
+    const perHour = 3_600_000 / scale.idleMs;
+    return {
+      nodes,
+      allInstallBytes: Math.round(allInstall.bytes * nodes),
+      allInstallRequests: Math.round(allInstall.requests * nodes),
+      allIdleBytesPerHour: Math.round(allIdle.bytes * nodes * perHour),
+      allIdleRequestsPerHour: Math.round(allIdle.requests * nodes * perHour),
+      splitInstallBytes: splitInstall.bytes,
+      splitInstallRequests: splitInstall.requests,
+      splitIdleBytesPerHour: Math.round(splitIdle.bytes * perHour),
+      splitIdleRequestsPerHour: Math.round(splitIdle.requests * perHour),
+      installBytesRatio: round(allInstall.bytes * nodes / splitInstall.bytes, 1),
+    };
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+    await cluster.close();
+  }
+}
+
+/** Runs scenario 8. */
+export async function split(options: ScenarioOptions): Promise<ScenarioResult> {
+  const scale = splitScale(options.quick);
+  const loadBefore = machineLoad();
+  const a = await sourcesToSet(options, scale);
+  const b = [];
+  for (const n of scale.nodes) b.push(await apiLoadAt(n, scale));
+  const biggest = b[b.length - 1];
+  const result: ScenarioResult = {
+    scenario: "split",
+    quick: options.quick,
+    ...a,
+    apiLoad: b,
+    targets: {
+      aggregatorToPublishedMs: "≤ 2000 (10,000 templates + 2,000 ConfigMaps)",
+      nodePeakOverIdle: "≤ 1.10",
+      nodeStartBytesOverSet: "≤ 2",
+      installBytesRatio: "≥ 100 at N = 1,000",
+    },
+    met: a.aggregatorToPublishedMs <= 2_000 && a.nodePeakOverIdle <= 1.1 &&
+      a.nodeStartBytesOverSet <= 2 &&
+      (options.quick || biggest.installBytesRatio >= 100),
+    loadBefore,
+    loadAfter: machineLoad(),
+  };
+  printTable("Scenario 8: split layout beside --role=all", [
+    ["images / shards / set bytes", `${a.images} / ${a.shards} / ${a.publishedSetBytes}`],
+    [
+      "all: spawn → synced",
+      `${a.allSyncMs} ms, peak ${a.allPeakMiB} MiB, read ${a.allReadBytes} B`,
+    ],
+    [
+      "aggregator: spawn → published",
+      `${a.aggregatorToPublishedMs} ms, peak ${a.aggregatorPeakMiB} MiB`,
+    ],
+    [
+      "node: bytes read at start",
+      `${a.nodeReadBytesAtStart} B (${a.nodeStartBytesOverSet} × the set; set lists ${a.nodeReadSetBytes} B)`,
+    ],
+    [
+      "node: peak / idle peak",
+      `${a.nodePeakMiB} / ${a.nodeIdlePeakMiB} MiB (${a.nodePeakOverIdle})`,
+    ],
+    ...b.flatMap((r): [string, string][] => [
+      [
+        `N=${r.nodes} install: all / split`,
+        `${r.allInstallBytes} B ${r.allInstallRequests} req / ${r.splitInstallBytes} B ${r.splitInstallRequests} req (ratio ${r.installBytesRatio})`,
+      ],
+      [
+        `N=${r.nodes} idle per hour: all / split`,
+        `${r.allIdleBytesPerHour} B ${r.allIdleRequestsPerHour} req / ${r.splitIdleBytesPerHour} B ${r.splitIdleRequestsPerHour} req`,
+      ],
+    ]),
+    ["load before / after", `${loadBefore} / ${result.loadAfter}`],
+  ]);
+  return result;
+}

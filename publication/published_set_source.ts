@@ -1,0 +1,190 @@
+/**
+ * The node daemon's only source: the published set, watched by label in its
+ * own namespace. It applies a generation only when it is complete, and when
+ * the set is missing, incomplete or unreadable it keeps the last complete one
+ * and says so: an aggregator outage or a deleted ConfigMap never makes a
+ * node drop images.
+ *
+ * @module
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import { type Clock, realClock } from "../time/clock.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Reflector } from "../kube/reflector.ts";
+import { watchPublishedSet } from "./published_set_watch.ts";
+import type { ImageSink, Source } from "../sources/source.ts";
+import type { WatchStatus } from "../kube/reflector.ts";
+import { type Shard, viewShards } from "./published_set.ts";
+
+/** The origin under which the published images are recorded. */
+export const PUBLISHED_ORIGIN = "published-set";
+/** The origin of the images published as trusted (the trust policy trusts it). */
+export const PUBLISHED_TRUSTED_ORIGIN = "published-trusted";
+
+/** How the published set looks from a node. */
+export type PublishedSetState = "current" | "missing" | "incomplete" | "unreadable";
+
+/** A point-in-time view of the published set from a node, for status, readiness and metrics. */
+export interface PublishedSetStatus {
+  /** `current`: the newest complete generation is applied. Else why the last one is kept. */
+  readonly state: PublishedSetState;
+  /** One sentence for humans when the state is not `current`. */
+  readonly detail?: string;
+  /** The generation applied, if any. */
+  readonly generation?: number;
+  /** Images in it. */
+  readonly images: number;
+  /** When (clock ms) a complete set was last seen: now while `current`. */
+  readonly lastComplete?: number;
+}
+
+/** Options for {@linkcode PublishedSetSource}. */
+export interface PublishedSetSourceOptions {
+  kubeConfig: KubeConfig;
+  /** The daemon's namespace, where the aggregator publishes. */
+  namespace: string;
+  sink: ImageSink;
+  log: Logger;
+  clock?: Clock;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+/** Watches the published set and applies each complete generation to the sink. */
+export class PublishedSetSource implements Source {
+  readonly name = "published-set";
+  readonly synced: Promise<void>;
+  readonly #o: PublishedSetSourceOptions;
+  readonly #clock: Clock;
+  readonly #reflector: Reflector<Shard>;
+  readonly #shards = new Map<string, Shard>();
+  #resolveSynced!: () => void;
+  #applied?: { generation: number; digest: string; images: number };
+  #state: PublishedSetState = "missing";
+  #detail?: string = "No published set seen yet";
+  #lastComplete?: number;
+  /** The references last applied as trusted. */
+  #trusted = new Set<string>();
+
+  constructor(options: PublishedSetSourceOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? realClock;
+    this.synced = new Promise((resolve) => this.#resolveSynced = resolve);
+    this.#reflector = watchPublishedSet(this.#shards, {
+      ...options,
+      // The watch delivers nothing before its first list: every change counts.
+      onChange: () => this.#reconcile(),
+      // 403/404 on our own namespace's ConfigMaps: keep what we have.
+      onUnavailable: (status, message) =>
+        this.#setState("unreadable", `Cannot list the published set (${status}): ${message}`),
+    });
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await this.#reflector.run(signal);
+  }
+
+  status(): WatchStatus {
+    const r = this.#reflector.status();
+    return {
+      name: this.name,
+      // Synced means a complete set was applied: no pull before that.
+      synced: this.#applied !== undefined,
+      available: r.available,
+      reason: this.#state === "current" ? r.reason : this.#detail,
+      objects: this.#shards.size,
+      errors: this.#state === "unreadable" ? 1 : 0,
+      restarts: r.restarts,
+      lastActivity: r.lastActivity,
+    };
+  }
+
+  /** How the published set looks from this node. */
+  publishedSet(): PublishedSetStatus {
+    return {
+      state: this.#state,
+      detail: this.#state === "current" ? undefined : this.#detail,
+      generation: this.#applied?.generation,
+      images: this.#applied?.images ?? 0,
+      lastComplete: this.#state === "current" ? this.#clock.now() : this.#lastComplete,
+    };
+  }
+
+  #reconcile(): void {
+    const view = viewShards(this.#shards.values());
+    const complete = view.complete;
+    if (complete) {
+      this.#lastComplete = this.#clock.now();
+      if (complete.digest !== this.#applied?.digest) {
+        // The whole set replaces the last one in one step (level-triggered).
+        const trusted = complete.images.filter((i) => i.trusted === true).map((i) => i.ref);
+        const untrusted = complete.images.filter((i) => i.trusted !== true).map((i) => i.ref);
+        // In three steps, so an image whose trust changed is in one origin or
+        // both at every moment, never in neither (that would cancel its pull):
+        // keep what was trusted and is still desired, set the untrusted, then
+        // the trusted exactly.
+        const stillDesired = new Set(untrusted);
+        this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, [
+          ...trusted,
+          ...[...this.#trusted].filter((ref) => stillDesired.has(ref)),
+        ]);
+        this.#o.sink.set(PUBLISHED_ORIGIN, untrusted);
+        this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, trusted);
+        this.#trusted = new Set(trusted);
+        this.#o.log.info("Applied the published set", {
+          generation: complete.generation,
+          images: complete.images.length,
+          previous: this.#applied?.generation,
+        });
+        const first = this.#applied === undefined;
+        this.#applied = {
+          generation: complete.generation,
+          digest: complete.digest,
+          images: complete.images.length,
+        };
+        if (first) this.#resolveSynced();
+      } else {
+        this.#applied = { ...this.#applied, generation: complete.generation };
+      }
+    }
+    const keeping = this.#applied
+      ? `keeping generation ${this.#applied.generation} (${this.#applied.images} images)`
+      : "nothing to pull yet";
+    const newer = view.incomplete.filter((g) => g > (complete?.generation ?? 0));
+    if (view.unreadable.length > 0 && !complete) {
+      const { name, error } = view.unreadable[0];
+      this.#setState(
+        "unreadable",
+        `Published ConfigMap "${name}" cannot be read (${error}); ${keeping}`,
+      );
+    } else if (newer.length > 0) {
+      // Also while an update is being written: normal for a moment, a
+      // problem only if it lasts (the aggregator died mid-write).
+      this.#setState(
+        "incomplete",
+        `Published generation ${newer[0]} is incomplete; ${keeping}`,
+        complete !== undefined,
+      );
+    } else if (!complete) {
+      this.#setState("missing", `No published set in the namespace; ${keeping}`);
+    } else {
+      this.#setState("current");
+    }
+  }
+
+  #setState(state: PublishedSetState, detail?: string, quiet = false): void {
+    if (state === this.#state && detail === this.#detail) return;
+    const was = this.#state;
+    this.#state = state;
+    this.#detail = detail;
+    if (state === "current") {
+      if (was !== "current") this.#o.log.debug("The published set is complete", { was });
+      return;
+    }
+    // Once per change of state: a node waiting for the aggregator logs it,
+    // not every event; an update being written is only worth a debug line.
+    if (was === state) return;
+    if (quiet) this.#o.log.debug("Keeping the last complete published set", { state, detail });
+    else this.#o.log.warn("Keeping the last complete published set", { state, detail });
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The aggregator's writer of the published set: while it leads, it keeps the
+ * published ConfigMaps equal to the desired images, writing a new generation
+ * only when the set changed (compare before write), at most about once per
+ * interval (debounced), and removing older generations only once the new one
+ * is complete.
+ *
+ * @module
+ */
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { type Clock, realClock, sleepUnlessAborted } from "../time/clock.ts";
+import { backoffDelay } from "../time/backoff.ts";
+import type { Logger } from "../log/logger.ts";
+import { apiMessage, apiStatus } from "../kube/client.ts";
+import type { Reflector } from "../kube/reflector.ts";
+import { watchPublishedSet } from "./published_set_watch.ts";
+import {
+  encodeShards,
+  publishedImageOf,
+  readShard,
+  setDigest,
+  type Shard,
+  sortImages,
+  viewShards,
+} from "./published_set.ts";
+
+/** What the publisher reads the desired images from (`DesiredImages` satisfies it). */
+export interface DesiredSet {
+  /** The normalised desired references. */
+  refs(): string[];
+  /** Whether an operator-trusted origin asks for `ref` (published with the image). */
+  trusted?(ref: string): boolean;
+  /** Calls `listener` after each change; returns the unsubscribe. */
+  subscribe(listener: () => void): () => void;
+}
+
+/** Options for {@linkcode Publisher}. */
+export interface PublisherOptions {
+  kubeConfig: KubeConfig;
+  /** The aggregator's namespace, where the published set lives. */
+  namespace: string;
+  desired: DesiredSet;
+  /** The write fence: true only while this replica leads. Checked before every write. */
+  isLeader(): boolean;
+  /** Resolves once every source has synced: nothing is published from a half-filled cache. */
+  sourcesSynced: Promise<void>;
+  log: Logger;
+  clock?: Clock;
+  /** Least time between two writes of the set. @default {1000} */
+  minIntervalMs?: number;
+  /** Longest time between two checks of the published set against the desired one. @default {60000} */
+  resyncMs?: number;
+  /** First wait after a failed write. @default {1000} */
+  backoffBaseMs?: number;
+  /** Longest wait after failed writes. @default {30000} */
+  backoffMaxMs?: number;
+}
+
+/** A point-in-time view of the publisher, for status and metrics. */
+export interface PublisherStatus {
+  /** The generation last published (or adopted) by this replica, or seen complete. */
+  readonly generation?: number;
+  /** When this replica last wrote a generation (clock ms). */
+  readonly lastPublish?: number;
+  /** Images in the published set. */
+  readonly images: number;
+  /** Shards of the published set. */
+  readonly shards: number;
+  /** Generations written by this replica. */
+  readonly publishes: number;
+  /** True once the publisher has seen every source synced and its own ConfigMaps listed. */
+  readonly synced: boolean;
+}
+
+/** Keeps the published set equal to the desired images while leading. */
+export class Publisher {
+  readonly #o: PublisherOptions;
+  readonly #api: CoreV1Api;
+  readonly #clock: Clock;
+  readonly #reflector: Reflector<Shard>;
+  /** The published ConfigMaps as this replica knows them: watched, and updated by its own writes. */
+  readonly #shards = new Map<string, Shard>();
+  #wake?: () => void;
+  #dirty = true;
+  #synced = false;
+  #lastWriteAt = -Infinity;
+  #lastGeneration = 0;
+  #lastPublish?: number;
+  #publishes = 0;
+
+  constructor(options: PublisherOptions) {
+    this.#o = options;
+    this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#clock = options.clock ?? realClock;
+    this.#reflector = watchPublishedSet(this.#shards, {
+      ...options,
+      onChange: () => this.#poke(),
+    });
+  }
+
+  /** Current status. */
+  status(): PublisherStatus {
+    const view = viewShards(this.#shards.values());
+    return {
+      generation: view.complete?.generation,
+      lastPublish: this.#lastPublish,
+      images: view.complete?.images.length ?? 0,
+      shards: view.complete?.shards.length ?? 0,
+      publishes: this.#publishes,
+      synced: this.#synced,
+    };
+  }
+
+  /** Marks the set for a check: the desired images or the leadership changed. */
+  #poke(): void {
+    this.#dirty = true;
+    this.#wake?.();
+  }
+
+  /** Asks for a check at once (for example when this replica became leader). */
+  poke(): void {
+    this.#poke();
+  }
+
+  /** Runs until `signal` aborts. Never rejects on API errors: it retries with backoff. */
+  async run(signal: AbortSignal): Promise<void> {
+    const unsubscribe = this.#o.desired.subscribe(() => this.#poke());
+    const watching = this.#reflector.run(signal);
+    try {
+      await Promise.race([
+        Promise.all([this.#o.sourcesSynced, this.#reflector.synced]),
+        new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve())),
+      ]);
+      this.#synced = !signal.aborted;
+      let failures = 0;
+      while (!signal.aborted) {
+        if (!this.#dirty) await this.#idle(signal);
+        if (signal.aborted) break;
+        // Debounce: at most one write per interval; changes meanwhile gather.
+        const wait = this.#lastWriteAt + (this.#o.minIntervalMs ?? 1000) - this.#clock.now();
+        if (wait > 0 && !await this.#sleep(wait, signal)) break;
+        this.#dirty = false;
+        if (!this.#o.isLeader()) continue;
+        try {
+          await this.#reconcile();
+          failures = 0;
+        } catch (error) {
+          // Why retry: the set stays as it was (a new generation counts only
+          // when complete), so trying again later is always safe.
+          this.#dirty = true;
+          const delay = backoffDelay(++failures, {
+            baseMs: this.#o.backoffBaseMs ?? 1000,
+            maxMs: this.#o.backoffMaxMs ?? 30_000,
+          });
+          this.#o.log.warn("Cannot publish the desired images, retrying", {
+            error: apiMessage(error),
+            status: apiStatus(error),
+            retryInMs: delay,
+          });
+          if (!await this.#sleep(delay, signal)) break;
+        }
+      }
+    } finally {
+      unsubscribe();
+      await watching;
+    }
+  }
+
+  #sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+    return sleepUnlessAborted(this.#clock, ms, signal);
+  }
+
+  /** Waits for a poke, or the resync period (a level-triggered backstop). */
+  async #idle(signal: AbortSignal): Promise<void> {
+    const stop = new AbortController();
+    await Promise.race([
+      new Promise<void>((resolve) => this.#wake = resolve),
+      this.#clock.sleep(this.#o.resyncMs ?? 60_000, AbortSignal.any([signal, stop.signal]))
+        .then(() => this.#dirty = true, () => {}),
+    ]);
+    stop.abort();
+    this.#wake = undefined;
+  }
+
+  /** Makes the published set equal the desired one, if it is not. */
+  async #reconcile(): Promise<void> {
+    const { namespace, log } = this.#o;
+    const { desired } = this.#o;
+    const images = sortImages(
+      desired.refs().map((ref) => {
+        const image = publishedImageOf(ref);
+        return desired.trusted?.(ref) ? { ...image, trusted: true } : image;
+      }),
+    );
+    const digest = setDigest(images);
+    const view = viewShards(this.#shards.values());
+    let current = view.complete;
+    if (current?.digest !== digest) {
+      // A generation above any seen, including one half written by an
+      // earlier leader, so readers never mistake old shards for new ones.
+      const generation = Math.max(view.maxGeneration, this.#lastGeneration) + 1;
+      const shards = encodeShards(images, { namespace, generation });
+      for (const body of shards) {
+        if (!this.#o.isLeader()) return;
+        const created = await this.#api.createNamespacedConfigMap({ namespace, body });
+        this.#shards.set(`${namespace}/${created.metadata!.name}`, readShard(created));
+      }
+      this.#lastGeneration = generation;
+      this.#lastWriteAt = this.#clock.now();
+      this.#lastPublish = this.#lastWriteAt;
+      this.#publishes++;
+      log.info("Published the desired images", {
+        generation,
+        images: images.length,
+        shards: shards.length,
+        previous: current?.generation,
+      });
+      current = viewShards(this.#shards.values()).complete;
+    } else {
+      this.#lastGeneration = Math.max(this.#lastGeneration, current.generation);
+    }
+    // Only now that the current generation is complete: remove the others.
+    const keep = new Set(current?.digest === digest ? current.shards : []);
+    for (const [key, shard] of [...this.#shards]) {
+      if (keep.has(shard.name)) continue;
+      if (!this.#o.isLeader()) return;
+      try {
+        await this.#api.deleteNamespacedConfigMap({ namespace, name: shard.name });
+      } catch (error) {
+        if (apiStatus(error) !== 404) throw error;
+      }
+      this.#shards.delete(key);
+    }
+  }
+}
