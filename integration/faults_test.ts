@@ -547,15 +547,21 @@ faultTest(
     const doubling = await hostileFixture("doubling.workflowtemplate.yaml");
     const grow = server.get("workflowtemplates", "tenant", "grow")!;
     server.update("workflowtemplates", { ...grow, spec: doubling.spec });
+    const limitLines = () =>
+      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]);
+    // The Event and the log line are separate outputs (the API server and the
+    // process's stdout): wait for both before comparing.
     await waitFor(
       () =>
         eventsAbout(cluster, "grow", "ObjectLimitExceeded").length === 1 &&
-        eventsAbout(cluster, "pad", "ObjectLimitExceeded").length === 1,
-      { what: "an ObjectLimitExceeded Event for each crash input", timeoutMs: SETTLE_MS },
+        eventsAbout(cluster, "pad", "ObjectLimitExceeded").length === 1 &&
+        limitLines().length >= 2,
+      {
+        what: "an ObjectLimitExceeded Event and a log line for each crash input",
+        timeoutMs: SETTLE_MS,
+      },
     );
-    const limits = Object.fromEntries(
-      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]),
-    );
+    const limits = Object.fromEntries(limitLines());
     assertEquals(limits, {
       "workflowtemplate/tenant/grow": "MAX_EXPANDED_LENGTH",
       "workflowtemplate/tenant/pad": "MAX_SEQUENCE_WIDTH",
