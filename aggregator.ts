@@ -69,6 +69,7 @@ export async function runAggregator(
     sourcesSynced: synced,
     log,
     clock,
+    minIntervalMs: config.publishIntervalMs,
   });
   election.onChange((leading) => {
     if (!leading) return;

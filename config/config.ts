@@ -509,6 +509,19 @@ const TABLE = [
     }),
   }),
   flag({
+    name: "publish-interval",
+    key: "publishIntervalMs",
+    type: "string",
+    default: "1s",
+    metavar: "duration",
+    help:
+      "With --role=aggregator: least time between two writes of the published set (a change after a quiet interval is written at once; changes within it are written together)",
+    schema: duration("publish-interval", {
+      positive: "1s",
+      min: { ms: 100, why: "each write is a new generation of every shard" },
+    }),
+  }),
+  flag({
     name: "kubeconfig",
     key: "kubeconfig",
     type: "string",

@@ -1,0 +1,107 @@
+/**
+ * The publisher's write schedule, on a fake clock against the fake API
+ * server: leading-edge (a change after a quiet interval is written at once),
+ * then at most one write per interval, gathering the changes made meanwhile.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { assertEquals } from "../testing/assert.ts";
+import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { waitFor } from "../testing/wait.ts";
+import { recordingLogger } from "../log/logger.ts";
+import { FakeClock } from "../time/clock.ts";
+import { GENERATION_ANNOTATION, PUBLISHED_SET_SELECTOR, readShard } from "./published_set.ts";
+import { type DesiredSet, Publisher } from "./publisher.ts";
+
+const NS = "image-cache-daemon";
+const INTERVAL_MS = 1_000;
+
+/** A desired set the test edits directly. */
+class EditableSet implements DesiredSet {
+  readonly #refs = new Set<string>();
+  readonly #listeners = new Set<() => void>();
+  refs(): string[] {
+    return [...this.#refs];
+  }
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  add(ref: string): void {
+    this.#refs.add(ref);
+    for (const listener of this.#listeners) listener();
+  }
+}
+
+Deno.test("the publisher writes a change after a quiet interval at once, and gathers changes within the interval into one write at its end", async () => {
+  const server = await startFakeApiServer();
+  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+  const clock = new FakeClock(1_000_000);
+  const desired = new EditableSet();
+  desired.add("docker.io/library/a:1");
+  const publisher = new Publisher({
+    kubeConfig: server.kubeConfig(),
+    namespace: NS,
+    desired,
+    isLeader: () => true,
+    sourcesSynced: Promise.resolve(),
+    log: recordingLogger(),
+    clock,
+    minIntervalMs: INTERVAL_MS,
+  });
+  /** The generations in the API server, and the images of the newest. */
+  const published = () => {
+    const shards = server.list("configmaps", {
+      namespace: NS,
+      labelSelector: PUBLISHED_SET_SELECTOR,
+    })
+      .map((cm) => readShard(cm as KubernetesObject));
+    const generations = [...new Set(shards.map((s) => s.generation ?? 0))].sort((a, b) => a - b);
+    const newest = shards.filter((s) => s.generation === generations.at(-1));
+    return {
+      generations,
+      images: newest.flatMap((s) => (s.images ?? []).map((i) => i.ref)).sort(),
+    };
+  };
+  const creates = () => server.requests.counts()["create configmaps"] ?? 0;
+  const controller = new AbortController();
+  const running = publisher.run(controller.signal);
+  try {
+    // The first set, written without the clock moving.
+    await waitFor(() => publisher.status().publishes === 1, { what: "the first generation" });
+    assertEquals(published().images, ["docker.io/library/a:1"]);
+
+    // Two changes right after it: nothing is written before the interval ends…
+    desired.add("docker.io/library/b:1");
+    desired.add("docker.io/library/c:1");
+    const due = clock.now() + INTERVAL_MS;
+    await waitFor(() => clock.nextTimerAt() === due, {
+      what: "the publisher waiting out its interval",
+    });
+    assertEquals(published().images, ["docker.io/library/a:1"]);
+    assertEquals(creates(), 1);
+    // …then both go out together, as one new generation.
+    await clock.advance(INTERVAL_MS);
+    await waitFor(() => publisher.status().publishes === 2, { what: "the gathered generation" });
+    assertEquals(published().images.length, 3);
+    assertEquals(creates(), 2);
+
+    // After a quiet interval, the next change is written at once again.
+    await clock.advance(INTERVAL_MS);
+    desired.add("docker.io/library/d:1");
+    await waitFor(() => publisher.status().publishes === 3, { what: "a leading-edge write" });
+    assertEquals(published().images.length, 4);
+    // Older generations go once the new one is complete.
+    await waitFor(() => published().generations.length === 1, {
+      what: "older generations removed",
+    });
+    assertEquals(
+      server.list("configmaps", { namespace: NS, labelSelector: PUBLISHED_SET_SELECTOR })
+        .map((c) => c.metadata.annotations?.[GENERATION_ANNOTATION]),
+      ["3"],
+    );
+  } finally {
+    controller.abort();
+    await running;
+    await server.close();
+  }
+});
