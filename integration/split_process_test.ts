@@ -160,12 +160,21 @@ Deno.test("The split as it ships: an aggregator process publishes, a node proces
   });
 });
 
-Deno.test("Two aggregator processes: after the leader is SIGKILLed the standby publishes within a lease duration plus a retry period", async () => {
+Deno.test("Two aggregator processes: after the leader is SIGKILLed the standby publishes within a lease duration plus a retry period, and a bad object keeps exactly one Event", async () => {
   await withCluster(async (server, kubeconfig) => {
     server.create("configmaps", {
       metadata: { namespace: "apps", name: "list", labels: LABELS },
       data: { images: '["alpine:3.20"]' },
     });
+    server.create("configmaps", {
+      metadata: { namespace: "apps", name: "broken", labels: LABELS },
+      data: { images: "{not a list" },
+    });
+    const brokenEvents = () =>
+      server.list("events", { namespace: "apps" })
+        .filter((e) => (e.involvedObject as { name?: string })?.name === "broken");
+    const eventCreates = () =>
+      server.requests.entries().filter((r) => r.verb === "create" && r.resource === "events");
     const leaseMs = 4_000;
     const retryMs = 1_000;
     const election = [
@@ -188,6 +197,8 @@ Deno.test("Two aggregator processes: after the leader is SIGKILLed the standby p
         })?.holderIdentity;
       const leader = holder()!;
       const standby = [...procs.keys()].find((p) => p !== leader)!;
+      // The leader reports the bad object once; the standby holds its report back.
+      await waitFor(() => brokenEvents().length === 1, { what: "the leader's Event" });
       // Let the standby observe a few renewals, as it would in steady state.
       await new Promise((resolve) => setTimeout(resolve, 3 * retryMs));
       const killedAt = Date.now();
@@ -209,6 +220,15 @@ Deno.test("Two aggregator processes: after the leader is SIGKILLed the standby p
         leaseTransitions: number;
       }).leaseTransitions;
       assertEquals(transitions, 1);
+      // The new leader sends its held-back report once; it has the dead
+      // leader's Event's name, so it meets that Event (409) and stops there:
+      // still one Event object, counted once, and no retries.
+      await waitFor(() => eventCreates().length === 2, { what: "the new leader's report" });
+      await new Promise((resolve) => setTimeout(resolve, 3 * retryMs));
+      const events = brokenEvents();
+      assertEquals(events.length, 1);
+      assertEquals(events[0].count, 1);
+      assertEquals(eventCreates().map((r) => r.status), [201, 409]);
     } finally {
       for (const proc of procs.values()) await stop(proc, "SIGKILL");
     }
