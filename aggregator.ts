@@ -57,7 +57,7 @@ export async function runAggregator(
     clock,
   });
   const events = new LeaderEventSink(recorder, () => election.isLeader());
-  const sources = buildSources(config, { ...deps, log }, desired, events);
+  const sources = await buildSources(config, { ...deps, log }, desired, events);
   const synced = Promise.all(sources.map((s) => s.synced)).then(() => {});
   let sourcesSynced = false;
   synced.then(() => sourcesSynced = true);

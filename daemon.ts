@@ -14,8 +14,7 @@ import { EventRecorder, type EventSink } from "./kube/events.ts";
 import { PublishedSetSource } from "./publication/published_set_source.ts";
 import type { AggregatorParts } from "./aggregator.ts";
 import { StaticSource } from "./sources/static.ts";
-import { newConfigMapSource } from "./sources/configmap.ts";
-import { type ArgoKind, newArgoSource } from "./sources/argo.ts";
+import type { ArgoKind } from "./sources/argo.ts";
 import type { Source } from "./sources/source.ts";
 import type { WatchStatus } from "./kube/reflector.ts";
 import { NodePuller } from "./puller/node_puller.ts";
@@ -65,12 +64,12 @@ export interface DaemonParts {
  * Builds the enabled sources. A node daemon (`--role=node`) has one: the
  * published set (plus its `--image` list); the others watch the cluster.
  */
-export function buildSources(
+export async function buildSources(
   config: Config,
   deps: DaemonDeps,
   desired: DesiredImages,
   events: EventSink,
-): Source[] {
+): Promise<Source[]> {
   const { kubeConfig, log, clock } = deps;
   const common = {
     kubeConfig,
@@ -96,6 +95,13 @@ export function buildSources(
     );
     return sources;
   }
+  // Loaded only where the cluster's sources are watched: a node daemon
+  // never parses YAML or evaluates Argo templates, and does not pay for that
+  // code's memory.
+  const [{ newConfigMapSource }, { newArgoSource }] = await Promise.all([
+    import("./sources/configmap.ts"),
+    import("./sources/argo.ts"),
+  ]);
   if (config.watchConfigmaps) {
     sources.push(newConfigMapSource({
       ...common,
@@ -184,7 +190,7 @@ export async function runDaemon(
   const log = deps.log.with({ node });
   const desired = new DesiredImages(desiredImagesOptions(config, log));
   const events = new EventRecorder({ kubeConfig, host: node, log, clock });
-  const sources = buildSources(config, { ...deps, log }, desired, events);
+  const sources = await buildSources(config, { ...deps, log }, desired, events);
   const nodeImages = new NodeImages({ kubeConfig, node, log, clock });
   const strategy = await buildStrategy(config, identity, { ...deps, log });
   let pullerRunning = false;

@@ -26,7 +26,6 @@ import { runDaemon } from "./daemon.ts";
 import type { ServedParts } from "./operate/parts.ts";
 import { DaemonMetrics } from "./operate/metrics.ts";
 import { ALL_PATHS, type OperationsPath, serveOperations } from "./operate/server.ts";
-import { denoImagesIo, runImagesCommand } from "./cli/images_command.ts";
 
 const encoder = new TextEncoder();
 
@@ -46,7 +45,12 @@ export function printError(text: string): void {
 /** The process entry: returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   // The `images` command has flags of its own: dispatch before the daemon's parser.
-  if (args[0] === "images") return await runImagesCommand(args.slice(1), denoImagesIo());
+  if (args[0] === "images") {
+    // Loaded only for this command: the daemon roles that do not watch the
+    // sources never load YAML or the Argo extraction.
+    const { denoImagesIo, runImagesCommand } = await import("./cli/images_command.ts");
+    return await runImagesCommand(args.slice(1), denoImagesIo());
+  }
   let config: Config;
   let positionals: readonly string[];
   try {

@@ -35,6 +35,30 @@ Deno.test("The shipped bundle loads the CRI stack only through a dynamic import"
   assert(lazyInputs.some((i) => i.includes("@grpc/grpc-js")), "grpc-js is not in a lazy chunk");
 });
 
+Deno.test("A node daemon's start loads neither the cluster's sources nor a YAML parser: they are loaded only by the roles that watch the sources", async () => {
+  await ensureBuilt();
+  const meta = JSON.parse(await Deno.readTextFile(`${DIST}/meta.json`)) as Metafile;
+  const [entryFile] = Object.entries(meta.outputs).find(([, o]) => o.entryPoint === "main.ts")!;
+  const loaded = new Set<string>();
+  const visit = (file: string) => {
+    if (loaded.has(file)) return;
+    loaded.add(file);
+    for (const i of meta.outputs[file].imports) {
+      if (i.kind === "import-statement" && meta.outputs[i.path]) visit(i.path);
+    }
+  };
+  visit(entryFile);
+  const inputsAtStart = [...loaded].flatMap((f) => Object.keys(meta.outputs[f].inputs));
+  const sourceCode =
+    /sources\/(configmap|argo|argo_images|bounded_yaml|configmap_images)\.ts$|node_modules\/.*\/yaml\//;
+  assertEquals(inputsAtStart.filter((i) => sourceCode.test(i)), []);
+  const lazyInputs = Object.values(meta.outputs).flatMap((o) => Object.keys(o.inputs));
+  assert(
+    lazyInputs.some((i) => i.endsWith("sources/argo_images.ts")),
+    "the Argo code is in no chunk",
+  );
+});
+
 Deno.test("An error thrown in bundled code names the original file and line under -P=daemon", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bundle_test_" });
   try {
