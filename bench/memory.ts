@@ -268,6 +268,16 @@ async function nodeRoleFlag(): Promise<string[]> {
   return /--role\b/.test(new TextDecoder().decode(help.stdout)) ? ["--role=node"] : [];
 }
 
+/**
+ * The daemon's arguments for `variant`: the baseline checkout predates
+ * `--role` and `--status-bind-address` (its `all` on an empty cluster is the
+ * node daemon of its day), so they are left out for it.
+ */
+function argsFor(variant: Variant, args: readonly string[]): string[] {
+  if (variant.cwd === undefined) return [...args];
+  return args.filter((a) => !/^--(role|status-bind-address)=/.test(a));
+}
+
 /** Peak RSS of `variant` on `cluster` (empty), a second after it synced. */
 export async function emptyPeak(
   cluster: Awaited<ReturnType<typeof startCluster>>,
@@ -276,7 +286,7 @@ export async function emptyPeak(
   extra: readonly string[],
   env?: Record<string, string>,
 ): Promise<number> {
-  return await syncedPeakKiB(cluster, daemonArgs(cluster, NODE, args), {
+  return await syncedPeakKiB(cluster, argsFor(variant, daemonArgs(cluster, NODE, args)), {
     entry: variant.entry,
     denoFlags: [...variant.denoFlags, ...extra],
     cwd: variant.cwd,
@@ -292,7 +302,7 @@ export async function syncPeak(
   pullMs: number,
   expectedImages: number,
 ): Promise<Omit<Sample, "emptyPeakKiB">> {
-  const child = await spawnDaemonChild(cluster, daemonArgs(cluster, NODE), {
+  const child = await spawnDaemonChild(cluster, argsFor(variant, daemonArgs(cluster, NODE)), {
     entry: variant.entry,
     denoFlags: [...variant.denoFlags, ...extra],
     cwd: variant.cwd,

@@ -1,7 +1,8 @@
 /**
  * The V8 flags the daemon ships with, chosen by measurement (bench scenario
  * 7, bench/RESULTS.md). The Dockerfile's ENTRYPOINT, `deno task start` and
- * `deno task compile` pass the same flags; build/v8_flags_test.ts keeps them
+ * `deno task compile` pass the same flags (the images set the old-space limit
+ * apart, in `DENO_V8_FLAGS`, so each workload can match it to its own limit); build/v8_flags_test.ts keeps them
  * in step.
  *
  * @module
@@ -31,3 +32,18 @@ export const DAEMON_MEMORY_LIMIT_MIB = 256;
  * limit rather than being killed by the kernel first.
  */
 export const DAEMON_OLD_SPACE_MIB = DAEMON_MEMORY_LIMIT_MIB - 96;
+
+/**
+ * The aggregator Deployment's memory limit, MiB
+ * (manifests/base/deployment.yaml; manifests_test.ts keeps them equal). It
+ * holds the sources' caches every node daemon used to hold (bench scenario 8).
+ */
+export const AGGREGATOR_MEMORY_LIMIT_MIB = 768;
+
+/**
+ * The aggregator's old-space limit, MiB, set by the Deployment through
+ * `DENO_V8_FLAGS` (the image's default is {@linkcode DAEMON_OLD_SPACE_MIB}):
+ * the limit minus what is not old space, with more room than the node
+ * daemon's for the young generation that large lists churn through.
+ */
+export const AGGREGATOR_OLD_SPACE_MIB = AGGREGATOR_MEMORY_LIMIT_MIB - 128;

@@ -6,7 +6,12 @@
  * Security "restricted" profile (testing/restricted_profile.ts, the checker
  * the pull pods are held to).
  */
-import { DAEMON_MEMORY_LIMIT_MIB, DAEMON_OLD_SPACE_MIB } from "../build/v8_flags.ts";
+import {
+  AGGREGATOR_MEMORY_LIMIT_MIB,
+  AGGREGATOR_OLD_SPACE_MIB,
+  DAEMON_MEMORY_LIMIT_MIB,
+  DAEMON_OLD_SPACE_MIB,
+} from "../build/v8_flags.ts";
 import { parseAllDocuments } from "yaml";
 import {
   ClusterRole,
@@ -295,7 +300,8 @@ Deno.test("the aggregator: two replicas spread over nodes, a PodDisruptionBudget
   );
   const [container] = template.spec.containers;
   const fieldRefs = Object.fromEntries(
-    container.env.map((e: Manifest) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
+    container.env.filter((e: Manifest) => e.valueFrom)
+      .map((e: Manifest) => [e.name, e.valueFrom.fieldRef?.fieldPath]),
   );
   assertEquals(fieldRefs, { POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace" });
   assertEquals(container.readinessProbe.httpGet, { path: "/readyz", port: "metrics" });
@@ -375,6 +381,20 @@ Deno.test("the daemon requests little and has a memory limit, matched by V8's he
   });
   // The image's old-space limit leaves the non-heap part of the process room under the limit.
   assert(DAEMON_OLD_SPACE_MIB < DAEMON_MEMORY_LIMIT_MIB - 64, `${DAEMON_OLD_SPACE_MIB}`);
+});
+
+Deno.test("the aggregator has a larger memory limit, and sets V8's heap limit to match it", async () => {
+  const deployment = only(await render("manifests"), "Deployment");
+  const [container] = deployment.spec.template.spec.containers;
+  assertEquals(container.resources.limits, { memory: `${AGGREGATOR_MEMORY_LIMIT_MIB}Mi` });
+  const env = Object.fromEntries(
+    (container.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]),
+  );
+  assertEquals(env.DENO_V8_FLAGS, `--max-old-space-size=${AGGREGATOR_OLD_SPACE_MIB}`);
+  assert(
+    AGGREGATOR_OLD_SPACE_MIB < AGGREGATOR_MEMORY_LIMIT_MIB - 64,
+    `${AGGREGATOR_OLD_SPACE_MIB}`,
+  );
 });
 
 Deno.test("the CRI overlay mounts the runtime socket where the daemon-cri permission set allows it", async () => {

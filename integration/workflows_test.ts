@@ -173,9 +173,13 @@ Deno.test("the Dockerfile runs the shipped bundle with each image's permission s
       m,
     ) => [m[1], JSON.parse(m[2])]),
   );
-  const v8 = `--v8-flags=${
-    [...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`].join(",")
-  }`;
+  const v8 = `--v8-flags=${SHIPPED_V8_FLAGS.join(",")}`;
+  // The old-space limit is the image's default, which a workload overrides
+  // (the aggregator's Deployment): --v8-flags come after DENO_V8_FLAGS.
+  assertMatch(
+    text,
+    new RegExp(`^ENV DENO_V8_FLAGS=--max-old-space-size=${DAEMON_OLD_SPACE_MIB}$`, "m"),
+  );
   for (const [target, set] of [["daemon", "daemon"], ["daemon-cri", "daemon-cri"]]) {
     assertEquals(entrypoints[target], [
       "/bin/deno",
