@@ -365,7 +365,9 @@ const TABLE = [
       if (/^\d+$/.test(v.trim()) && n >= 1 && n <= 1000) return n;
       ctx.addIssue({
         code: "custom",
-        message: `--warm-max-concurrent-pulls ${JSON.stringify(v)}: expected a whole number from 1 to 1000`,
+        message: `--warm-max-concurrent-pulls ${
+          JSON.stringify(v)
+        }: expected a whole number from 1 to 1000`,
       });
       return z.NEVER;
     }),
@@ -694,7 +696,9 @@ export function loadConfig(
       .filter((name) => flags[name] !== undefined);
     if (warm.length > 0) {
       throw new TypeError(
-        `${warm.map(flagName).join(", ")}: warm-up runs on the nodes; use it with --role=all or --role=node, not --role=aggregator`,
+        `${
+          warm.map(flagName).join(", ")
+        }: warm-up runs on the nodes; use it with --role=all or --role=node, not --role=aggregator`,
       );
     }
   }
@@ -791,7 +795,8 @@ export function parseStartupTaint(text: string): StartupTaint {
   const at = text.lastIndexOf(":");
   const key = at < 0 ? text : text.slice(0, at);
   const effect = at < 0 ? undefined : text.slice(at + 1);
-  const name = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+  const name =
+    /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
   if (!name.test(key) || key.length > 316) {
     throw new TypeError(
       `taint key ${JSON.stringify(key)} is not a qualified name such as example.com/warming`,

@@ -250,8 +250,9 @@ kubectlTest(
         const added = await kubectl("taint", "nodes", "node-1", `${key}=true:NoSchedule`);
         assertEquals(added.ok, true, added.stderr);
         assertMatch(added.stdout, /node\/node-1 tainted/);
-        const taints = () => (server.get("nodes", undefined, "node-1")!.spec as { taints?: unknown })
-          .taints;
+        const taints = () =>
+          (server.get("nodes", undefined, "node-1")!.spec as { taints?: unknown })
+            .taints;
         assertEquals(taints(), [{ key, value: "true", effect: "NoSchedule" }, other]);
         const removed = await kubectl("taint", "nodes", "node-1", `${key}-`);
         assertEquals(removed.ok, true, removed.stderr);

@@ -90,6 +90,20 @@ export function strategicMergePatch(
   return result;
 }
 
+/** Whether two JSON values are equal (objects by keys, not key order). */
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
+      a.every((item, i) => jsonEqual(item, b[i]));
+  }
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length &&
+      keys.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]));
+  }
+  return a === b;
+}
+
 /** One RFC 6902 operation. */
 export interface JsonPatchOperation {
   op: "add" | "remove" | "replace" | "move" | "copy" | "test";
@@ -205,7 +219,8 @@ export function jsonPatch(target: unknown, operations: unknown): unknown {
         doc = addAt(doc, raw.path, structuredClone(getAt(doc, raw.from ?? "")));
         break;
       case "test":
-        if (JSON.stringify(getAt(doc, raw.path)) !== JSON.stringify(raw.value)) {
+        // Deep equality, as RFC 6902 says: object key order does not count.
+        if (!jsonEqual(getAt(doc, raw.path), raw.value)) {
           throw new TypeError(`Test operation failed at "${raw.path}"`);
         }
         break;

@@ -95,7 +95,11 @@ Deno.test("strategicMergePatch() merges keyed lists by key and replaces the othe
     },
   );
   assertEquals(
-    strategicMergePatch(node, { status: { conditions: [{ type: "Disk", status: "False" }] } }, keys),
+    strategicMergePatch(
+      node,
+      { status: { conditions: [{ type: "Disk", status: "False" }] } },
+      keys,
+    ),
     {
       spec: node.spec,
       status: { conditions: [...node.status.conditions, { type: "Disk", status: "False" }] },
@@ -116,5 +120,28 @@ Deno.test("strategicMergePatch() merges keyed lists by key and replaces the othe
     () => strategicMergePatch(node, { status: { conditions: [{ status: "True" }] } }, keys),
     TypeError,
     'merge key "type"',
+  );
+});
+
+Deno.test("jsonPatch() test op compares objects by value, not key order", () => {
+  const doc = { spec: { taints: [{ key: "a", effect: "NoSchedule" }] } };
+  const remove = { op: "remove", path: "/spec/taints/0" };
+  assertEquals(
+    jsonPatch(doc, [{
+      op: "test",
+      path: "/spec/taints",
+      value: [{ effect: "NoSchedule", key: "a" }],
+    }, remove]),
+    { spec: { taints: [] } },
+  );
+  assertThrows(
+    () =>
+      jsonPatch(doc, [{
+        op: "test",
+        path: "/spec/taints",
+        value: [{ effect: "NoSchedule", key: "a", value: "x" }],
+      }, remove]),
+    TypeError,
+    "Test operation failed",
   );
 });
