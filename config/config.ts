@@ -343,6 +343,15 @@ const TABLE = [
     }),
   }),
   flag({
+    name: "images-condition",
+    key: "imagesCondition",
+    type: "bool",
+    default: "false",
+    help:
+      "Warm-up: keep the ImagesPrePulled condition on this node's status (implied by --startup-taint; needs the warm-up RBAC component)",
+    schema: bool,
+  }),
+  flag({
     name: "warm-timeout",
     key: "warmTimeoutMs",
     type: "string",
@@ -692,7 +701,7 @@ export function loadConfig(
     );
   }
   if (config.role === "aggregator") {
-    const warm = ["startup-taint", "warm-timeout", "warm-max-concurrent-pulls"]
+    const warm = ["startup-taint", "images-condition", "warm-timeout", "warm-max-concurrent-pulls"]
       .filter((name) => flags[name] !== undefined);
     if (warm.length > 0) {
       throw new TypeError(

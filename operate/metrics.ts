@@ -130,6 +130,7 @@ export class DaemonMetrics {
   readonly #appliedGeneration: Gauge;
   readonly #setComplete: Gauge;
   readonly #lastComplete: Gauge;
+  readonly #warmSeconds: Histogram;
 
   constructor(options: DaemonMetricsOptions = {}) {
     const registers = [this.#registry];
@@ -229,6 +230,13 @@ export class DaemonMetrics {
       "published_set_seen_timestamp_seconds",
       "Node: when a complete published set was last seen (the scrape time while complete).",
     );
+    this.#warmSeconds = new Histogram({
+      name: METRIC_PREFIX + "node_warm_seconds",
+      help:
+        "Node: time from the Node's registration until it was warm (or its startup taint lifted by --warm-timeout).",
+      buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+      registers,
+    });
     // The standard process and runtime names, unprefixed (see the module doc).
     const standard = (name: string, help: string) => new Gauge({ name, help, registers });
     this.#rss = standard("process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -281,6 +289,11 @@ export class DaemonMetrics {
     if (label === "failure") {
       this.#failures.inc({ reason: result.error?.reason ?? "RuntimeError" });
     }
+  }
+
+  /** Observes a node's time to warm (the warm-up's `onWarm` hook). */
+  nodeWarm(seconds: number): void {
+    this.#warmSeconds.observe(seconds);
   }
 
   /** Sets `ready` from the readiness report (`GET /readyz`); call it on each scrape. */

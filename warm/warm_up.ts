@@ -49,6 +49,8 @@ export interface WarmUpOptions {
   events?: EventSink;
   /** Observes the time to warm, in seconds. */
   onWarm?(seconds: number): void;
+  /** Calls `listener` when the desired images change (so a new image turns the condition False at once). */
+  subscribe?(listener: () => void): () => void;
   /** How often the state is recomputed. @default {1000} */
   tickMs?: number;
 }
@@ -103,6 +105,7 @@ export class WarmUp {
   #opened = false;
   #warmAfterMs?: number;
   #wakeUp?: () => void;
+  #poked = false;
 
   constructor(options: WarmUpOptions) {
     this.#o = options;
@@ -111,32 +114,41 @@ export class WarmUp {
     this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
   }
 
-  /** Recomputes soon (the puller's hooks call it when an image settles). */
+  /** Recomputes soon (the puller's hooks and desired-image changes call it). */
   poke(): void {
+    this.#poked = true;
     this.#wakeUp?.();
   }
 
   /** Runs until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     if (this.#o.warmConcurrency !== undefined) this.#o.setConcurrency?.(this.#o.warmConcurrency);
-    while (!signal.aborted) {
-      try {
-        await this.tick();
-      } catch (error) {
-        this.#log.warn("Warm-up step failed; will retry", { error: apiMessage(error) });
+    const unsubscribe = this.#o.subscribe?.(() => this.poke());
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    try {
+      while (!signal.aborted) {
+        this.#poked = false;
+        try {
+          await this.tick();
+        } catch (error) {
+          this.#log.warn("Warm-up step failed; will retry", { error: apiMessage(error) });
+        }
+        if (this.#poked) continue;
+        const stop = new AbortController();
+        const woken = new Promise<void>((resolve) => this.#wakeUp = resolve);
+        await Promise.race([
+          woken,
+          aborted,
+          this.#clock.sleep(this.#o.tickMs ?? 1_000, stop.signal).catch(() => {}),
+        ]);
+        this.#wakeUp = undefined;
+        stop.abort();
       }
-      const stop = new AbortController();
-      const woken = new Promise<void>((resolve) => this.#wakeUp = resolve);
-      const aborted = new Promise<void>((resolve) =>
-        signal.addEventListener("abort", () => resolve(), { once: true })
-      );
-      await Promise.race([
-        woken,
-        aborted,
-        this.#clock.sleep(this.#o.tickMs ?? 1_000, stop.signal).catch(() => {}),
-      ]);
-      this.#wakeUp = undefined;
-      stop.abort();
+    } finally {
+      unsubscribe?.();
     }
   }
 
@@ -243,7 +255,8 @@ export class WarmUp {
       if (found === key) this.#written = key;
     }
     if (this.#written === key) return;
-    const now = new Date(this.#clock.now()).toISOString();
+    // RFC 3339 in whole seconds, as the API server writes times.
+    const now = new Date(this.#clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
     // Strategic merge by `type` (as node-problem-detector does): the
     // kubelet's conditions are left as they are.
     const transition = onNode?.status === status ? onNode.lastTransitionTime : now;

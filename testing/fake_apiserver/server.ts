@@ -566,6 +566,7 @@ export async function handleRequest(ctx: HandlerContext, request: Request): Prom
       verb = rr.verb;
       resource = rr.subresource ? `${rr.info.plural}/${rr.subresource}` : rr.info.plural;
     }
+    ctx.faults.runBefore(verb, resource);
     const injected = ctx.faults.take(verb, resource);
     if (injected) throw injected;
     if (path === "/healthz" || path === "/livez" || path === "/readyz") {
