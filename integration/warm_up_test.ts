@@ -15,6 +15,7 @@ import { waitFor } from "../testing/wait.ts";
 import { type Config, loadConfig } from "../config/config.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { type DaemonParts, runDaemon } from "../daemon.ts";
+import { apiCallOf, installedRulesOf, isAllowed } from "../manifests/rbac_expectations.ts";
 
 const NS = "image-cache";
 const NODE = "node-1";
@@ -177,6 +178,19 @@ Deno.test("a node registered with the startup taint gets it lifted only after it
       /^Node warm .* after registration: 3 of 3 images present$/,
     );
     assertEquals(run.parts.warmUp!.status().taintState, "lifted");
+    // Every request is allowed by the install with the warm-up component, and
+    // the Node writes are exactly what the component adds to the base.
+    const withWarmUp = installedRulesOf("pod", "all", NS, ["warm-up"]);
+    const base = installedRulesOf("pod", "all", NS);
+    const calls = run.server.requests.entries()
+      .filter((r) => r.url.startsWith("/api/") || r.url.startsWith("/apis/"))
+      .map((r) => apiCallOf(r.method, r.url));
+    for (const call of calls) assert(isAllowed(withWarmUp, call), JSON.stringify(call));
+    assertEquals(
+      [...new Set(calls.filter((c) => !isAllowed(base, c)).map((c) => `${c.verb} ${c.resource}`))]
+        .sort(),
+      ["patch nodes", "patch nodes/status"],
+    );
   } finally {
     await run.stop();
   }
