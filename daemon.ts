@@ -250,7 +250,7 @@ export async function runDaemon(
       warmConcurrency: config.warmMaxConcurrentPulls,
       normalConcurrency: config.maxConcurrentPulls,
       events,
-      onWarm: (seconds) => deps.metrics?.nodeWarm(seconds),
+      onWarm: (seconds, outcome) => deps.metrics?.nodeWarm(seconds, outcome),
       subscribe: (listener) => desired.subscribe(listener),
     });
   deps.onStarted?.({

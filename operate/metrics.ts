@@ -130,7 +130,7 @@ export class DaemonMetrics {
   readonly #appliedGeneration: Gauge;
   readonly #setComplete: Gauge;
   readonly #lastComplete: Gauge;
-  readonly #warmSeconds: Histogram;
+  readonly #warmSeconds: Histogram<"outcome">;
 
   constructor(options: DaemonMetricsOptions = {}) {
     const registers = [this.#registry];
@@ -231,10 +231,11 @@ export class DaemonMetrics {
       "Node: when a complete published set was last seen (the scrape time while complete).",
     );
     this.#warmSeconds = new Histogram({
-      name: METRIC_PREFIX + "node_warm_seconds",
+      name: METRIC_PREFIX + "node_warm_duration_seconds",
       help:
-        "Node: time from the Node's registration until it was warm (or its startup taint lifted by --warm-timeout).",
-      buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+        "Node: time from the Node's registration until it opened for work, by outcome (warm, or timeout: opened by --warm-timeout).",
+      labelNames: ["outcome"],
+      buckets: [5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600],
       registers,
     });
     // The standard process and runtime names, unprefixed (see the module doc).
@@ -259,6 +260,8 @@ export class DaemonMetrics {
     }
     this.#duration.zero({ result: "success" });
     this.#duration.zero({ result: "failure" });
+    this.#warmSeconds.zero({ outcome: "warm" });
+    this.#warmSeconds.zero({ outcome: "timeout" });
     for (const reason of Object.keys(FAILURE_REASONS)) this.#failures.inc({ reason }, 0);
     this.#inFlight.set(0);
     this.#ready.set(0);
@@ -292,8 +295,8 @@ export class DaemonMetrics {
   }
 
   /** Observes a node's time to warm (the warm-up's `onWarm` hook). */
-  nodeWarm(seconds: number): void {
-    this.#warmSeconds.observe(seconds);
+  nodeWarm(seconds: number, outcome: "warm" | "timeout"): void {
+    this.#warmSeconds.observe({ outcome }, seconds);
   }
 
   /** Sets `ready` from the readiness report (`GET /readyz`); call it on each scrape. */

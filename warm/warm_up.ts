@@ -47,8 +47,8 @@ export interface WarmUpOptions {
   warmConcurrency?: number;
   normalConcurrency?: number;
   events?: EventSink;
-  /** Observes the time to warm, in seconds. */
-  onWarm?(seconds: number): void;
+  /** Observes the time to open, in seconds, and whether it was warm or timed out. */
+  onWarm?(seconds: number, outcome: "warm" | "timeout"): void;
   /** Calls `listener` when the desired images change (so a new image turns the condition False at once). */
   subscribe?(listener: () => void): () => void;
   /** How often the state is recomputed. @default {1000} */
@@ -223,7 +223,7 @@ export class WarmUp {
     if (!this.#lifted && before?.status === "True" && this.#written === undefined) return;
     const afterMs = meta.created === undefined ? undefined : this.#clock.now() - meta.created;
     this.#warmAfterMs = afterMs;
-    if (afterMs !== undefined) this.#o.onWarm?.(afterMs / 1000);
+    if (afterMs !== undefined) this.#o.onWarm?.(afterMs / 1000, state.warm ? "warm" : "timeout");
     const failed = state.failing.length > 0 ? `, ${state.failing.length} failed` : "";
     const how = state.warm ? "warm" : "open after --warm-timeout";
     const message = `Node ${how} ${
