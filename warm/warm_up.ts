@@ -106,6 +106,8 @@ export class WarmUp {
   #warmAfterMs?: number;
   #wakeUp?: () => void;
   #poked = false;
+  /** The condition's status on the Node when this process first saw it. */
+  #foundStatus?: string;
 
   constructor(options: WarmUpOptions) {
     this.#o = options;
@@ -158,6 +160,8 @@ export class WarmUp {
     if (meta === undefined) return;
     const state = warmState(this.#o.images());
     this.#state = state;
+    this.#foundStatus ??= meta.conditions.find((c) => c.type === CONDITION_TYPE)?.status ??
+      "none";
     if (state.warm && this.#o.warmConcurrency !== undefined) {
       this.#o.setConcurrency?.(this.#o.normalConcurrency ?? 1);
     }
@@ -218,9 +222,9 @@ export class WarmUp {
   #open(meta: NodeMeta, state: WarmState): void {
     if (this.#opened) return;
     this.#opened = true;
-    // A node found open and warm by a restarted daemon was opened before.
-    const before = meta.conditions.find((c) => c.type === CONDITION_TYPE);
-    if (!this.#lifted && before?.status === "True" && this.#written === undefined) return;
+    // A node a restarted daemon finds warm (and without the taint) was opened
+    // before: no second Event, no second observation.
+    if (!this.#lifted && this.#foundStatus === "True") return;
     const afterMs = meta.created === undefined ? undefined : this.#clock.now() - meta.created;
     this.#warmAfterMs = afterMs;
     if (afterMs !== undefined) this.#o.onWarm?.(afterMs / 1000, state.warm ? "warm" : "timeout");

@@ -16,6 +16,8 @@ async function harness(taint: { key: string; effect: string; value?: string; tim
   const node = () => server.get("nodes", undefined, "node-1") as unknown as V1Node;
   const created = new Date(node().metadata!.creationTimestamp!).getTime();
   const clock = new FakeClock(created);
+  const events: string[] = [];
+  const observed: [number, string][] = [];
   let images: ImageStatus[] = [
     { ref: "a", state: "failed", attempts: 1, consecutiveFailures: 1 },
   ];
@@ -33,6 +35,8 @@ async function harness(taint: { key: string; effect: string; value?: string; tim
     timeoutMs: 600_000,
     images: () => images,
     nodeMeta: meta,
+    events: { emit: (_type, _obj, reason, message) => events.push(`${reason}: ${message}`) },
+    onWarm: (seconds, outcome) => observed.push([seconds, outcome]),
   });
   const keys = () => (node().spec?.taints ?? []).map((t) => t.key);
   return {
@@ -41,6 +45,9 @@ async function harness(taint: { key: string; effect: string; value?: string; tim
     warmUp,
     keys,
     created,
+    events,
+    observed,
+    meta,
     setImages: (next: ImageStatus[]) => images = next,
   };
 }
@@ -95,6 +102,46 @@ Deno.test("WarmUp leaves the taints of a node without the startup taint alone, e
     assertEquals(h.keys(), ["example.com/other"]);
     assertEquals(h.warmUp.status().taintState, "absent");
     assertEquals(h.warmUp.status().warm, true);
+  } finally {
+    await h.server.close();
+  }
+});
+
+Deno.test("WarmUp reports the opening once: Event and metric when it lifts the taint, none for a node found warm", async () => {
+  const h = await harness({ key: KEY, effect: "NoSchedule" });
+  try {
+    const present: ImageStatus = {
+      ref: "a",
+      state: "present",
+      attempts: 1,
+      consecutiveFailures: 0,
+      everPresent: true,
+    };
+    h.setImages([present]);
+    await h.clock.advance(42_000);
+    await h.warmUp.tick();
+    await h.warmUp.tick();
+    assertEquals(h.keys(), []);
+    assertEquals(h.events, [
+      "NodeWarm: Node warm 42s after registration: 1 of 1 images present",
+    ]);
+    assertEquals(h.observed, [[42, "warm"]]);
+    // A restarted daemon finds the node warm and open: nothing to report.
+    const events: string[] = [];
+    const restarted = new WarmUp({
+      kubeConfig: h.server.kubeConfig(),
+      node: "node-1",
+      log: recordingLogger(),
+      clock: h.clock,
+      taint: { key: KEY, effect: "NoSchedule" },
+      timeoutMs: 600_000,
+      images: () => [present],
+      nodeMeta: h.meta,
+      events: { emit: (_type, _obj, reason) => events.push(reason) },
+    });
+    await restarted.tick();
+    assertEquals(events, []);
+    assertEquals(restarted.status().warm, true);
   } finally {
     await h.server.close();
   }
