@@ -162,7 +162,8 @@ export class WarmUp {
     this.#state = state;
     this.#foundStatus ??= meta.conditions.find((c) => c.type === CONDITION_TYPE)?.status ??
       "none";
-    if (state.warm && this.#o.warmConcurrency !== undefined) {
+    // Warm-up ends when the node is warm or has been opened by the timeout.
+    if ((state.warm || this.#opened) && this.#o.warmConcurrency !== undefined) {
       this.#o.setConcurrency?.(this.#o.normalConcurrency ?? 1);
     }
     await this.#writeCondition(meta, state);

@@ -6,6 +6,7 @@ import { FakeClock } from "../time/clock.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
 import type { NodeMeta } from "../puller/node_images.ts";
 import { WarmUp } from "./warm_up.ts";
+import { waitFor } from "../testing/wait.ts";
 
 const KEY = "example.com/warming";
 
@@ -144,5 +145,44 @@ Deno.test("WarmUp reports the opening once: Event and metric when it lifts the t
     assertEquals(restarted.status().warm, true);
   } finally {
     await h.server.close();
+  }
+});
+
+Deno.test("WarmUp raises the pull concurrency while warming and sets it back once warm", async () => {
+  const server = await startFakeApiServer({});
+  server.addNode("node-1");
+  const node = () => server.get("nodes", undefined, "node-1") as unknown as V1Node;
+  const limits: number[] = [];
+  let everPresent = false;
+  const warmUp = new WarmUp({
+    kubeConfig: server.kubeConfig(),
+    node: "node-1",
+    log: recordingLogger(),
+    clock: new FakeClock(Date.now()),
+    timeoutMs: 600_000,
+    images:
+      () => [{ ref: "a", state: "pending", attempts: 0, consecutiveFailures: 0, everPresent }],
+    nodeMeta: () => ({ created: 0, taints: [], conditions: [] }),
+    setConcurrency: (limit) => limits.push(limit),
+    warmConcurrency: 8,
+    normalConcurrency: 2,
+  });
+  const stop = new AbortController();
+  const running = warmUp.run(stop.signal);
+  try {
+    await waitFor(() =>
+      node().status?.conditions?.find((c) => c.type === "ImagesPrePulled")?.status === "False"
+    );
+    assertEquals(limits, [8]);
+    everPresent = true;
+    warmUp.poke();
+    await waitFor(() =>
+      node().status?.conditions?.find((c) => c.type === "ImagesPrePulled")?.status === "True"
+    );
+    assertEquals(limits.at(-1), 2);
+  } finally {
+    stop.abort();
+    await running;
+    await server.close();
   }
 });
