@@ -25,6 +25,7 @@ import { PullEvents } from "./puller/pull_events.ts";
 import type { DaemonMetrics } from "./operate/metrics.ts";
 import type { InvolvedObject } from "./kube/events.ts";
 import { type Clock, realClock } from "./time/clock.ts";
+import { WarmUp } from "./warm/warm_up.ts";
 
 /** Dependencies of {@linkcode runDaemon} that tests replace. */
 export interface DaemonDeps {
@@ -58,6 +59,8 @@ export interface DaemonParts {
   readonly publishedSet?: PublishedSetSource;
   /** What the daemon waits for before it pulls (its Node, if missing). */
   waiting(): string | undefined;
+  /** The node's warm-up (condition and startup taint). */
+  readonly warmUp?: WarmUp;
 }
 
 /**
@@ -232,8 +235,30 @@ export async function runDaemon(
       deps.metrics?.pullFinished(ref, result);
       pullEvents.pullFinished(ref, result);
     },
-    onPresent: () => pullEvents.present(),
+    onPresent: () => {
+      pullEvents.present();
+      warmUp?.poke();
+    },
   });
+  // Opt-in: it writes to the Node, which needs the warm-up RBAC component.
+  const warmUp = config.startupTaint === undefined && !config.imagesCondition
+    ? undefined
+    : new WarmUp({
+      kubeConfig,
+      node,
+      log,
+      clock,
+      taint: config.startupTaint,
+      timeoutMs: config.warmTimeoutMs,
+      images: () => puller.status(),
+      nodeMeta: () => nodeImages.meta(),
+      setConcurrency: (limit) => puller.setConcurrency(limit),
+      warmConcurrency: config.warmMaxConcurrentPulls,
+      normalConcurrency: config.maxConcurrentPulls,
+      events,
+      onWarm: (seconds, outcome) => deps.metrics?.nodeWarm(seconds, outcome),
+      subscribe: (listener) => desired.subscribe(listener),
+    });
   deps.onStarted?.({
     desired,
     sources,
@@ -245,6 +270,7 @@ export async function runDaemon(
     ready: () => pullerRunning,
     publishedSet: sources.find((s): s is PublishedSetSource => s instanceof PublishedSetSource),
     waiting: () => waiting,
+    warmUp,
   });
   log.info("Starting image-cache-daemon", {
     version: VERSION,
@@ -292,7 +318,7 @@ export async function runDaemon(
     }
     if (!lifetime.aborted) {
       pullerRunning = true;
-      await puller.run(lifetime);
+      await Promise.all([puller.run(lifetime), warmUp?.run(lifetime)]);
     }
   } finally {
     pullerRunning = false;

@@ -19,6 +19,7 @@ import { manyNodes } from "./many_nodes.ts";
 import { memoryByBuild } from "./memory.ts";
 import { resync } from "./resync.ts";
 import { split } from "./split.ts";
+import { warmUp } from "./warm_up.ts";
 import type { ScenarioOptions, ScenarioResult } from "./scenario.ts";
 
 /** The scenarios, numbered as in issue #9. */
@@ -35,6 +36,7 @@ const SCENARIOS: readonly [
   [6, "CRI overhead", criOverhead],
   [7, "memory by build", memoryByBuild],
   [8, "split layout", split],
+  [9, "warm-up", warmUp],
 ];
 
 /** Parsed command line of the benchmark. */

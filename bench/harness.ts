@@ -315,11 +315,12 @@ export async function startInProcessDaemon(
     kubeConfig: cluster.server.kubeConfig(),
     log: options.log ?? nullLogger,
     onStarted: (p) => parts = p,
-    // runDaemon calls only pullStarted and pullFinished on its metrics; the
-    // benchmark's hooks have exactly that shape.
+    // runDaemon calls only pullStarted, pullFinished (the benchmark's hooks
+    // have exactly that shape) and, with warm-up, nodeWarm on its metrics.
     metrics: {
       pullStarted: (ref: string) => hooks.pullStarted?.(ref),
       pullFinished: (ref: string, result: unknown) => hooks.pullFinished?.(ref, result),
+      nodeWarm: () => {},
     } as unknown as DaemonDeps["metrics"],
   };
   const running = runDaemon(config, deps, controller.signal);

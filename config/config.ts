@@ -323,6 +323,65 @@ const TABLE = [
     }),
   }),
   flag({
+    name: "startup-taint",
+    key: "startupTaint",
+    type: "string",
+    metavar: "KEY[:EFFECT]",
+    help:
+      "Warm-up: remove this taint from the node once its images are present (or --warm-timeout passes); never adds it. Roles all and node",
+    schema: z.string().optional().transform((v, ctx) => {
+      if (v === undefined || v === "") return undefined;
+      try {
+        return parseStartupTaint(v);
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--startup-taint ${JSON.stringify(v)}: ${(error as Error).message}`,
+        });
+        return z.NEVER;
+      }
+    }),
+  }),
+  flag({
+    name: "images-condition",
+    key: "imagesCondition",
+    type: "bool",
+    default: "false",
+    help:
+      "Warm-up: keep the ImagesPrePulled condition on this node's status (implied by --startup-taint; needs the warm-up RBAC component)",
+    schema: bool,
+  }),
+  flag({
+    name: "warm-timeout",
+    key: "warmTimeoutMs",
+    type: "string",
+    default: "10m0s",
+    metavar: "duration",
+    help:
+      "Warm-up: the startup taint is removed this long after the node registered even if images are missing",
+    schema: duration("warm-timeout", { positive: "10m" }),
+  }),
+  flag({
+    name: "warm-max-concurrent-pulls",
+    key: "warmMaxConcurrentPulls",
+    type: "string",
+    metavar: "int",
+    help:
+      "Warm-up: most pulls in flight while the node is not yet warm (default: --max-concurrent-pulls)",
+    schema: z.string().optional().transform((v, ctx) => {
+      if (v === undefined || v === "") return undefined;
+      const n = Number(v);
+      if (/^\d+$/.test(v.trim()) && n >= 1 && n <= 1000) return n;
+      ctx.addIssue({
+        code: "custom",
+        message: `--warm-max-concurrent-pulls ${
+          JSON.stringify(v)
+        }: expected a whole number from 1 to 1000`,
+      });
+      return z.NEVER;
+    }),
+  }),
+  flag({
     name: "pull-timeout",
     key: "pullTimeoutMs",
     type: "string",
@@ -654,6 +713,17 @@ export function loadConfig(
       }`,
     );
   }
+  if (config.role === "aggregator") {
+    const warm = ["startup-taint", "images-condition", "warm-timeout", "warm-max-concurrent-pulls"]
+      .filter((name) => flags[name] !== undefined);
+    if (warm.length > 0) {
+      throw new TypeError(
+        `${
+          warm.map(flagName).join(", ")
+        }: warm-up runs on the nodes; use it with --role=all or --role=node, not --role=aggregator`,
+      );
+    }
+  }
   return deepFreeze({ config, positionals });
 }
 
@@ -727,6 +797,39 @@ export function requireAggregatorIdentity(
   }
   if (!name || !namespace) throw new TypeError(missing.join("\n"));
   return Object.freeze({ name, namespace });
+}
+
+/** A taint the daemon lifts once the node is warm (`--startup-taint`). */
+export interface StartupTaint {
+  readonly key: string;
+  /** Matches any effect when undefined. */
+  readonly effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+}
+
+const TAINT_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"] as const;
+
+/**
+ * Parses `KEY[:EFFECT]` (as `kubectl taint` spells a taint, without a value).
+ *
+ * @throws {TypeError} when the key is not a qualified name or the effect unknown.
+ */
+export function parseStartupTaint(text: string): StartupTaint {
+  const at = text.lastIndexOf(":");
+  const key = at < 0 ? text : text.slice(0, at);
+  const effect = at < 0 ? undefined : text.slice(at + 1);
+  const name =
+    /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+  if (!name.test(key) || key.length > 316) {
+    throw new TypeError(
+      `taint key ${JSON.stringify(key)} is not a qualified name such as example.com/warming`,
+    );
+  }
+  if (effect !== undefined && !(TAINT_EFFECTS as readonly string[]).includes(effect)) {
+    throw new TypeError(
+      `taint effect ${JSON.stringify(effect)}: expected NoSchedule, PreferNoSchedule or NoExecute`,
+    );
+  }
+  return effect === undefined ? { key } : { key, effect: effect as StartupTaint["effect"] };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -207,3 +207,49 @@ Deno.test("helpText() lists every flag of the original and the additions", () =>
   for (const flag of original) assert(text.includes(flag), flag);
   for (const spec of FLAGS) assert(text.includes(`--${spec.name}`), spec.name);
 });
+
+Deno.test("--startup-taint parses KEY[:EFFECT] and warm-up flags default to off and 10m", () => {
+  const base = ["--node-name=n", "--pod-namespace=ns"];
+  const plain = loadConfig(base).config;
+  assertEquals(plain.startupTaint, undefined);
+  assertEquals(plain.warmTimeoutMs, 600_000);
+  assertEquals(plain.warmMaxConcurrentPulls, undefined);
+  const set = loadConfig([
+    ...base,
+    "--startup-taint=startup-taint.cluster-autoscaler.kubernetes.io/images:NoSchedule",
+    "--warm-timeout=2m",
+    "--warm-max-concurrent-pulls=6",
+  ]).config;
+  assertEquals(set.startupTaint, {
+    key: "startup-taint.cluster-autoscaler.kubernetes.io/images",
+    effect: "NoSchedule",
+  });
+  assertEquals(set.warmTimeoutMs, 120_000);
+  assertEquals(set.warmMaxConcurrentPulls, 6);
+  assertEquals(loadConfig([...base, "--startup-taint=example.com/warming"]).config.startupTaint, {
+    key: "example.com/warming",
+  });
+});
+
+Deno.test("bad warm-up flags and warm-up flags on an aggregator are refused, naming the flag", () => {
+  assertThrows(
+    () => loadConfig(["--startup-taint=example.com/warming:Sometimes"]),
+    TypeError,
+    `--startup-taint "example.com/warming:Sometimes": taint effect "Sometimes"`,
+  );
+  assertThrows(
+    () => loadConfig(["--startup-taint=not a key"]),
+    TypeError,
+    "is not a qualified name",
+  );
+  assertThrows(
+    () => loadConfig(["--warm-max-concurrent-pulls=0"]),
+    TypeError,
+    "--warm-max-concurrent-pulls",
+  );
+  assertThrows(
+    () => loadConfig(["--role=aggregator", "--startup-taint=example.com/warming"]),
+    TypeError,
+    "--startup-taint: warm-up runs on the nodes",
+  );
+});

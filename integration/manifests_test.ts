@@ -32,6 +32,7 @@ import {
   isAllowed,
   type PolicyRule,
   REQUIRED_API_CALLS,
+  type RequiredRule,
   requiredRules,
 } from "../manifests/rbac_expectations.ts";
 import { loadConfig } from "../config/config.ts";
@@ -561,8 +562,45 @@ Deno.test("isAllowed() honours resourceNames", () => {
 
 Deno.test("REQUIRED_API_CALLS names each resource once per scope and role and says why", () => {
   const keys = REQUIRED_API_CALLS.flatMap((r) =>
-    r.roles.map((role) => `${role}:${r.scope}:${r.apiGroup}/${r.resource}:${r.mode}`)
+    r.roles.map((role) =>
+      `${role}:${r.scope}:${r.apiGroup}/${r.resource}:${r.mode}:${r.feature ?? "base"}`
+    )
   );
   assertEquals(new Set(keys).size, keys.length);
   for (const rule of REQUIRED_API_CALLS) assert(rule.why.length > 10, rule.resource);
+});
+
+Deno.test("the warm-up component grants the DaemonSet, and only it, the warm-up rules, and turns the condition on", async () => {
+  const objects = await render("integration/fixtures/warm-up");
+  for (const { workload, role } of workloads(objects)) {
+    const sa = workload.spec.template.spec.serviceAccountName;
+    const rules = rulesOf(objects, sa);
+    const features = workload.kind === "DaemonSet" ? ["warm-up" as const] : [];
+    const expected = (scope: RequiredRule["scope"]) =>
+      ruleTable(
+        requiredRules("pod", role, features).filter((r) => r.scope === scope).map((r) => ({
+          apiGroups: [r.apiGroup],
+          resources: [r.resource],
+          verbs: r.verbs,
+        })),
+      );
+    const label = `${workload.kind} (${role})`;
+    assertEquals(ruleTable(rules.cluster), expected("cluster"), label);
+    // rulesOf() gathers every Role bound to the account; split them by namespace.
+    const roleRules = (namespace: string) =>
+      objects.filter((b) =>
+        b.kind === "RoleBinding" && b.metadata.namespace === namespace &&
+        b.subjects.some((s: Manifest) => s.name === sa && s.namespace === NAMESPACE)
+      ).flatMap((b) =>
+        objects.filter((r) =>
+          r.kind === "Role" && r.metadata.name === b.roleRef.name &&
+          r.metadata.namespace === namespace
+        ).flatMap((r) => r.rules as PolicyRule[])
+      );
+    assertEquals(ruleTable(roleRules(NAMESPACE)), expected("namespace"), label);
+    assertEquals(ruleTable(roleRules("default")), expected("default-namespace"), label);
+  }
+  const { config } = loadConfig(daemonContainer(objects).args, () => undefined);
+  assertEquals(config.imagesCondition, true);
+  assertEquals(config.role, "node");
 });

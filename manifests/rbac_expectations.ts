@@ -23,7 +23,8 @@ export type DaemonRole = "all" | "aggregator" | "node";
  * daemon's own namespace.
  */
 export interface RequiredRule {
-  readonly scope: "cluster" | "namespace";
+  /** `default-namespace`: a Role in the `default` namespace (Events about Nodes live there). */
+  readonly scope: "cluster" | "namespace" | "default-namespace";
   /** `""` for the core group. */
   readonly apiGroup: string;
   readonly resource: string;
@@ -33,6 +34,8 @@ export interface RequiredRule {
   readonly roles: readonly DaemonRole[];
   /** The code that makes the call, and why. */
   readonly why: string;
+  /** An opt-in feature whose kustomize component grants the rule (absent: the base grants it). */
+  readonly feature?: "warm-up";
 }
 
 /** Every API call the daemon makes, by resource. Nothing else may be granted. */
@@ -146,6 +149,38 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     roles: ["node"],
     why: "puller/pull_events.ts records Events on the node daemon's own pod",
   },
+  {
+    scope: "cluster",
+    apiGroup: "",
+    resource: "nodes",
+    verbs: ["patch"],
+    mode: "all",
+    roles: ["all", "node"],
+    feature: "warm-up",
+    why:
+      "warm/warm_up.ts removes the --startup-taint from its own Node (JSON patch with a test op)",
+  },
+  {
+    scope: "cluster",
+    apiGroup: "",
+    resource: "nodes/status",
+    verbs: ["patch"],
+    mode: "all",
+    roles: ["all", "node"],
+    feature: "warm-up",
+    why: "warm/warm_up.ts keeps the ImagesPrePulled condition on its own Node",
+  },
+  {
+    scope: "default-namespace",
+    apiGroup: "",
+    resource: "events",
+    verbs: ["create", "patch"],
+    mode: "all",
+    roles: ["node"],
+    feature: "warm-up",
+    why:
+      "warm/warm_up.ts: the NodeWarm Event on its Node (Events about Nodes live in default; role all has events cluster-wide)",
+  },
 ];
 
 /**
@@ -156,9 +191,11 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
 export function requiredRules(
   strategy: "pod" | "cri",
   role: DaemonRole = "all",
+  features: readonly "warm-up"[] = [],
 ): RequiredRule[] {
   return REQUIRED_API_CALLS.filter((r) =>
-    r.roles.includes(role) && (r.mode === "all" || r.mode === strategy)
+    r.roles.includes(role) && (r.mode === "all" || r.mode === strategy) &&
+    (r.feature === undefined || features.includes(r.feature))
   );
 }
 
@@ -246,6 +283,30 @@ export interface InstalledRules {
   readonly namespaced: readonly PolicyRule[];
   /** The daemon's namespace. */
   readonly namespace: string;
+  /** Role rules in the `default` namespace (the warm-up component's, for Events on Nodes). */
+  readonly defaultNamespace?: readonly PolicyRule[];
+}
+
+/** The rules a role's install grants, with the given opt-in features, as installed rules. */
+export function installedRulesOf(
+  strategy: "pod" | "cri",
+  role: DaemonRole,
+  namespace: string,
+  features: readonly "warm-up"[] = [],
+): InstalledRules {
+  const rules = requiredRules(strategy, role, features);
+  const policy = (scope: RequiredRule["scope"]) =>
+    rules.filter((r) => r.scope === scope).map((r) => ({
+      apiGroups: [r.apiGroup],
+      resources: [r.resource],
+      verbs: r.verbs,
+    }));
+  return {
+    cluster: policy("cluster"),
+    namespaced: policy("namespace"),
+    namespace,
+    defaultNamespace: policy("default-namespace"),
+  };
 }
 
 function ruleMatches(rule: PolicyRule, call: ApiCall): boolean {
@@ -261,5 +322,10 @@ function ruleMatches(rule: PolicyRule, call: ApiCall): boolean {
 /** True when `rules` allow `call` (RBAC is additive: any matching rule allows it). */
 export function isAllowed(rules: InstalledRules, call: ApiCall): boolean {
   if (rules.cluster.some((r) => ruleMatches(r, call))) return true;
+  if (
+    call.namespace === "default" && (rules.defaultNamespace ?? []).some((r) => ruleMatches(r, call))
+  ) {
+    return true;
+  }
   return call.namespace === rules.namespace && rules.namespaced.some((r) => ruleMatches(r, call));
 }

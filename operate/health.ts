@@ -208,6 +208,16 @@ export function readinessReport(parts: ServedParts | undefined): ReadinessReport
   if (published && published.state !== "current" && published.detail) {
     warnings.push(`Published set ${published.state}: ${published.detail}`);
   }
+  // A warming node is no reason to restart or unready the daemon: detail only.
+  const warm = parts.warmUp?.status();
+  if (warm && !warm.warm) {
+    const taint = warm.taintState === "waiting"
+      ? `; taint ${warm.taint} stays until warm${
+        warm.deadline === undefined ? "" : ` or ${new Date(warm.deadline).toISOString()}`
+      }`
+      : "";
+    warnings.push(`Warming: ${warm.condition.message}${taint}`);
+  }
   return {
     ready: notReady.length === 0,
     notReady,

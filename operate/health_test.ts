@@ -168,3 +168,34 @@ Deno.test("HealthCheck judges the daemon's own watches (pull pods, its Node) lik
   assertEquals(report.ok, false);
   assertMatch(report.problems[0], /"pull-pods" has not heard from its API/);
 });
+
+Deno.test("readinessReport() warns while the node warms, with the taint's deadline, and stays ready", () => {
+  const parts = fakeParts([new FakeSource("static")]);
+  parts.isReady = true;
+  let warm = false;
+  const withWarmUp = {
+    ...parts,
+    warmUp: {
+      status: () => ({
+        warm,
+        condition: {
+          status: "False",
+          reason: "ImagesMissing",
+          message: "3 of 5 desired images missing",
+        },
+        taint: "example.com/warming:NoSchedule",
+        taintState: "waiting" as const,
+        deadline: Date.UTC(2026, 0, 1, 0, 10),
+      }),
+    },
+  };
+  assertEquals(readinessReport(withWarmUp), {
+    ready: true,
+    notReady: [],
+    warnings: [
+      "Warming: 3 of 5 desired images missing; taint example.com/warming:NoSchedule stays until warm or 2026-01-01T00:10:00.000Z",
+    ],
+  });
+  warm = true;
+  assertEquals(readinessReport(withWarmUp), { ready: true, notReady: [] });
+});

@@ -130,6 +130,7 @@ export class DaemonMetrics {
   readonly #appliedGeneration: Gauge;
   readonly #setComplete: Gauge;
   readonly #lastComplete: Gauge;
+  readonly #warmSeconds: Histogram<"outcome">;
 
   constructor(options: DaemonMetricsOptions = {}) {
     const registers = [this.#registry];
@@ -229,6 +230,14 @@ export class DaemonMetrics {
       "published_set_seen_timestamp_seconds",
       "Node: when a complete published set was last seen (the scrape time while complete).",
     );
+    this.#warmSeconds = new Histogram({
+      name: METRIC_PREFIX + "node_warm_duration_seconds",
+      help:
+        "Node: time from the Node's registration until it opened for work, by outcome (warm, or timeout: opened by --warm-timeout).",
+      labelNames: ["outcome"],
+      buckets: [5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+      registers,
+    });
     // The standard process and runtime names, unprefixed (see the module doc).
     const standard = (name: string, help: string) => new Gauge({ name, help, registers });
     this.#rss = standard("process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -251,6 +260,8 @@ export class DaemonMetrics {
     }
     this.#duration.zero({ result: "success" });
     this.#duration.zero({ result: "failure" });
+    this.#warmSeconds.zero({ outcome: "warm" });
+    this.#warmSeconds.zero({ outcome: "timeout" });
     for (const reason of Object.keys(FAILURE_REASONS)) this.#failures.inc({ reason }, 0);
     this.#inFlight.set(0);
     this.#ready.set(0);
@@ -281,6 +292,11 @@ export class DaemonMetrics {
     if (label === "failure") {
       this.#failures.inc({ reason: result.error?.reason ?? "RuntimeError" });
     }
+  }
+
+  /** Observes a node's time to warm (the warm-up's `onWarm` hook). */
+  nodeWarm(seconds: number, outcome: "warm" | "timeout"): void {
+    this.#warmSeconds.observe({ outcome }, seconds);
   }
 
   /** Sets `ready` from the readiness report (`GET /readyz`); call it on each scrape. */

@@ -192,3 +192,24 @@ Deno.test("DaemonMetrics.observe() reads a real DesiredImages", async () => {
   assertEquals(sampleValue(text, m("desired_images")), 2);
   assertEquals(sampleValue(text, m("rejected_images")), 1);
 });
+
+Deno.test("node_warm_duration_seconds counts each node opening by outcome, zero until then", async () => {
+  const metrics = new DaemonMetrics({ version: "test" });
+  let text = await metrics.render();
+  for (const outcome of ["warm", "timeout"]) {
+    assertEquals(sampleValue(text, m("node_warm_duration_seconds_count"), { outcome }), 0);
+  }
+  metrics.nodeWarm(42, "warm");
+  text = await metrics.render();
+  assertEquals(sampleValue(text, m("node_warm_duration_seconds_count"), { outcome: "warm" }), 1);
+  assertEquals(sampleValue(text, m("node_warm_duration_seconds_sum"), { outcome: "warm" }), 42);
+  assertEquals(
+    sampleValue(text, m("node_warm_duration_seconds_bucket"), { outcome: "warm", le: "30" }),
+    0,
+  );
+  assertEquals(
+    sampleValue(text, m("node_warm_duration_seconds_bucket"), { outcome: "warm", le: "60" }),
+    1,
+  );
+  assertEquals(sampleValue(text, m("node_warm_duration_seconds_count"), { outcome: "timeout" }), 0);
+});

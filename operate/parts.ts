@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { WarmUpStatus } from "../warm/warm_up.ts";
 import type { Rejection, RejectionSummary } from "../images/desired_images.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
 import type { WatchStatus } from "../kube/reflector.ts";
@@ -40,6 +41,8 @@ export interface ObservedParts {
   readonly publisher?: { status(): PublisherStatus };
   /** With `--role=node`: the published set as this node sees it. */
   readonly publishedSet?: { publishedSet(): PublishedSetStatus };
+  /** The node's warm-up (`ImagesPrePulled` condition, startup taint). */
+  readonly warmUp?: { status(): WarmUpStatus };
   /** This node's puller (`NodePuller`); an aggregator has none. */
   readonly puller?: {
     /** Every tracked image. */

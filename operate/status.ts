@@ -83,6 +83,7 @@ export class StatusView {
       election: parts.election?.status(),
       publisher: parts.publisher?.status(),
       publishedSet: parts.publishedSet?.publishedSet(),
+      warmUp: parts.warmUp?.status(),
       offset,
       limit,
       imagesTotal: this.#images.length,

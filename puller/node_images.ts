@@ -4,7 +4,13 @@
  *
  * @module
  */
-import type { KubeConfig, KubernetesObject, V1Node } from "@kubernetes/client-node";
+import type {
+  KubeConfig,
+  KubernetesObject,
+  V1Node,
+  V1NodeCondition,
+  V1Taint,
+} from "@kubernetes/client-node";
 import type { Clock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { nodeCollection } from "../kube/listers.ts";
@@ -22,15 +28,35 @@ export interface NodeImagesOptions {
 /** How many images the kubelet reports at most, by default (`--node-status-max-images`). */
 export const NODE_STATUS_MAX_IMAGES = 50;
 
+/** What the warm-up reads of the Node (kept small: the watch keeps no whole Node). */
+export interface NodeMeta {
+  /** `metadata.creationTimestamp`, in epoch milliseconds. */
+  readonly created?: number;
+  readonly taints: readonly V1Taint[];
+  readonly conditions: readonly V1NodeCondition[];
+}
+
 /** What is kept of the Node: its image names, and whether the list can be complete. */
 interface NodeView {
   readonly names: ReadonlySet<string>;
   readonly complete: boolean;
+  readonly meta?: NodeMeta;
 }
 
 function nodeView(obj: KubernetesObject): NodeView {
-  const count = (obj as V1Node).status?.images?.length ?? 0;
-  return { names: imageNamesOfNode(obj), complete: count < NODE_STATUS_MAX_IMAGES };
+  const node = obj as V1Node;
+  const count = node.status?.images?.length ?? 0;
+  const created = node.metadata?.creationTimestamp;
+  return {
+    names: imageNamesOfNode(obj),
+    complete: count < NODE_STATUS_MAX_IMAGES,
+    meta: {
+      created: created === undefined ? undefined : new Date(created).getTime(),
+      taints: node.spec?.taints ?? [],
+      // Only the project's own conditions: the kubelet's change every few seconds.
+      conditions: (node.status?.conditions ?? []).filter((c) => c.type === "ImagesPrePulled"),
+    },
+  };
 }
 
 /** Normalised image names of a Node's `status.images`. Pure. */
@@ -113,6 +139,11 @@ export class NodeImages {
       this.#onFound.add(done);
       signal.addEventListener("abort", done, { once: true });
     });
+  }
+
+  /** The Node's creation time, taints and warm-up condition, once seen. */
+  meta(): NodeMeta | undefined {
+    return this.#view.meta;
   }
 
   /** The normalised names the node reports now (a maintained set: cheap to call). */

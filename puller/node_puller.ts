@@ -47,6 +47,8 @@ export interface ImageStatus {
   permanent?: boolean;
   /** True when a trusted origin asks for it: pulls may use the registry credentials. */
   trusted?: boolean;
+  /** True once it has been made present on the node since it became desired. */
+  everPresent?: boolean;
 }
 
 /** What {@linkcode NodePullerOptions.onPullFinished} receives. */
@@ -212,6 +214,8 @@ export class NodePuller {
   readonly #running = new Map<string, Attempt>();
   /** Entries ready to start, and entries waiting for a retry or resync. */
   readonly #queue = new WorkQueue<Entry>();
+  /** The concurrency limit now: `maxConcurrentPulls`, or the warm-up's while warming. */
+  #limit: number;
   #shutdown: AbortSignal = new AbortController().signal;
   #started = false;
   #woken = false;
@@ -252,6 +256,7 @@ export class NodePuller {
       );
     }
     this.#options = options;
+    this.#limit = maxConcurrentPulls;
     this.#clock = options.clock ?? realClock;
     this.#log = options.log.with({ node: options.node });
     this.#backoff = new Backoff({
@@ -281,7 +286,7 @@ export class NodePuller {
       this.#reconcileAll(true);
       this.#log.info("Node puller started", {
         images: this.#entries.size,
-        maxConcurrentPulls: this.#options.maxConcurrentPulls,
+        maxConcurrentPulls: this.#limit,
       });
       while (!signal.aborted) {
         this.#woken = false;
@@ -317,9 +322,20 @@ export class NodePuller {
       if (entry.digest !== undefined) status.digest = entry.digest;
       if (entry.nextAttempt !== undefined) status.nextAttempt = entry.nextAttempt;
       if (entry.permanent) status.permanent = true;
+      if (entry.everPresent) status.everPresent = true;
       out.push(status);
     }
     return out.sort((a, b) => a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0);
+  }
+
+  /**
+   * Changes the concurrency limit (the warm-up raises it while the node
+   * warms, then sets it back); attempts beyond a lowered limit finish.
+   */
+  setConcurrency(limit: number): void {
+    if (!Number.isInteger(limit) || limit < 1 || limit === this.#limit) return;
+    this.#limit = limit;
+    this.#wake();
   }
 
   /** Attempts started and not yet settled (aborted ones count until they settle). */
@@ -406,6 +422,13 @@ export class NodePuller {
   #reconcileAll(initial: boolean): void {
     this.#lastFullReconcile = this.#clock.now();
     const refs = this.#options.desired.refs();
+    // First images asked for by more objects: a warming node opens for the
+    // most work soonest (the sort is stable, so ties keep reference order).
+    if (initial) {
+      const { desired } = this.#options;
+      const asks = new Map(refs.map((ref) => [ref, desired.originsOf(ref).length]));
+      refs.sort((a, b) => asks.get(b)! - asks.get(a)!);
+    }
     const wanted = new Set(refs);
     let added = 0;
     let removed = 0;
@@ -466,7 +489,7 @@ export class NodePuller {
       this.#reconcileAll(false);
     }
     this.#queue.promoteDue(now);
-    while (this.#running.size < this.#options.maxConcurrentPulls) {
+    while (this.#running.size < this.#limit) {
       const entry = this.#queue.pop();
       if (entry === undefined) break;
       this.#start(entry, now);

@@ -204,6 +204,7 @@ Deno.test("NodePuller pulls every desired image and reports it present", async (
       lastAttempt: 1_000_000,
       lastSuccess: 1_001_500,
       digest: DIGEST,
+      everPresent: true,
     },
     {
       ref: BUSYBOX,
@@ -213,6 +214,7 @@ Deno.test("NodePuller pulls every desired image and reports it present", async (
       trusted: true,
       lastAttempt: 1_000_000,
       lastSuccess: 1_001_500,
+      everPresent: true,
     },
   ]);
   assertEquals(h.started, [ALPINE, BUSYBOX]);
@@ -761,4 +763,23 @@ Deno.test("NodePuller retries at once, with credentials, an image that failed un
   assertEquals(h.strategy.callsFor(BUSYBOX).map((c) => c.trusted), [false, true]);
   assertEquals(h.strategy.last(BUSYBOX).at, h.clock.now());
   await h.stop();
+});
+
+Deno.test("NodePuller starts first the images asked for by more objects, and setConcurrency raises the limit", async () => {
+  const desired = new DesiredImages();
+  desired.set("cm/a", [ALPINE]);
+  desired.set("cm/b", [BUSYBOX, "docker.io/library/nginx:1"]);
+  desired.set("cm/c", [BUSYBOX, "docker.io/library/nginx:1"]);
+  desired.set("cm/d", ["docker.io/library/nginx:1"]);
+  const h = await start({ desired, maxConcurrentPulls: 1 });
+  // nginx (3 objects), then busybox (2), then alpine (1), one at a time.
+  assertEquals(h.strategy.calls.map((c) => c.ref), ["docker.io/library/nginx:1"]);
+  h.puller.setConcurrency(3);
+  await h.clock.flush();
+  assertEquals(h.strategy.calls.map((c) => c.ref), [
+    "docker.io/library/nginx:1",
+    BUSYBOX,
+    ALPINE,
+  ]);
+  assertEquals(h.puller.inFlight(), 3);
 });

@@ -10,7 +10,7 @@ import { stringify as toYaml } from "yaml";
 import { type Logger, nullLogger } from "../../log/logger.ts";
 import { speakHttp1 } from "../../kube/client.ts";
 import { Authorizer, type DenyRule } from "./authz.ts";
-import { type FailNextOptions, FaultPlan, type InjectedStatus } from "./faults.ts";
+import { type FailNextOptions, type FaultMatch, FaultPlan, type InjectedStatus } from "./faults.ts";
 import { type FakeKubelet, SimulatedKubelet } from "./kubelet.ts";
 import { mergePatch } from "./patch.ts";
 import { RequestLog, type RequestLog as RequestLogClass } from "./request_log.ts";
@@ -89,6 +89,11 @@ export interface FaultControls {
   failNext(n: number, status: InjectedStatus, options?: FailNextOptions): void;
   /** Adds `ms` of latency before every request (0 removes it). */
   setLatency(ms: number): void;
+  /**
+   * Runs `action` just before the next request matching `match` is handled
+   * (such as another writer's edit between a client's read and its patch).
+   */
+  beforeNext(match: FaultMatch, action: () => void): void;
   /**
    * Makes the watch cache trail the store by `commits` commits (`Infinity`
    * holds it where it is; 0 lets it catch up). Lists with resourceVersion "0"
@@ -271,6 +276,7 @@ class FakeApiServerImpl implements FakeApiServer {
           cut: options?.abrupt ?? false,
         }),
       failNext: (n, status, options) => this.#faults.failNext(n, status, options),
+      beforeNext: (match, action) => this.#faults.beforeNext(match, action),
       setLatency: (ms) => {
         this.#faults.latencyMs = ms;
       },

@@ -43,9 +43,31 @@ export class FaultPlan {
     if (n > 0) this.#pending.push({ remaining: n, status, options });
   }
 
+  #before: { match: FaultMatch; action: () => void }[] = [];
+
+  /**
+   * Runs `action` just before the next matching request is handled: another
+   * writer's change that lands between a client's read and its write.
+   */
+  beforeNext(match: FaultMatch, action: () => void): void {
+    this.#before.push({ match, action });
+  }
+
+  /** Runs and forgets the first `beforeNext` action matching this request. */
+  runBefore(verb: string, resource: string): void {
+    const index = this.#before.findIndex(({ match }) =>
+      (match.verb === undefined || match.verb === verb) &&
+      (match.resource === undefined || match.resource === resource)
+    );
+    if (index < 0) return;
+    const [{ action }] = this.#before.splice(index, 1);
+    action();
+  }
+
   /** Forgets queued failures and latency. */
   reset(): void {
     this.#pending = [];
+    this.#before = [];
     this.latencyMs = 0;
   }
 

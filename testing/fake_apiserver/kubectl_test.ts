@@ -237,3 +237,32 @@ kubectlTest(
     });
   },
 );
+
+kubectlTest(
+  "kubectl taint adds and removes a node's taint, keeping the others and the status",
+  async () => {
+    await withServer({ nodes: ["node-1"] }, async (server) => {
+      const other = { key: "other.example.com/keep", value: "x", effect: "NoExecute" };
+      const node = server.get("nodes", undefined, "node-1")!;
+      server.update("nodes", { ...node, spec: { ...node.spec as object, taints: [other] } });
+      await kubectlOn(server, async (kubectl) => {
+        const key = "startup-taint.cluster-autoscaler.kubernetes.io/images";
+        const added = await kubectl("taint", "nodes", "node-1", `${key}=true:NoSchedule`);
+        assertEquals(added.ok, true, added.stderr);
+        assertMatch(added.stdout, /node\/node-1 tainted/);
+        const taints = () =>
+          (server.get("nodes", undefined, "node-1")!.spec as { taints?: unknown })
+            .taints;
+        assertEquals(taints(), [{ key, value: "true", effect: "NoSchedule" }, other]);
+        const removed = await kubectl("taint", "nodes", "node-1", `${key}-`);
+        assertEquals(removed.ok, true, removed.stderr);
+        assertMatch(removed.stdout, /node\/node-1 untainted/);
+        assertEquals(taints(), [other]);
+        const status = server.get("nodes", undefined, "node-1")!.status as {
+          conditions?: { type: string }[];
+        };
+        assertEquals(status.conditions?.some((c) => c.type === "Ready"), true);
+      });
+    });
+  },
+);

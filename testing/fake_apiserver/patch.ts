@@ -1,7 +1,10 @@
 /**
  * The PATCH formats kube-apiserver accepts: JSON Patch (RFC 6902), JSON
- * Merge Patch (RFC 7386), and strategic merge patch, which the fake treats as
- * a merge patch (lists are replaced rather than merged by key).
+ * Merge Patch (RFC 7386), and strategic merge patch: a merge patch in which
+ * the lists a resource declares with a merge key (a Node's
+ * `status.conditions`, by `type`) are merged item by item, and every other
+ * list is replaced (as the real server does for lists without
+ * `patchStrategy: merge`, such as `spec.taints`).
  *
  * @module
  */
@@ -40,6 +43,65 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
     }
   }
   return result;
+}
+
+/**
+ * Applies a strategic merge patch. `mergeKeys` maps a dotted path
+ * (`status.conditions`) to the key its items merge by; an item of such a
+ * list in the patch replaces fields of the item with the same key (or is
+ * appended), and `{"$patch": "delete", type: X}` removes it. Other lists are
+ * replaced. Returns a new value.
+ */
+export function strategicMergePatch(
+  target: unknown,
+  patch: unknown,
+  mergeKeys: Readonly<Record<string, string>> = {},
+  path = "",
+): unknown {
+  if (!isPlainObject(patch)) return structuredClone(patch);
+  const result: Record<string, unknown> = isPlainObject(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    const at = path === "" ? key : `${path}.${key}`;
+    const mergeKey = mergeKeys[at];
+    if (value === null) {
+      delete result[key];
+    } else if (mergeKey !== undefined && Array.isArray(value)) {
+      const items = Array.isArray(result[key]) ? [...result[key] as unknown[]] : [];
+      for (const item of value) {
+        if (!isPlainObject(item) || item[mergeKey] === undefined) {
+          throw new TypeError(`${at}: every item needs its merge key "${mergeKey}"`);
+        }
+        const index = items.findIndex((old) =>
+          isPlainObject(old) && old[mergeKey] === item[mergeKey]
+        );
+        if (item["$patch"] === "delete") {
+          if (index >= 0) items.splice(index, 1);
+        } else if (index >= 0) {
+          items[index] = strategicMergePatch(items[index], item, mergeKeys, `${at}[]`);
+        } else {
+          items.push(strategicMergePatch(undefined, item, mergeKeys, `${at}[]`));
+        }
+      }
+      result[key] = items;
+    } else {
+      result[key] = strategicMergePatch(result[key], value, mergeKeys, at);
+    }
+  }
+  return result;
+}
+
+/** Whether two JSON values are equal (objects by keys, not key order). */
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
+      a.every((item, i) => jsonEqual(item, b[i]));
+  }
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length &&
+      keys.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]));
+  }
+  return a === b;
 }
 
 /** One RFC 6902 operation. */
@@ -157,7 +219,8 @@ export function jsonPatch(target: unknown, operations: unknown): unknown {
         doc = addAt(doc, raw.path, structuredClone(getAt(doc, raw.from ?? "")));
         break;
       case "test":
-        if (JSON.stringify(getAt(doc, raw.path)) !== JSON.stringify(raw.value)) {
+        // Deep equality, as RFC 6902 says: object key order does not count.
+        if (!jsonEqual(getAt(doc, raw.path), raw.value)) {
           throw new TypeError(`Test operation failed at "${raw.path}"`);
         }
         break;

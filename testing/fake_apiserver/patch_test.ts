@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../assert.ts";
-import { jsonPatch, mergePatch, patchTypeOf } from "./patch.ts";
+import { jsonPatch, mergePatch, patchTypeOf, strategicMergePatch } from "./patch.ts";
 
 Deno.test("mergePatch() follows RFC 7386", async (t) => {
   const cases: [string, unknown, unknown, unknown][] = [
@@ -67,4 +67,81 @@ Deno.test("patchTypeOf() maps content types", () => {
   assertEquals(patchTypeOf("application/strategic-merge-patch+json"), "strategic");
   assertEquals(patchTypeOf("application/apply-patch+yaml"), undefined);
   assertEquals(patchTypeOf(null), undefined);
+});
+
+Deno.test("strategicMergePatch() merges keyed lists by key and replaces the others", () => {
+  const node = {
+    spec: { taints: [{ key: "a", effect: "NoSchedule" }, { key: "b", effect: "NoSchedule" }] },
+    status: {
+      conditions: [
+        { type: "Ready", status: "True" },
+        { type: "ImagesPrePulled", status: "False", reason: "Pulling" },
+      ],
+    },
+  };
+  const keys = { "status.conditions": "type" };
+  assertEquals(
+    strategicMergePatch(node, {
+      status: { conditions: [{ type: "ImagesPrePulled", status: "True", reason: "Warm" }] },
+    }, keys),
+    {
+      spec: node.spec,
+      status: {
+        conditions: [
+          { type: "Ready", status: "True" },
+          { type: "ImagesPrePulled", status: "True", reason: "Warm" },
+        ],
+      },
+    },
+  );
+  assertEquals(
+    strategicMergePatch(
+      node,
+      { status: { conditions: [{ type: "Disk", status: "False" }] } },
+      keys,
+    ),
+    {
+      spec: node.spec,
+      status: { conditions: [...node.status.conditions, { type: "Disk", status: "False" }] },
+    },
+  );
+  assertEquals(
+    strategicMergePatch(node, {
+      status: { conditions: [{ type: "Ready", $patch: "delete" }] },
+    }, keys),
+    { spec: node.spec, status: { conditions: [node.status.conditions[1]] } },
+  );
+  // spec.taints has no merge key: the patch's list replaces it, as kubectl taint relies on.
+  assertEquals(
+    strategicMergePatch(node, { spec: { taints: [{ key: "b", effect: "NoSchedule" }] } }, keys),
+    { spec: { taints: [{ key: "b", effect: "NoSchedule" }] }, status: node.status },
+  );
+  assertThrows(
+    () => strategicMergePatch(node, { status: { conditions: [{ status: "True" }] } }, keys),
+    TypeError,
+    'merge key "type"',
+  );
+});
+
+Deno.test("jsonPatch() test op compares objects by value, not key order", () => {
+  const doc = { spec: { taints: [{ key: "a", effect: "NoSchedule" }] } };
+  const remove = { op: "remove", path: "/spec/taints/0" };
+  assertEquals(
+    jsonPatch(doc, [{
+      op: "test",
+      path: "/spec/taints",
+      value: [{ effect: "NoSchedule", key: "a" }],
+    }, remove]),
+    { spec: { taints: [] } },
+  );
+  assertThrows(
+    () =>
+      jsonPatch(doc, [{
+        op: "test",
+        path: "/spec/taints",
+        value: [{ effect: "NoSchedule", key: "a", value: "x" }],
+      }, remove]),
+    TypeError,
+    "Test operation failed",
+  );
 });

@@ -46,6 +46,11 @@ export interface ResourceInfo {
   readonly returnDeletedObject: boolean;
   /** Name rule: DNS-1123 subdomain (most) or label (namespaces). */
   readonly nameRule: "subdomain" | "label";
+  /**
+   * Lists a strategic merge patch merges by key (the API types'
+   * `patchMergeKey`), by dotted path; every other list is replaced.
+   */
+  readonly mergeKeys?: Readonly<Record<string, string>>;
 }
 
 /** The group of the Argo Workflows custom resources. */
@@ -110,6 +115,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
     namespaced: false,
     shortNames: ["no"],
     statusSubresource: true,
+    mergeKeys: { "status.conditions": "type", "status.addresses": "type" },
   }),
   core("namespaces", "Namespace", {
     namespaced: false,

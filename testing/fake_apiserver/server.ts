@@ -18,7 +18,7 @@ import {
   FAKE_VERSION,
 } from "./discovery.ts";
 import type { FaultPlan } from "./faults.ts";
-import { jsonPatch, mergePatch, patchTypeOf } from "./patch.ts";
+import { jsonPatch, mergePatch, patchTypeOf, strategicMergePatch } from "./patch.ts";
 import type { RequestLog, RequestRecord } from "./request_log.ts";
 import {
   ARGO_GROUP,
@@ -434,7 +434,11 @@ async function handleResource(
         rr.name!,
         (current) =>
           fields(
-            (type === "json" ? jsonPatch(current, body) : mergePatch(current, body)) as KubeObject,
+            (type === "json"
+              ? jsonPatch(current, body)
+              : type === "strategic"
+              ? strategicMergePatch(current, body, info.mergeKeys)
+              : mergePatch(current, body)) as KubeObject,
           ),
         {
           subresource: rr.subresource,
@@ -562,6 +566,7 @@ export async function handleRequest(ctx: HandlerContext, request: Request): Prom
       verb = rr.verb;
       resource = rr.subresource ? `${rr.info.plural}/${rr.subresource}` : rr.info.plural;
     }
+    ctx.faults.runBefore(verb, resource);
     const injected = ctx.faults.take(verb, resource);
     if (injected) throw injected;
     if (path === "/healthz" || path === "/livez" || path === "/readyz") {
