@@ -25,12 +25,45 @@ export const NODE_STATUS_MAX_IMAGES = 50;
 /** What is kept of the Node: its image names, and whether the list can be complete. */
 interface NodeView {
   readonly names: ReadonlySet<string>;
+  readonly tagDigests: ReadonlySet<string>;
   readonly complete: boolean;
 }
 
+const EMPTY_VIEW: NodeView = { names: new Set(), tagDigests: new Set(), complete: true };
+
 function nodeView(obj: KubernetesObject): NodeView {
   const count = (obj as V1Node).status?.images?.length ?? 0;
-  return { names: imageNamesOfNode(obj), complete: count < NODE_STATUS_MAX_IMAGES };
+  return {
+    names: imageNamesOfNode(obj),
+    tagDigests: tagDigestsOfNode(obj),
+    complete: count < NODE_STATUS_MAX_IMAGES,
+  };
+}
+
+/**
+ * Which digest each tag on a Node points to, as `domain/path:tag@digest`:
+ * a tag and a digest of one repository listed in the same `status.images`
+ * entry (one image). Pure.
+ */
+export function tagDigestsOfNode(obj: KubernetesObject): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const image of (obj as V1Node).status?.images ?? []) {
+    const tags: string[] = [];
+    const digests: string[] = [];
+    for (const name of image.names ?? []) {
+      const result = tryNormalizeReference(name);
+      if (!result.ok) continue;
+      (result.ref.includes("@") ? digests : tags).push(result.ref);
+    }
+    for (const tag of tags) {
+      const repo = tag.slice(0, tag.lastIndexOf(":"));
+      for (const digest of digests) {
+        const at = digest.indexOf("@");
+        if (digest.slice(0, at) === repo) out.add(`${tag}${digest.slice(at)}`);
+      }
+    }
+  }
+  return out;
 }
 
 /** Normalised image names of a Node's `status.images`. Pure. */
@@ -51,7 +84,7 @@ export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
  * content is there.
  */
 export class NodeImages {
-  #view: NodeView = { names: new Set(), complete: true };
+  #view: NodeView = EMPTY_VIEW;
   readonly #reflector: Reflector<NodeView>;
   /** Whether the last list or event showed the Node; undefined until the first list. */
   #found?: boolean;
@@ -70,7 +103,7 @@ export class NodeImages {
       handler: {
         transform: nodeView,
         replace: (items) => {
-          this.#view = items.values().next().value ?? { names: new Set(), complete: true };
+          this.#view = items.values().next().value ?? EMPTY_VIEW;
           this.#setFound(items.size > 0);
         },
         upsert: (_key, view) => {
@@ -78,7 +111,7 @@ export class NodeImages {
           this.#setFound(true);
         },
         remove: () => {
-          this.#view = { names: new Set(), complete: true };
+          this.#view = EMPTY_VIEW;
           this.#setFound(false);
         },
       },
@@ -118,6 +151,14 @@ export class NodeImages {
   /** The normalised names the node reports now (a maintained set: cheap to call). */
   names(): ReadonlySet<string> {
     return this.#view.names;
+  }
+
+  /**
+   * The tags on the node with the digest each points to, as
+   * `domain/path:tag@digest` (a maintained set: cheap to call).
+   */
+  tagDigests(): ReadonlySet<string> {
+    return this.#view.tagDigests;
   }
 
   /**
