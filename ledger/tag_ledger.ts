@@ -163,6 +163,8 @@ export class TagLedger {
    * returned as they are.
    */
   annotate(image: PublishedImage): PublishedImage {
+    // A tag not seen yet gets its entry here: the published set is the level.
+    if (isLedgerTag(image.ref)) this.#state(image.ref);
     const entry = this.entry(image.ref);
     if (entry === undefined) return image;
     return {
