@@ -563,19 +563,29 @@ export class NodePuller {
    * here would fetch nothing new. A node whose list is cut off (the
    * kubelet's cap) and does not show the pair pulls: absence is not proof.
    */
-  #holdsLedgerDigest(entry: Entry): string | undefined {
+  #holdsLedgerDigest(entry: Entry, now: number): string | undefined {
     if (entry.presenceNames !== undefined) return undefined;
     const view = this.#options.ledger?.(entry.ref);
     if (view?.canary === undefined || view.canary === this.#options.node) return undefined;
-    if (view.digest === undefined) return undefined;
+    const digest = view.digest;
+    if (digest === undefined) return undefined;
     const held = this.#options.presentTagDigests?.();
-    return held?.has(`${entry.ref}@${view.digest}`) ? view.digest : undefined;
+    if (held?.has(`${entry.ref}@${digest}`)) return digest;
+    // Not listed. On a node past the kubelet's cap that proves nothing: a
+    // tag this puller itself pulled at that digest counts as held until the
+    // recheck is due, as for digest-pinned images.
+    const complete = this.#options.presentImagesComplete?.() ?? true;
+    const pulled = entry.digest === digest || entry.digest?.endsWith(`@${digest}`) === true;
+    return !complete && pulled && entry.lastSuccess !== undefined &&
+        now - entry.lastSuccess < (this.#options.digestRecheckMs ?? 6 * 3_600_000)
+      ? digest
+      : undefined;
   }
 
   #start(entry: Entry, now: number): void {
     this.#version++;
     const { ref } = entry;
-    const ledgerDigest = this.#holdsLedgerDigest(entry);
+    const ledgerDigest = this.#holdsLedgerDigest(entry, now);
     if (ledgerDigest !== undefined) {
       entry.digest = ledgerDigest;
       this.#markPresent(entry, now);

@@ -842,3 +842,24 @@ Deno.test("NodePuller with a tag ledger pulls every period when there is no cana
     await h.stop();
   }
 });
+
+Deno.test("NodePuller with a tag ledger on a node past the kubelet's cap trusts a tag it pulled at the ledger digest until the recheck", async () => {
+  const D1 = "sha256:" + "1".repeat(64);
+  const h = await start({
+    images: [ALPINE],
+    plan: () => ({ afterMs: 10, ...ok(`docker.io/library/alpine@${D1}`) }),
+    resyncPeriodMs: 60_000,
+    resyncJitter: 0,
+    digestRecheckMs: 200_000,
+    ledger: () => ({ canary: "node-2", digest: D1 }),
+    presentTagDigests: () => new Set(),
+    presentImagesComplete: () => false,
+  });
+  await h.clock.advance(10);
+  assertEquals(h.strategy.calls.length, 1, "not listed, never pulled: pulled");
+  await h.clock.advance(180_000);
+  assertEquals(h.strategy.calls.length, 1, "pulled at the ledger digest: trusted for 200 s");
+  await h.clock.advance(60_000);
+  assertEquals(h.strategy.calls.length, 2, "recheck due: pulled again");
+  await h.stop();
+});
