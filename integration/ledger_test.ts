@@ -219,3 +219,31 @@ Deno.test("a canary that cannot pull is replaced; when the next fails too, every
     assertEquals(aggregator.parts.ledger.entry(ref)?.fallback, false);
   });
 });
+
+Deno.test("a tag's canary moves when its node becomes not ready, and only that tag's canary moves", async () => {
+  await withCluster(async ({ server }) => {
+    for (const ref of TAGS) {
+      await waitFor(() => ledgerOf(server, ref)?.canary !== undefined, { what: `${ref} canary` });
+    }
+    const before = TAGS.map((ref) => ledgerOf(server, ref)!.canary!);
+    const gone = before[0];
+    const node = server.get("nodes", undefined, gone)!;
+    const status = node.status as { conditions: { type: string; status: string }[] };
+    server.updateStatus("nodes", {
+      ...node,
+      status: {
+        ...status,
+        conditions: status.conditions.map((c) =>
+          c.type === "Ready" ? { ...c, status: "False" } : c
+        ),
+      },
+    });
+    await waitFor(() => {
+      const now = ledgerOf(server, TAGS[0])?.canary;
+      return now !== undefined && now !== gone;
+    }, { what: "a new canary for the first tag" });
+    for (const [i, ref] of TAGS.entries()) {
+      if (before[i] !== gone) assertEquals(ledgerOf(server, ref)!.canary, before[i], ref);
+    }
+  });
+});
