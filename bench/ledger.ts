@@ -71,9 +71,11 @@ function podCreations(cluster: Cluster): number {
   ).length;
 }
 
-/** Runs scenario 9. */
-export async function ledger(options: ScenarioOptions): Promise<ScenarioResult> {
-  const scale = ledgerScale(options.quick);
+/** Runs scenario 9 (at `scale`, by default the full or quick one). */
+export async function ledger(
+  options: ScenarioOptions,
+  scale: ReturnType<typeof ledgerScale> = ledgerScale(options.quick),
+): Promise<ScenarioResult> {
   const loadBefore = machineLoad();
   const names = Array.from({ length: scale.nodes }, (_, i) => `node-${String(i).padStart(3, "0")}`);
   const tags = Array.from(
