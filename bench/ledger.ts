@@ -151,7 +151,7 @@ export async function ledger(
         daemons.every((d) => d.parts.puller.allPresent()) &&
         aggregator!.ledger.entries().every((e) => e.digest !== undefined),
       "split: installed",
-      { timeoutMs: 900_000, intervalMs: 100 },
+      { timeoutMs: 1_800_000, intervalMs: 100 },
     );
     const installMs = performance.now() - installStart;
     // One period for the last install pulls to settle into the resync rhythm.
