@@ -16,6 +16,9 @@ import { DesiredImages, desiredImagesOptions } from "./images/desired_images.ts"
 import { EventRecorder } from "./kube/events.ts";
 import { Publisher, type PublisherStatus } from "./publication/publisher.ts";
 import type { Source } from "./sources/source.ts";
+import { TagLedger } from "./ledger/tag_ledger.ts";
+import { LedgerFeed } from "./ledger/ledger_feed.ts";
+import type { WatchStatus } from "./kube/reflector.ts";
 import { realClock } from "./time/clock.ts";
 
 /** The running parts of an aggregator. */
@@ -25,6 +28,10 @@ export interface AggregatorParts {
   readonly election: { status(): ElectionStatus };
   readonly publisher: { status(): PublisherStatus };
   readonly events: EventRecorder;
+  /** The tag ledger: per tag, its canary and the digest last seen (#16). */
+  readonly ledger: TagLedger;
+  /** The ledger's watches (Nodes, pull pods). */
+  readonly watches: readonly { status(): WatchStatus }[];
   /** True once every source has synced (a standby is ready too: it is warm). */
   ready(): boolean;
 }
@@ -61,16 +68,24 @@ export async function runAggregator(
   const synced = Promise.all(sources.map((s) => s.synced)).then(() => {});
   let sourcesSynced = false;
   synced.then(() => sourcesSynced = true);
+  // The tag ledger (#16): one canary per tag checks the registry each period;
+  // the others skip a tag whose digest they already hold.
+  const ledger = new TagLedger({ now: () => clock.now() });
+  const feed = new LedgerFeed({ kubeConfig, namespace, ledger, log, clock });
+  desired.subscribe(() => ledger.retain(desired.refs()));
   const publisher = new Publisher({
     kubeConfig,
     namespace,
     desired,
+    annotate: (image) => ledger.annotate(image),
     isLeader: () => election.isLeader(),
-    sourcesSynced: synced,
+    // Nodes listed too: a set published before would name no canaries.
+    sourcesSynced: Promise.all([synced, feed.synced]).then(() => {}),
     log,
     clock,
     minIntervalMs: config.publishIntervalMs,
   });
+  ledger.subscribe(() => publisher.poke());
   election.onChange((leading) => {
     if (!leading) return;
     events.flush();
@@ -82,6 +97,8 @@ export async function runAggregator(
     election,
     publisher,
     events: recorder,
+    ledger,
+    watches: feed.watches,
     ready: () => sourcesSynced,
   });
   log.info("Starting image-cache-daemon", {
@@ -94,6 +111,7 @@ export async function runAggregator(
     await Promise.all([
       ...sources.map((s) => s.run(signal)),
       publisher.run(signal),
+      feed.run(signal),
       election.run(signal),
     ]);
   } finally {

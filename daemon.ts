@@ -218,6 +218,9 @@ export async function runDaemon(
     desiredCount: () => desired.size,
     allPresent: () => puller.allPresent(),
   });
+  const publishedSet = sources.find((s): s is PublishedSetSource =>
+    s instanceof PublishedSetSource
+  );
   const puller = new NodePuller({
     node,
     strategy,
@@ -230,6 +233,10 @@ export async function runDaemon(
     resyncPeriodMs: config.resyncPeriodMs,
     presentImages: () => nodeImages.names(),
     presentImagesComplete: () => nodeImages.complete(),
+    // --role=node: the aggregator's tag ledger (#16); --role=all checks every tag itself.
+    ledger: publishedSet ? (ref) => publishedSet.ledger(ref) : undefined,
+    presentTagDigests: () => nodeImages.tagDigests(),
+    onLedgerSkip: (ref) => deps.metrics?.ledgerSkip?.(ref),
     onPullStarted: (ref) => deps.metrics?.pullStarted(ref),
     onPullFinished: (ref, result) => {
       deps.metrics?.pullFinished(ref, result);
@@ -259,6 +266,7 @@ export async function runDaemon(
       onWarm: (seconds, outcome) => deps.metrics?.nodeWarm(seconds, outcome),
       subscribe: (listener) => desired.subscribe(listener),
     });
+  publishedSet?.onLedgerChange((refs) => puller.recheck(refs));
   deps.onStarted?.({
     desired,
     sources,
@@ -268,7 +276,7 @@ export async function runDaemon(
     events,
     watches: [nodeImages, ...strategy.watches ?? []],
     ready: () => pullerRunning,
-    publishedSet: sources.find((s): s is PublishedSetSource => s instanceof PublishedSetSource),
+    publishedSet,
     waiting: () => waiting,
     warmUp,
   });

@@ -15,6 +15,7 @@ import { churn } from "./churn.ts";
 import { criOverhead } from "./cri_overhead.ts";
 import { machineLoad, print } from "./harness.ts";
 import { initialSync } from "./initial_sync.ts";
+import { ledger } from "./ledger.ts";
 import { manyNodes } from "./many_nodes.ts";
 import { memoryByBuild } from "./memory.ts";
 import { resync } from "./resync.ts";
@@ -37,6 +38,7 @@ const SCENARIOS: readonly [
   [7, "memory by build", memoryByBuild],
   [8, "split layout", split],
   [9, "warm-up", warmUp],
+  [10, "tag ledger", ledger],
 ];
 
 /** Parsed command line of the benchmark. */

@@ -83,6 +83,14 @@ export function podCollection(
   });
 }
 
+/**
+ * Every node: only the aggregator's tag ledger reads the whole list (a node
+ * daemon reads its own Node, {@linkcode nodeCollection}).
+ */
+export function allNodesCollection(kc: KubeConfig): Collection {
+  return collection(kc, "/api/v1/nodes");
+}
+
 /** One node, by name (`fieldSelector=metadata.name=<node>`): never the whole node list. */
 export function nodeCollection(kc: KubeConfig, options: { name: string }): Collection {
   return collection(kc, "/api/v1/nodes", { fieldSelector: `metadata.name=${options.name}` });

@@ -113,6 +113,25 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     why: "the CRI strategy reads --image-pull-secret Secrets to pass credentials to the runtime",
   },
   {
+    scope: "cluster",
+    apiGroup: "",
+    resource: "nodes",
+    verbs: ["list", "watch"],
+    mode: "all",
+    roles: ["aggregator"],
+    why:
+      "ledger/ledger_feed.ts follows which nodes are ready: the candidates for each tag's canary",
+  },
+  {
+    scope: "namespace",
+    apiGroup: "",
+    resource: "pods",
+    verbs: ["list", "watch"],
+    mode: "all",
+    roles: ["aggregator"],
+    why: "ledger/ledger_feed.ts reads the digest a tag resolved to from pull pods' imageID",
+  },
+  {
     scope: "namespace",
     apiGroup: "coordination.k8s.io",
     resource: "leases",

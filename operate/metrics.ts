@@ -131,6 +131,11 @@ export class DaemonMetrics {
   readonly #setComplete: Gauge;
   readonly #lastComplete: Gauge;
   readonly #warmSeconds: Histogram<"outcome">;
+  readonly #ledgerSkips: Counter;
+  readonly #ledgerDrift: Gauge;
+  readonly #ledgerTags: Gauge;
+  readonly #ledgerFallback: Gauge;
+  readonly #ledgerOldestCheck: Gauge;
 
   constructor(options: DaemonMetricsOptions = {}) {
     const registers = [this.#registry];
@@ -200,6 +205,24 @@ export class DaemonMetrics {
       "watch_restarts_total",
       "Watch restarts after an error or expiry, by source.",
       ["source"],
+    );
+    this.#ledgerSkips = counter(
+      "ledger_skips_total",
+      "Node: resync checks of a tag answered by the tag ledger (the node held its digest; no pull).",
+    );
+    this.#ledgerDrift = gauge(
+      "ledger_drift_images",
+      "Node: tags whose copy on this node does not have the ledger's digest (yet).",
+    );
+    this.#ledgerTags = gauge("ledger_tags", "Aggregator: tags in the tag ledger.");
+    this.#ledgerFallback = gauge(
+      "ledger_fallback_tags",
+      "Aggregator: tags whose canaries keep failing, pulled by every node itself.",
+    );
+    this.#ledgerOldestCheck = gauge(
+      "ledger_oldest_check_timestamp_seconds",
+      "Aggregator: the oldest last check of any tag with a digest in the ledger " +
+        "(per tag in /status: a label per tag would be a series per desired image).",
     );
     this.#leader = gauge(
       "leader",
@@ -278,6 +301,11 @@ export class DaemonMetrics {
     this.#inFlight.inc();
   }
 
+  /** Counts a tag check answered by the ledger (the puller's `onLedgerSkip` hook). */
+  ledgerSkip(_ref: string): void {
+    this.#ledgerSkips.inc();
+  }
+
   /** Counts an attempt that settled (the puller's `onPullFinished` hook). */
   pullFinished(_ref: string, result: PullFinished): void {
     this.#inFlight.dec();
@@ -311,9 +339,11 @@ export class DaemonMetrics {
     const byState = new Map<ImageState, number>(IMAGE_STATES.map((s) => [s, 0]));
     let present = 0;
     const failing: ImageStatus[] = [];
+    let drift = 0;
     for (const image of images) {
       byState.set(image.state, (byState.get(image.state) ?? 0) + 1);
       if (isPresent(image)) present++;
+      if (image.ledgerDrift) drift++;
       if (image.consecutiveFailures > 0) failing.push(image);
     }
     failing.sort((a, b) =>
@@ -328,6 +358,7 @@ export class DaemonMetrics {
     }
     for (const [state, count] of byState) this.#images.set({ state }, count);
     this.#present.set(present);
+    this.#ledgerDrift.set(drift);
     this.#desired.set(parts.desired.size);
     this.#rejected.set(parts.desired.rejectedCount?.() ?? parts.desired.rejections().length);
     this.#inFlight.set(parts.puller?.inFlight() ?? 0);
@@ -362,6 +393,13 @@ export class DaemonMetrics {
       if (publisher.lastPublish !== undefined) this.#lastPublish.set(publisher.lastPublish / 1000);
       this.#publishedImages.set(publisher.images);
       this.#publishedShards.set(publisher.shards);
+    }
+    const ledger = parts.ledger?.entries();
+    if (ledger) {
+      this.#ledgerTags.set(ledger.length);
+      this.#ledgerFallback.set(ledger.filter((e) => e.fallback).length);
+      const checks = ledger.flatMap((e) => e.checkedAt === undefined ? [] : [e.checkedAt]);
+      if (checks.length > 0) this.#ledgerOldestCheck.set(Math.min(...checks) / 1000);
     }
     const set = parts.publishedSet?.publishedSet();
     if (set) {

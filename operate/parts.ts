@@ -11,6 +11,7 @@ import type { WatchStatus } from "../kube/reflector.ts";
 import type { ElectionStatus } from "../election/leader_elector.ts";
 import type { PublisherStatus } from "../publication/publisher.ts";
 import type { PublishedSetStatus } from "../publication/published_set_source.ts";
+import type { LedgerEntry } from "../ledger/tag_ledger.ts";
 
 /** The parts of a daemon that metrics, health and status observe. */
 export interface ObservedParts {
@@ -39,6 +40,8 @@ export interface ObservedParts {
   readonly election?: { status(): ElectionStatus };
   /** With `--role=aggregator`: the writer of the published set. */
   readonly publisher?: { status(): PublisherStatus };
+  /** With `--role=aggregator`: the tag ledger (per tag: canary, digest, last check). */
+  readonly ledger?: { entries(): readonly LedgerEntry[] };
   /** With `--role=node`: the published set as this node sees it. */
   readonly publishedSet?: { publishedSet(): PublishedSetStatus };
   /** The node's warm-up (`ImagesPrePulled` condition, startup taint). */

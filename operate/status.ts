@@ -84,6 +84,12 @@ export class StatusView {
       publisher: parts.publisher?.status(),
       publishedSet: parts.publishedSet?.publishedSet(),
       warmUp: parts.warmUp?.status(),
+      // The aggregator's tag ledger, paged like the images.
+      ledgerTotal: parts.ledger?.entries().length,
+      ledger: parts.ledger?.entries().slice(offset, offset + limit).map((e) => ({
+        ...e,
+        checkedAt: iso(e.checkedAt),
+      })),
       offset,
       limit,
       imagesTotal: this.#images.length,

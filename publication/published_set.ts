@@ -60,7 +60,19 @@ export interface PublishedImage {
    * `--image-pull-secret` for it. Absent means untrusted.
    */
   readonly trusted?: boolean;
-  // TODO(#16): a tag's resolved digest.
+  /**
+   * For a tag (no digest) while the aggregator keeps the tag ledger: the
+   * node that checks the tag against its registry each period. Absent: no
+   * canary (no ready node, or canaries kept failing): every node pulls the
+   * tag itself, as with `--role=all`.
+   */
+  readonly canary?: string;
+  /**
+   * For a tag: the manifest digest (`sha256:…`) the canary last saw it point
+   * to. A node other than the canary whose copy of the tag has this digest
+   * does not pull it.
+   */
+  readonly ledgerDigest?: string;
 }
 
 /** One shard as read from a ConfigMap: its place in a generation, or why it cannot be read. */
@@ -241,6 +253,15 @@ function readImage(value: unknown): PublishedImage | string {
   }
   if (entry.digest !== undefined && typeof entry.digest !== "string") {
     return `image ${JSON.stringify(entry.ref)} has a digest that is not a string`;
+  }
+  if (entry.canary !== undefined && (typeof entry.canary !== "string" || entry.canary === "")) {
+    return `image ${JSON.stringify(entry.ref)} has a canary that is not a node name`;
+  }
+  if (
+    entry.ledgerDigest !== undefined &&
+    (typeof entry.ledgerDigest !== "string" || !/^sha256:[a-f0-9]{64}$/.test(entry.ledgerDigest))
+  ) {
+    return `image ${JSON.stringify(entry.ref)} has a ledgerDigest that is not a sha256 digest`;
   }
   // Unknown fields are kept (they count in the set's digest) and otherwise ignored.
   return entry as unknown as PublishedImage;

@@ -14,7 +14,7 @@ import type { Reflector } from "../kube/reflector.ts";
 import { watchPublishedSet } from "./published_set_watch.ts";
 import type { ImageSink, Source } from "../sources/source.ts";
 import type { WatchStatus } from "../kube/reflector.ts";
-import { type Shard, viewShards } from "./published_set.ts";
+import { type PublishedImage, type Shard, viewShards } from "./published_set.ts";
 
 /** The origin under which the published images are recorded. */
 export const PUBLISHED_ORIGIN = "published-set";
@@ -65,6 +65,9 @@ export class PublishedSetSource implements Source {
   #lastComplete?: number;
   /** The references last applied as trusted. */
   #trusted = new Set<string>();
+  /** The tag ledger as last applied: per tag, its canary and digest. */
+  #ledger = new Map<string, { canary?: string; digest?: string }>();
+  readonly #ledgerListeners = new Set<(refs: string[]) => void>();
 
   constructor(options: PublishedSetSourceOptions) {
     this.#o = options;
@@ -110,6 +113,37 @@ export class PublishedSetSource implements Source {
     };
   }
 
+  /** The aggregator's tag ledger for `ref` (a tag), as last applied. */
+  ledger(ref: string): { canary?: string; digest?: string } | undefined {
+    return this.#ledger.get(ref);
+  }
+
+  /** Calls `listener` with the tags whose ledger digest changed, after each applied set. */
+  onLedgerChange(listener: (refs: string[]) => void): () => void {
+    this.#ledgerListeners.add(listener);
+    return () => this.#ledgerListeners.delete(listener);
+  }
+
+  #applyLedger(images: readonly PublishedImage[]): void {
+    const next = new Map<string, { canary?: string; digest?: string }>();
+    const moved: string[] = [];
+    for (const image of images) {
+      if (image.canary === undefined && image.ledgerDigest === undefined) continue;
+      next.set(image.ref, { canary: image.canary, digest: image.ledgerDigest });
+      const was = this.#ledger.get(image.ref)?.digest;
+      if (image.ledgerDigest !== undefined && was !== undefined && was !== image.ledgerDigest) {
+        moved.push(image.ref);
+      }
+    }
+    this.#ledger = next;
+    if (moved.length === 0) return;
+    this.#o.log.info("Tags moved in the ledger", {
+      images: moved.slice(0, 20),
+      count: moved.length,
+    });
+    for (const listener of this.#ledgerListeners) listener(moved);
+  }
+
   #reconcile(): void {
     const view = viewShards(this.#shards.values());
     const complete = view.complete;
@@ -131,6 +165,7 @@ export class PublishedSetSource implements Source {
         this.#o.sink.set(PUBLISHED_ORIGIN, untrusted);
         this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, trusted);
         this.#trusted = new Set(trusted);
+        this.#applyLedger(complete.images);
         this.#o.log.info("Applied the published set", {
           generation: complete.generation,
           images: complete.images.length,

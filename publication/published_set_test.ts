@@ -119,3 +119,22 @@ Deno.test("encodeShards() refuses an image too large for any shard", () => {
     "too large for a shard",
   );
 });
+
+Deno.test("a tag's canary and ledger digest are published and read back; a malformed one makes the shard unreadable", () => {
+  const digest = `sha256:${"c".repeat(64)}`;
+  const tagged = {
+    ...publishedImageOf("docker.io/library/alpine:3.20"),
+    canary: "node-1",
+    ledgerDigest: digest,
+  };
+  const view = viewShards(encodeShards([tagged], { namespace: NS, generation: 3 }).map(readShard));
+  assertEquals(view.complete?.images, [tagged]);
+  for (const bad of [{ ledgerDigest: "sha256:short" }, { canary: 7 }, { canary: "" }]) {
+    const [shard] = encodeShards([{ ...tagged, ...bad } as unknown as typeof tagged], {
+      namespace: NS,
+      generation: 4,
+    });
+    const read = readShard(shard);
+    assert(read.error !== undefined, JSON.stringify(bad));
+  }
+});

@@ -16,6 +16,7 @@ import type { Reflector } from "../kube/reflector.ts";
 import { watchPublishedSet } from "./published_set_watch.ts";
 import {
   encodeShards,
+  type PublishedImage,
   publishedImageOf,
   readShard,
   setDigest,
@@ -46,6 +47,12 @@ export interface PublisherOptions {
   sourcesSynced: Promise<void>;
   log: Logger;
   clock?: Clock;
+  /**
+   * Adds per-image data to what is published (the tag ledger's canary and
+   * digest, `TagLedger.annotate`). Call {@linkcode Publisher.poke} when
+   * what it returns changes.
+   */
+  annotate?(image: PublishedImage): PublishedImage;
   /** Least time between two writes of the set. @default {1000} */
   minIntervalMs?: number;
   /** Longest time between two checks of the published set against the desired one. @default {60000} */
@@ -189,7 +196,8 @@ export class Publisher {
     const images = sortImages(
       desired.refs().map((ref) => {
         const image = publishedImageOf(ref);
-        return desired.trusted?.(ref) ? { ...image, trusted: true } : image;
+        const marked = desired.trusted?.(ref) ? { ...image, trusted: true } : image;
+        return this.#o.annotate?.(marked) ?? marked;
       }),
     );
     const digest = setDigest(images);

@@ -39,9 +39,12 @@ export interface NodeMeta {
 /** What is kept of the Node: its image names, and whether the list can be complete. */
 interface NodeView {
   readonly names: ReadonlySet<string>;
+  readonly tagDigests: ReadonlySet<string>;
   readonly complete: boolean;
   readonly meta?: NodeMeta;
 }
+
+const EMPTY_VIEW: NodeView = { names: new Set(), tagDigests: new Set(), complete: true };
 
 function nodeView(obj: KubernetesObject): NodeView {
   const node = obj as V1Node;
@@ -49,6 +52,7 @@ function nodeView(obj: KubernetesObject): NodeView {
   const created = node.metadata?.creationTimestamp;
   return {
     names: imageNamesOfNode(obj),
+    tagDigests: tagDigestsOfNode(obj),
     complete: count < NODE_STATUS_MAX_IMAGES,
     meta: {
       created: created === undefined ? undefined : new Date(created).getTime(),
@@ -57,6 +61,32 @@ function nodeView(obj: KubernetesObject): NodeView {
       conditions: (node.status?.conditions ?? []).filter((c) => c.type === "ImagesPrePulled"),
     },
   };
+}
+
+/**
+ * Which digest each tag on a Node points to, as `domain/path:tag@digest`:
+ * a tag and a digest of one repository listed in the same `status.images`
+ * entry (one image). Pure.
+ */
+export function tagDigestsOfNode(obj: KubernetesObject): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const image of (obj as V1Node).status?.images ?? []) {
+    const tags: string[] = [];
+    const digests: string[] = [];
+    for (const name of image.names ?? []) {
+      const result = tryNormalizeReference(name);
+      if (!result.ok) continue;
+      (result.ref.includes("@") ? digests : tags).push(result.ref);
+    }
+    for (const tag of tags) {
+      const repo = tag.slice(0, tag.lastIndexOf(":"));
+      for (const digest of digests) {
+        const at = digest.indexOf("@");
+        if (digest.slice(0, at) === repo) out.add(`${tag}${digest.slice(at)}`);
+      }
+    }
+  }
+  return out;
 }
 
 /** Normalised image names of a Node's `status.images`. Pure. */
@@ -77,7 +107,7 @@ export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
  * content is there.
  */
 export class NodeImages {
-  #view: NodeView = { names: new Set(), complete: true };
+  #view: NodeView = EMPTY_VIEW;
   readonly #reflector: Reflector<NodeView>;
   /** Whether the last list or event showed the Node; undefined until the first list. */
   #found?: boolean;
@@ -96,7 +126,7 @@ export class NodeImages {
       handler: {
         transform: nodeView,
         replace: (items) => {
-          this.#view = items.values().next().value ?? { names: new Set(), complete: true };
+          this.#view = items.values().next().value ?? EMPTY_VIEW;
           this.#setFound(items.size > 0);
         },
         upsert: (_key, view) => {
@@ -104,7 +134,7 @@ export class NodeImages {
           this.#setFound(true);
         },
         remove: () => {
-          this.#view = { names: new Set(), complete: true };
+          this.#view = EMPTY_VIEW;
           this.#setFound(false);
         },
       },
@@ -149,6 +179,14 @@ export class NodeImages {
   /** The normalised names the node reports now (a maintained set: cheap to call). */
   names(): ReadonlySet<string> {
     return this.#view.names;
+  }
+
+  /**
+   * The tags on the node with the digest each points to, as
+   * `domain/path:tag@digest` (a maintained set: cheap to call).
+   */
+  tagDigests(): ReadonlySet<string> {
+    return this.#view.tagDigests;
   }
 
   /**

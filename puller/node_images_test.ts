@@ -2,7 +2,12 @@ import { assert, assertEquals } from "../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
 import { nullLogger } from "../log/logger.ts";
-import { imageNamesOfNode, NODE_STATUS_MAX_IMAGES, NodeImages } from "./node_images.ts";
+import {
+  imageNamesOfNode,
+  NODE_STATUS_MAX_IMAGES,
+  NodeImages,
+  tagDigestsOfNode,
+} from "./node_images.ts";
 
 const NODE = "node-1";
 
@@ -102,5 +107,24 @@ Deno.test("imageNamesOfNode() normalises every name and skips unparsable ones", 
   assertEquals([...names].sort(), [
     "docker.io/library/nginx:1.27",
     `docker.io/library/nginx@sha256:${"a".repeat(64)}`,
+  ]);
+});
+
+Deno.test("tagDigestsOfNode() pairs each tag with the digest listed for the same image", () => {
+  const a = `sha256:${"a".repeat(64)}`;
+  const b = `sha256:${"b".repeat(64)}`;
+  const pairs = tagDigestsOfNode({
+    metadata: { name: NODE },
+    status: {
+      images: [
+        { names: ["nginx:1.27", "nginx:latest", `docker.io/library/nginx@${a}`] },
+        { names: [`docker.io/library/nginx@${b}`] },
+        { names: ["redis:7", `docker.io/library/nginx@${b}`] },
+      ],
+    },
+  } as never);
+  assertEquals([...pairs].sort(), [
+    `docker.io/library/nginx:1.27@${a}`,
+    `docker.io/library/nginx:latest@${a}`,
   ]);
 });

@@ -49,6 +49,20 @@ export interface ImageStatus {
   trusted?: boolean;
   /** True once it has been made present on the node since it became desired. */
   everPresent?: boolean;
+  /** For a tag under the aggregator's ledger: the digest the ledger holds for it. */
+  ledgerDigest?: string;
+  /** For a tag under the ledger: true when this node is its canary (it checks the registry). */
+  canary?: boolean;
+  /** For a tag under the ledger: true while the tag on this node does not have the ledger's digest. */
+  ledgerDrift?: boolean;
+}
+
+/** What a node reads of the aggregator's tag ledger for one tag (see `PublishedImage`). */
+export interface LedgerView {
+  /** The node that checks the tag each period; absent: every node checks it. */
+  readonly canary?: string;
+  /** The digest the canary last saw the tag point to. */
+  readonly digest?: string;
 }
 
 /** What {@linkcode NodePullerOptions.onPullFinished} receives. */
@@ -118,6 +132,20 @@ export interface NodePullerOptions {
    * how long such a loss goes unnoticed. @default {21600000} (6 h)
    */
   digestRecheckMs?: number;
+  /**
+   * The aggregator's tag ledger as published (`--role=node`). A tag whose
+   * canary is another node and whose copy on this node already has the
+   * ledger's digest is not pulled: the canary's check stands for it. Absent
+   * (`--role=all`): every node checks every tag, its own canary.
+   */
+  ledger?: (ref: string) => LedgerView | undefined;
+  /**
+   * The tags on the node with their digests, as `domain/path:tag@digest`
+   * (`NodeImages.tagDigests`). Must be cheap, like {@linkcode presentImages}.
+   */
+  presentTagDigests?: () => ReadonlySet<string>;
+  /** Called when a tag is not pulled because the node holds the ledger's digest. */
+  onLedgerSkip?(ref: string): void;
   /** Called when an attempt starts, for metrics, events and benchmarks. */
   onPullStarted?(ref: string): void;
   /** Called when an attempt settles (exactly once per {@linkcode onPullStarted}). */
@@ -323,6 +351,15 @@ export class NodePuller {
       if (entry.nextAttempt !== undefined) status.nextAttempt = entry.nextAttempt;
       if (entry.permanent) status.permanent = true;
       if (entry.everPresent) status.everPresent = true;
+      const ledger = entry.presenceNames === undefined
+        ? this.#options.ledger?.(entry.ref)
+        : undefined;
+      if (ledger?.digest !== undefined) status.ledgerDigest = ledger.digest;
+      if (ledger?.canary !== undefined) status.canary = ledger.canary === this.#options.node;
+      if (ledger?.digest !== undefined) {
+        const held = this.#options.presentTagDigests?.();
+        status.ledgerDrift = !held?.has(`${entry.ref}@${ledger.digest}`);
+      }
       out.push(status);
     }
     return out.sort((a, b) => a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0);
@@ -336,6 +373,36 @@ export class NodePuller {
     if (!Number.isInteger(limit) || limit < 1 || limit === this.#limit) return;
     this.#limit = limit;
     this.#wake();
+  }
+
+  /**
+   * The tags whose copy on this node does not have the ledger's digest (or
+   * is not listed), sorted: what this node has yet to converge on.
+   */
+  ledgerDrift(): string[] {
+    return this.status().filter((s) => s.ledgerDrift).map((s) => s.ref);
+  }
+
+  /**
+   * Looks at `refs` again now rather than at their next resync: the ledger's
+   * digest of these tags changed, so nodes converge at once. Entries in
+   * flight, or waiting out a failure's backoff, keep their schedule.
+   */
+  recheck(refs: Iterable<string>): void {
+    let any = false;
+    for (const ref of refs) {
+      const entry = this.#entries.get(ref);
+      if (entry === undefined || entry.blocked || this.#running.has(ref)) continue;
+      if (entry.state !== "present") continue;
+      this.#queue.delete(entry);
+      entry.nextAttempt = undefined;
+      this.#queue.add(entry);
+      any = true;
+    }
+    if (any) {
+      this.#version++;
+      this.#wake();
+    }
   }
 
   /** Attempts started and not yet settled (aborted ones count until they settle). */
@@ -512,9 +579,47 @@ export class NodePuller {
       now - entry.lastSuccess < (this.#options.digestRecheckMs ?? 6 * 3_600_000);
   }
 
+  /**
+   * Whether a tag can go unpulled: another node is its canary and the tag on
+   * this node points to the ledger's digest. Why that is enough: the canary
+   * pulled the tag with `Always` this period and found that digest, so a pull
+   * here would fetch nothing new. A node whose list is cut off (the
+   * kubelet's cap) and does not show the pair pulls: absence is not proof.
+   */
+  #holdsLedgerDigest(entry: Entry, now: number): string | undefined {
+    if (entry.presenceNames !== undefined) return undefined;
+    const view = this.#options.ledger?.(entry.ref);
+    if (view?.canary === undefined || view.canary === this.#options.node) return undefined;
+    const digest = view.digest;
+    if (digest === undefined) return undefined;
+    const held = this.#options.presentTagDigests?.();
+    if (held?.has(`${entry.ref}@${digest}`)) return digest;
+    // Not listed. On a node past the kubelet's cap that proves nothing: a
+    // tag this puller itself pulled at that digest counts as held until the
+    // recheck is due, as for digest-pinned images.
+    const complete = this.#options.presentImagesComplete?.() ?? true;
+    const pulled = entry.digest === digest || entry.digest?.endsWith(`@${digest}`) === true;
+    return !complete && pulled && entry.lastSuccess !== undefined &&
+        now - entry.lastSuccess < (this.#options.digestRecheckMs ?? 6 * 3_600_000)
+      ? digest
+      : undefined;
+  }
+
   #start(entry: Entry, now: number): void {
     this.#version++;
     const { ref } = entry;
+    const ledgerDigest = this.#holdsLedgerDigest(entry, now);
+    if (ledgerDigest !== undefined) {
+      entry.digest = ledgerDigest;
+      this.#markPresent(entry, now);
+      this.#log.debug("Tag holds the ledger's digest; not pulled", {
+        image: ref,
+        digest: ledgerDigest,
+      });
+      this.#hook(() => this.#options.onLedgerSkip?.(ref));
+      this.#hook(() => this.#options.onPresent?.(ref));
+      return;
+    }
     // A digest names immutable content: if the node reports it, pulling again
     // cannot change anything, so it costs no pod at all.
     if (this.#isOnNode(entry, now)) {

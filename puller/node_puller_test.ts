@@ -783,3 +783,104 @@ Deno.test("NodePuller starts first the images asked for by more objects, and set
   ]);
   assertEquals(h.puller.inFlight(), 3);
 });
+
+Deno.test("NodePuller with a tag ledger: a non-canary node holding the ledger digest never pulls; the canary pulls every period", async () => {
+  const D1 = "sha256:" + "1".repeat(64);
+  let canary = "node-2";
+  const held = new Set([`${ALPINE}@${D1}`]);
+  const skipped: string[] = [];
+  const h = await start({
+    images: [ALPINE],
+    plan: () => ({ afterMs: 10, ...ok(D1) }),
+    resyncPeriodMs: 60_000,
+    resyncJitter: 0,
+    ledger: () => ({ canary, digest: D1 }),
+    presentTagDigests: () => held,
+    onLedgerSkip: (ref) => skipped.push(ref),
+  });
+  await h.clock.advance(60_000 * 3 + 1);
+  assertEquals(h.strategy.calls.length, 0, "three periods, no pull");
+  assertEquals(skipped.length, 4, "looked at once at start and once per period");
+  assertEquals(h.puller.allPresent(), true);
+  assertEquals(h.puller.status()[0].ledgerDigest, D1);
+  assertEquals(h.puller.status()[0].canary, false);
+  assertEquals(h.puller.ledgerDrift(), []);
+  // This node becomes the canary: it checks the registry each period.
+  canary = "node-1";
+  await h.clock.advance(60_000);
+  assertEquals(h.strategy.calls.map((c) => c.refresh), [true]);
+  await h.clock.advance(60_000 + 10);
+  assertEquals(h.strategy.calls.length, 2);
+  await h.stop();
+});
+
+Deno.test("NodePuller with a tag ledger pulls a tag whose copy on the node has another digest, at once on recheck()", async () => {
+  const D1 = "sha256:" + "1".repeat(64);
+  const D2 = "sha256:" + "2".repeat(64);
+  let digest = D1;
+  const held = new Set([`${ALPINE}@${D1}`]);
+  const h = await start({
+    images: [ALPINE, BUSYBOX],
+    plan: () => ({ afterMs: 10, ...ok(digest) }),
+    resyncPeriodMs: 600_000,
+    resyncJitter: 0,
+    ledger: (ref) => ref === ALPINE ? { canary: "node-2", digest } : undefined,
+    presentTagDigests: () => held,
+  });
+  await h.clock.advance(20);
+  assertEquals(h.strategy.calls.map((c) => c.ref), [BUSYBOX], "no ledger for busybox: pulled");
+  // The tag moved: the ledger says D2, the node still has D1.
+  digest = D2;
+  assertEquals(h.puller.ledgerDrift(), [ALPINE]);
+  h.puller.recheck([ALPINE]);
+  await h.clock.flush();
+  assertEquals(h.strategy.callsFor(ALPINE).map((c) => c.refresh), [true], "pulled at once");
+  await h.clock.advance(10);
+  held.add(`${ALPINE}@${D2}`);
+  assertEquals(h.puller.ledgerDrift(), []);
+  assertEquals(h.puller.status().find((s) => s.ref === ALPINE)?.digest, D2);
+  await h.stop();
+});
+
+Deno.test("NodePuller with a tag ledger pulls every period when there is no canary (fallback) or the node list lacks the pair", async () => {
+  const D1 = "sha256:" + "1".repeat(64);
+  for (
+    const [view, held] of [
+      [{ digest: D1 }, new Set([`${ALPINE}@${D1}`])],
+      [{ canary: "node-2", digest: D1 }, new Set<string>()],
+    ] as const
+  ) {
+    const h = await start({
+      images: [ALPINE],
+      plan: () => ({ afterMs: 10, ...ok(D1) }),
+      resyncPeriodMs: 60_000,
+      resyncJitter: 0,
+      ledger: () => view,
+      presentTagDigests: () => held,
+    });
+    await h.clock.advance(60_000 * 2 + 100);
+    assertEquals(h.strategy.calls.length, 3, JSON.stringify(view));
+    await h.stop();
+  }
+});
+
+Deno.test("NodePuller with a tag ledger on a node past the kubelet's cap trusts a tag it pulled at the ledger digest until the recheck", async () => {
+  const D1 = "sha256:" + "1".repeat(64);
+  const h = await start({
+    images: [ALPINE],
+    plan: () => ({ afterMs: 10, ...ok(`docker.io/library/alpine@${D1}`) }),
+    resyncPeriodMs: 60_000,
+    resyncJitter: 0,
+    digestRecheckMs: 200_000,
+    ledger: () => ({ canary: "node-2", digest: D1 }),
+    presentTagDigests: () => new Set(),
+    presentImagesComplete: () => false,
+  });
+  await h.clock.advance(10);
+  assertEquals(h.strategy.calls.length, 1, "not listed, never pulled: pulled");
+  await h.clock.advance(180_000);
+  assertEquals(h.strategy.calls.length, 1, "pulled at the ledger digest: trusted for 200 s");
+  await h.clock.advance(60_000);
+  assertEquals(h.strategy.calls.length, 2, "recheck due: pulled again");
+  await h.stop();
+});

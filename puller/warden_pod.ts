@@ -76,6 +76,14 @@ export function nodeLabelValue(node: string): string {
 }
 
 /**
+ * The label selector of every node's pull pods (the aggregator's tag ledger
+ * reads them): only pods that carry an image hash, never the daemon's own.
+ */
+export function allWardenPodsSelector(): string {
+  return `${PART_OF_LABEL}=${PART_OF_VALUE},${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${IMAGE_HASH_LABEL}`;
+}
+
+/**
  * The label selector for this node's pull pods.
  *
  * It requires the node label, not only `part-of`: the daemon's own pods may

@@ -47,7 +47,8 @@ export interface WardenPodStrategyOptions {
 }
 
 /** What the strategy keeps of a pull pod. */
-interface PodView {
+/** What a pull pod's outcome is judged from ({@linkcode podViewOf}). */
+export interface PodView {
   readonly name: string;
   readonly phase?: string;
   readonly reason?: string;
@@ -66,6 +67,11 @@ const PERMANENT_REASONS = new Set(["InvalidImageName"]);
 
 /** Longest wait between attempts to delete a pull pod whose deletion failed. */
 const MAX_DELETE_RETRY_MS = 30_000;
+
+/** Projects a pull pod to what {@linkcode podOutcome} reads. Pure. */
+export function podViewOf(obj: KubernetesObject): PodView {
+  return view(obj);
+}
 
 function view(obj: KubernetesObject): PodView {
   const pod = obj as V1Pod;

@@ -1,0 +1,249 @@
+/**
+ * The tag ledger (#16) in the split layout against the fake API server: one
+ * aggregator and several node daemons, each node's simulated kubelet pulling
+ * from one shared fake registry that counts manifest requests per tag.
+ */
+import { assert, assertEquals } from "../testing/assert.ts";
+import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { waitFor } from "../testing/wait.ts";
+import { loadConfig } from "../config/config.ts";
+import { recordingLogger } from "../log/logger.ts";
+import { type DaemonParts, runDaemon } from "../daemon.ts";
+import type { AggregatorParts } from "../aggregator.ts";
+import { PUBLISHED_SET_SELECTOR, readShard, viewShards } from "../publication/published_set.ts";
+import { parseReference } from "../images/reference.ts";
+
+const NS = "image-cache-daemon";
+const NODES = ["node-1", "node-2", "node-3", "node-4"];
+const TAGS = ["docker.io/library/alpine:3.20", "docker.io/library/nginx:1.27"];
+const digestOf = (n: number) => `sha256:${n.toString(16).padStart(64, "0")}`;
+
+/** A registry shared by every simulated kubelet: tag → digest, and the manifest requests per tag and node. */
+class FakeRegistry {
+  readonly digests = new Map<string, string>(TAGS.map((t, i) => [t, digestOf(i + 1)]));
+  readonly requests: { ref: string; node: string }[] = [];
+  readonly failing = new Set<string>();
+  count(ref: string, node?: string): number {
+    return this.requests.filter((r) => r.ref === ref && (node === undefined || r.node === node))
+      .length;
+  }
+  attach(server: FakeApiServer): void {
+    for (const node of NODES) {
+      server.kubelet(node).setPullHook((image) => {
+        const { domain, path, tag } = parseReference(image);
+        const ref = `${domain}/${path}:${tag}`;
+        this.requests.push({ ref, node });
+        if (this.failing.has(node)) return Promise.reject(new Error("registry unreachable"));
+        return Promise.resolve({ imageID: `${domain}/${path}@${this.digests.get(ref)}` });
+      });
+    }
+  }
+}
+
+interface Running<P> {
+  parts: P;
+  stop(): Promise<void>;
+}
+
+async function start<P>(server: FakeApiServer, args: string[], aggregator: boolean) {
+  const { config } = loadConfig(
+    [...args, `--pod-namespace=${NS}`, "--metrics-bind-address=0", "--resync-period=1s"],
+    () => undefined,
+  );
+  const controller = new AbortController();
+  let parts: P | undefined;
+  const running = runDaemon(config, {
+    kubeConfig: server.kubeConfig(),
+    log: recordingLogger(),
+    sourceBackoffBaseMs: 20,
+    sourceBackoffMaxMs: 200,
+    [aggregator ? "onAggregatorStarted" : "onStarted"]: (p: P) => parts = p,
+  }, controller.signal);
+  await waitFor(() => parts, { what: `${args.join(" ")} started` });
+  return {
+    parts: parts!,
+    stop: async () => {
+      controller.abort();
+      await running;
+    },
+  } as Running<P>;
+}
+
+async function withCluster(
+  fn: (
+    c: {
+      server: FakeApiServer;
+      registry: FakeRegistry;
+      aggregator: Running<AggregatorParts>;
+      nodes: Running<DaemonParts>[];
+    },
+  ) => Promise<void>,
+) {
+  const server = await startFakeApiServer({ nodes: NODES, namespaces: ["default", NS, "apps"] });
+  const registry = new FakeRegistry();
+  registry.attach(server);
+  server.create("configmaps", {
+    metadata: {
+      namespace: "apps",
+      name: "list",
+      labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
+    },
+    data: { images: JSON.stringify(TAGS) },
+  });
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const aggregator = await start<AggregatorParts>(
+      server,
+      ["--role=aggregator", "--pod-name=aggregator-a"],
+      true,
+    );
+    stops.push(aggregator.stop);
+    const nodes: Running<DaemonParts>[] = [];
+    for (const node of NODES) {
+      const n = await start<DaemonParts>(server, ["--role=node", `--node-name=${node}`], false);
+      stops.push(n.stop);
+      nodes.push(n);
+    }
+    await fn({ server, registry, aggregator, nodes });
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+    await server.close();
+  }
+}
+
+/** The published images, as the nodes read them. */
+function publishedImages(server: FakeApiServer) {
+  const shards = server.list("configmaps", {
+    namespace: NS,
+    labelSelector: PUBLISHED_SET_SELECTOR,
+  });
+  return viewShards(shards.map((s) => readShard(s as never))).complete?.images ?? [];
+}
+
+function ledgerOf(server: FakeApiServer, ref: string) {
+  return publishedImages(server).find((i) => i.ref === ref);
+}
+
+/** Every node holds `digest` for `ref` under the tag. */
+function allHold(server: FakeApiServer, ref: string, digest: string): boolean {
+  const repo = ref.slice(0, ref.lastIndexOf(":"));
+  return NODES.every((node) => {
+    const images = (server.get("nodes", undefined, node)?.status as {
+      images?: { names: string[] }[];
+    })?.images ?? [];
+    return images.some((i) => i.names.includes(ref) && i.names.includes(`${repo}@${digest}`));
+  });
+}
+
+Deno.test("with the tag ledger, only a tag's canary checks the registry each period; nodes holding its digest do not pull", async () => {
+  await withCluster(async ({ server, registry }) => {
+    for (const [i, ref] of TAGS.entries()) {
+      await waitFor(() => ledgerOf(server, ref)?.ledgerDigest === digestOf(i + 1), {
+        what: `${ref} in the ledger`,
+      });
+      await waitFor(() => allHold(server, ref, digestOf(i + 1)), { what: `${ref} on every node` });
+    }
+    const canaries = TAGS.map((ref) => ledgerOf(server, ref)!.canary!);
+    for (const canary of canaries) assert(NODES.includes(canary));
+    const before = TAGS.map((ref) =>
+      new Map(NODES.map((n) => [n, registry.count(ref, n)] as const))
+    );
+    // Three more periods: each canary checks three more times.
+    for (const [i, ref] of TAGS.entries()) {
+      await waitFor(() => registry.count(ref, canaries[i]) >= before[i].get(canaries[i])! + 3, {
+        what: `three checks of ${ref} by its canary`,
+        timeoutMs: 30_000,
+      });
+    }
+    for (const [i, ref] of TAGS.entries()) {
+      for (const node of NODES) {
+        if (node === canaries[i]) continue;
+        assertEquals(registry.count(ref, node), before[i].get(node), `${ref} on ${node}`);
+      }
+      assertEquals(ledgerOf(server, ref)!.canary, canaries[i], "the canary stays");
+    }
+  });
+});
+
+Deno.test("a moved tag: the canary sees the new digest, the ledger publishes it and every node pulls it", async () => {
+  await withCluster(async ({ server, registry, nodes }) => {
+    const [ref] = TAGS;
+    await waitFor(() => allHold(server, ref, digestOf(1)), { what: "v1 on every node" });
+    registry.digests.set(ref, digestOf(99));
+    await waitFor(() => ledgerOf(server, ref)?.ledgerDigest === digestOf(99), {
+      what: "the new digest in the ledger",
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => allHold(server, ref, digestOf(99)), {
+      what: "the new digest on every node",
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => nodes.every((n) => !n.parts.puller.status().some((s) => s.ledgerDrift)), {
+      what: "no node reports drift",
+    });
+  });
+});
+
+Deno.test("a canary that cannot pull is replaced; when the next fails too, every node pulls the tag itself until a pull succeeds", async () => {
+  await withCluster(async ({ server, registry, aggregator }) => {
+    const [ref] = TAGS;
+    await waitFor(() => allHold(server, ref, digestOf(1)), { what: "v1 on every node" });
+    const first = ledgerOf(server, ref)!.canary!;
+    registry.failing.add(first);
+    await waitFor(() => {
+      const canary = ledgerOf(server, ref)?.canary;
+      return canary !== undefined && canary !== first;
+    }, { what: "a new canary", timeoutMs: 30_000 });
+    assertEquals(aggregator.parts.ledger.entry(ref)?.fallback, false);
+    // The registry is now out of reach of every node.
+    for (const node of NODES) registry.failing.add(node);
+    await waitFor(() => aggregator.parts.ledger.entry(ref)?.fallback === true, {
+      what: "fallback",
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => ledgerOf(server, ref)?.canary === undefined, {
+      what: "no canary published",
+    });
+    // Fallback: every node checks the tag itself, as with --role=all.
+    const before = new Map(NODES.map((n) => [n, registry.count(ref, n)] as const));
+    await waitFor(() => NODES.every((n) => registry.count(ref, n) > before.get(n)!), {
+      what: "every node pulls the tag",
+      timeoutMs: 30_000,
+    });
+    // Back: the first successful pull ends the fallback and a canary is published again.
+    registry.failing.clear();
+    await waitFor(() => ledgerOf(server, ref)?.canary !== undefined, {
+      what: "a canary again",
+      timeoutMs: 30_000,
+    });
+    assertEquals(aggregator.parts.ledger.entry(ref)?.fallback, false);
+  });
+});
+
+Deno.test("a tag's canary moves when its node becomes not ready, and only that tag's canary moves", async () => {
+  await withCluster(async ({ server }) => {
+    for (const ref of TAGS) {
+      await waitFor(() => ledgerOf(server, ref)?.canary !== undefined, { what: `${ref} canary` });
+    }
+    const before = TAGS.map((ref) => ledgerOf(server, ref)!.canary!);
+    const gone = before[0];
+    const node = server.get("nodes", undefined, gone)!;
+    const status = node.status as { conditions: { type: string; status: string }[] };
+    server.updateStatus("nodes", {
+      ...node,
+      status: {
+        ...status,
+        conditions: status.conditions.map((c) =>
+          c.type === "Ready" ? { ...c, status: "False" } : c
+        ),
+      },
+    });
+    await waitFor(() => {
+      const now = ledgerOf(server, TAGS[0])?.canary;
+      return now !== undefined && now !== gone;
+    }, { what: "a new canary for the first tag" });
+    for (const [i, ref] of TAGS.entries()) {
+      if (before[i] !== gone) assertEquals(ledgerOf(server, ref)!.canary, before[i], ref);
+    }
+  });
+});

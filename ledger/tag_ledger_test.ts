@@ -1,0 +1,91 @@
+import { assert, assertEquals } from "../testing/assert.ts";
+import { publishedImageOf } from "../publication/published_set.ts";
+import { digestOfImageId, TagLedger } from "./tag_ledger.ts";
+
+const TAG = "docker.io/library/alpine:3.20";
+const PINNED = `docker.io/library/alpine@sha256:${"a".repeat(64)}`;
+const D1 = `sha256:${"1".repeat(64)}`;
+const D2 = `sha256:${"2".repeat(64)}`;
+const nodes = Array.from({ length: 10 }, (_, i) => `node-${i}`);
+
+function ledger(now = () => 1000) {
+  const l = new TagLedger({ now });
+  let changes = 0;
+  l.subscribe(() => changes++);
+  l.setNodes(nodes);
+  l.retain([TAG, PINNED]);
+  return { l, changes: () => changes };
+}
+
+Deno.test("TagLedger keeps tags only, each with a canary among the ready nodes", () => {
+  const { l } = ledger();
+  assertEquals(l.entries().map((e) => e.ref), [TAG]);
+  const canary = l.entry(TAG)!.canary!;
+  assert(nodes.includes(canary));
+  assertEquals(l.annotate(publishedImageOf(PINNED)), publishedImageOf(PINNED));
+  assertEquals(l.annotate(publishedImageOf(TAG)), { ...publishedImageOf(TAG), canary });
+});
+
+Deno.test("TagLedger records the digest a pull revealed and publishes it; an unchanged check announces nothing", () => {
+  let now = 1000;
+  const { l, changes } = ledger(() => now);
+  const canary = l.entry(TAG)!.canary!;
+  const before = changes();
+  l.report(TAG, canary, D1);
+  assertEquals(changes(), before + 1);
+  assertEquals(l.entry(TAG)!.digest, D1);
+  assertEquals(l.annotate(publishedImageOf(TAG)).ledgerDigest, D1);
+  now = 2000;
+  l.report(TAG, canary, D1);
+  assertEquals(changes(), before + 1, "same digest: no new publication");
+  assertEquals(l.entry(TAG)!.checkedAt, 2000);
+  l.report(TAG, canary, D2);
+  assertEquals(changes(), before + 2, "moved tag: published");
+  assertEquals(l.entry(TAG)!.digest, D2);
+});
+
+Deno.test("TagLedger moves the canary only when its node goes away", () => {
+  const { l } = ledger();
+  const canary = l.entry(TAG)!.canary!;
+  const other = nodes.find((n) => n !== canary)!;
+  l.setNodes(nodes.filter((n) => n !== other));
+  assertEquals(l.entry(TAG)!.canary, canary);
+  l.setNodes(nodes.filter((n) => n !== canary));
+  const next = l.entry(TAG)!.canary!;
+  assert(next !== canary && nodes.includes(next));
+  l.setNodes([]);
+  assertEquals(l.entry(TAG)!.canary, undefined);
+});
+
+Deno.test("TagLedger replaces a failing canary, falls back to per-node pulls after two, and recovers on a success", () => {
+  const { l } = ledger();
+  const first = l.entry(TAG)!.canary!;
+  l.failure(TAG, first);
+  const second = l.entry(TAG)!.canary!;
+  assert(second !== first, "the failed canary is replaced");
+  assertEquals(l.entry(TAG)!.fallback, false);
+  l.failure(TAG, "node-not-canary");
+  assertEquals(l.entry(TAG)!.canary, second, "a non-canary's failure does not move the canary");
+  l.failure(TAG, second);
+  assertEquals(l.entry(TAG)!.fallback, true);
+  assertEquals(l.entry(TAG)!.canary, undefined, "fallback: no canary is published");
+  assertEquals(l.annotate(publishedImageOf(TAG)).canary, undefined);
+  l.report(TAG, first, D1);
+  const after = l.entry(TAG)!;
+  assertEquals(after.fallback, false);
+  assert(after.canary !== undefined && after.canary !== second, "the still-failed node is skipped");
+});
+
+Deno.test("digestOfImageId() reads manifest digests and refuses image IDs", async (t) => {
+  const table: [string | undefined, string | undefined][] = [
+    [`docker.io/library/alpine@${D1}`, D1],
+    [`docker-pullable://alpine@${D1}`, D1],
+    [D1, undefined],
+    ["", undefined],
+    [undefined, undefined],
+    ["docker.io/library/alpine@sha256:xyz", undefined],
+  ];
+  for (const [id, want] of table) {
+    await t.step(String(id), () => assertEquals(digestOfImageId(id), want));
+  }
+});
