@@ -33,8 +33,17 @@ import { nullLogger } from "../log/logger.ts";
 import type { AggregatorParts } from "../aggregator.ts";
 import { parseReference } from "../images/reference.ts";
 
+/** The size of one run of scenario 10. */
+export interface LedgerScale {
+  nodes: number;
+  tags: number;
+  periodMs: number;
+  periods: number;
+  allSamples: number;
+}
+
 /** Scale of scenario 10. */
-export function ledgerScale(quick: boolean) {
+export function ledgerScale(quick: boolean): LedgerScale {
   return quick
     ? { nodes: 20, tags: 20, periodMs: 4_000, periods: 3, allSamples: 2 }
     : { nodes: 100, tags: 100, periodMs: 15_000, periods: 3, allSamples: 3 };
