@@ -9,12 +9,8 @@ interface Metafile {
   }>;
 }
 
-Deno.test("The shipped bundle loads the CRI stack only through a dynamic import", async () => {
-  await ensureBuilt();
-  const meta = JSON.parse(await Deno.readTextFile(`${DIST}/meta.json`)) as Metafile;
-  const [entryFile] = Object.entries(meta.outputs).find(([, o]) => o.entryPoint === "main.ts")!;
-  assert(entryFile.endsWith("image-cache-daemon.js"), entryFile);
-  // Everything the entry loads at start: itself and its static imports, transitively.
+/** Everything `entry` loads at start: itself and its static imports, transitively. */
+function loadedAtStart(meta: Metafile, entry: string): Set<string> {
   const loaded = new Set<string>();
   const visit = (file: string) => {
     if (loaded.has(file)) return;
@@ -23,7 +19,16 @@ Deno.test("The shipped bundle loads the CRI stack only through a dynamic import"
       if (i.kind === "import-statement" && meta.outputs[i.path]) visit(i.path);
     }
   };
-  visit(entryFile);
+  visit(entry);
+  return loaded;
+}
+
+Deno.test("The shipped bundle loads the CRI stack only through a dynamic import", async () => {
+  await ensureBuilt();
+  const meta = JSON.parse(await Deno.readTextFile(`${DIST}/meta.json`)) as Metafile;
+  const [entryFile] = Object.entries(meta.outputs).find(([, o]) => o.entryPoint === "main.ts")!;
+  assert(entryFile.endsWith("image-cache-daemon.js"), entryFile);
+  const loaded = loadedAtStart(meta, entryFile);
   const inputsAtStart = [...loaded].flatMap((f) => Object.keys(meta.outputs[f].inputs));
   assertEquals(inputsAtStart.filter((i) => /@grpc|protobufjs|puller\/cri\//.test(i)), []);
   // The dynamic import may sit in a shared chunk the entry loads, not in the entry itself.
@@ -39,15 +44,7 @@ Deno.test("A node daemon's start loads neither the cluster's sources nor a YAML 
   await ensureBuilt();
   const meta = JSON.parse(await Deno.readTextFile(`${DIST}/meta.json`)) as Metafile;
   const [entryFile] = Object.entries(meta.outputs).find(([, o]) => o.entryPoint === "main.ts")!;
-  const loaded = new Set<string>();
-  const visit = (file: string) => {
-    if (loaded.has(file)) return;
-    loaded.add(file);
-    for (const i of meta.outputs[file].imports) {
-      if (i.kind === "import-statement" && meta.outputs[i.path]) visit(i.path);
-    }
-  };
-  visit(entryFile);
+  const loaded = loadedAtStart(meta, entryFile);
   const inputsAtStart = [...loaded].flatMap((f) => Object.keys(meta.outputs[f].inputs));
   const sourceCode =
     /sources\/(configmap|argo|argo_images|bounded_yaml|configmap_images)\.ts$|node_modules\/.*\/yaml\//;
