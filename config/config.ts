@@ -574,10 +574,10 @@ const TABLE = [
     default: "1s",
     metavar: "duration",
     help:
-      "With --role=aggregator: least time between two writes of the published set (a change after a quiet interval is written at once; changes within it are written together)",
+      "With --role=aggregator: least time between two writes of the published set (a change after a quiet interval is written at once; changes within it are written together; a change only of the tag ledger's digests and canaries waits five intervals or goes with the next change)",
     schema: duration("publish-interval", {
       positive: "1s",
-      min: { ms: 100, why: "each write is a new generation of every shard" },
+      min: { ms: 50, why: "each write is a new generation of every shard, read by every node" },
     }),
   }),
   flag({

@@ -145,7 +145,7 @@ Deno.test("loadConfig() rejects invalid values naming the flag, the value and th
     [["--resync-period=999ms"], "each resync pulls every tag again"],
     [["--pull-timeout=500ms"], '--pull-timeout "500ms": must be at least 1s:'],
     [["--pull-backoff-max=1ms"], '--pull-backoff-max "1ms": must be at least 1s'],
-    [["--publish-interval=10ms"], '--publish-interval "10ms": must be at least 100ms: each write'],
+    [["--publish-interval=10ms"], '--publish-interval "10ms": must be at least 50ms: each write'],
     [["--publish-interval=0"], '--publish-interval "0": must be greater than 0, such as 1s'],
     [["--max-images-per-object=0"], '--max-images-per-object "0": expected a whole number'],
     [["--max-desired-images=lots"], '--max-desired-images "lots"'],

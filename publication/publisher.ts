@@ -5,6 +5,13 @@
  * interval (debounced), and removing older generations only once the new one
  * is complete.
  *
+ * Two schedules: a change of the images themselves (a reference added or
+ * removed, its trust) is written at most once per interval, counted from the
+ * last such write; a change only of what the tag ledger adds (a canary, a
+ * digest) waits for a slower interval of its own, or rides along with the
+ * next change of the images. So a digest learned a moment after a new tag
+ * was published never delays the next new tag.
+ *
  * @module
  */
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
@@ -20,6 +27,7 @@ import {
   publishedImageOf,
   readShard,
   setDigest,
+  type SetView,
   type Shard,
   sortImages,
   viewShards,
@@ -53,8 +61,13 @@ export interface PublisherOptions {
    * what it returns changes.
    */
   annotate?(image: PublishedImage): PublishedImage;
-  /** Least time between two writes of the set. @default {1000} */
+  /** Least time between two writes of a change of the images. @default {1000} */
   minIntervalMs?: number;
+  /**
+   * Least time between a write and one that changes only what
+   * {@linkcode PublisherOptions.annotate} adds. @default {5 × minIntervalMs}
+   */
+  annotationIntervalMs?: number;
   /** Longest time between two checks of the published set against the desired one. @default {60000} */
   resyncMs?: number;
   /** First wait after a failed write. @default {1000} */
@@ -91,6 +104,8 @@ export class Publisher {
   #dirty = true;
   #synced = false;
   #lastWriteAt = -Infinity;
+  /** When a write last changed the images themselves (not only their annotations). */
+  #lastImagesWriteAt = -Infinity;
   #lastGeneration = 0;
   #lastPublish?: number;
   #publishes = 0;
@@ -143,13 +158,23 @@ export class Publisher {
       while (!signal.aborted) {
         if (!this.#dirty) await this.#idle(signal);
         if (signal.aborted) break;
-        // Debounce: at most one write per interval; changes meanwhile gather.
-        const wait = this.#lastWriteAt + (this.#o.minIntervalMs ?? 1000) - this.#clock.now();
-        if (wait > 0 && !await this.#sleep(wait, signal)) break;
         this.#dirty = false;
         if (!this.#o.isLeader()) continue;
+        const plan = this.#plan();
+        // Debounce: at most one write per interval; changes meanwhile gather.
+        const wait = this.#dueAt(plan.change) - this.#clock.now();
+        if (wait > 0) {
+          this.#dirty = true;
+          // A change of the images can come while an annotation-only change
+          // waits out its longer interval: look again at each poke.
+          const woken = plan.change === "annotations"
+            ? await this.#sleepUnlessPoked(wait, signal)
+            : await this.#sleep(wait, signal);
+          if (!woken) break;
+          continue;
+        }
         try {
-          await this.#reconcile();
+          await this.#reconcile(plan);
           failures = 0;
         } catch (error) {
           // Why retry: the set stays as it was (a new generation counts only
@@ -177,6 +202,28 @@ export class Publisher {
     return sleepUnlessAborted(this.#clock, ms, signal);
   }
 
+  /** When a write of `change` may go out. */
+  #dueAt(change: Plan["change"]): number {
+    const interval = this.#o.minIntervalMs ?? 1000;
+    if (change === "images") return this.#lastImagesWriteAt + interval;
+    if (change === "annotations") {
+      return this.#lastWriteAt + (this.#o.annotationIntervalMs ?? 5 * interval);
+    }
+    return -Infinity;
+  }
+
+  /** Sleeps `ms`, or less if poked; false once `signal` aborted. */
+  async #sleepUnlessPoked(ms: number, signal: AbortSignal): Promise<boolean> {
+    const stop = new AbortController();
+    await Promise.race([
+      new Promise<void>((resolve) => this.#wake = resolve),
+      this.#clock.sleep(ms, AbortSignal.any([signal, stop.signal])).catch(() => {}),
+    ]);
+    stop.abort();
+    this.#wake = undefined;
+    return !signal.aborted;
+  }
+
   /** Waits for a poke, or the resync period (a level-triggered backstop). */
   async #idle(signal: AbortSignal): Promise<void> {
     const stop = new AbortController();
@@ -189,9 +236,8 @@ export class Publisher {
     this.#wake = undefined;
   }
 
-  /** Makes the published set equal the desired one, if it is not. */
-  async #reconcile(): Promise<void> {
-    const { namespace, log } = this.#o;
+  /** The desired images as they would be published, and how they differ from the published set. */
+  #plan(): Plan {
     const { desired } = this.#o;
     const images = sortImages(
       desired.refs().map((ref) => {
@@ -202,8 +248,21 @@ export class Publisher {
     );
     const digest = setDigest(images);
     const view = viewShards(this.#shards.values());
+    const current = view.complete;
+    const change = current?.digest === digest
+      ? "none"
+      : current !== undefined && imagesDigest(current.images) === imagesDigest(images)
+      ? "annotations"
+      : "images";
+    return { images, digest, view, change };
+  }
+
+  /** Makes the published set equal the desired one (as planned), if it is not. */
+  async #reconcile(plan: Plan): Promise<void> {
+    const { namespace, log } = this.#o;
+    const { images, digest, view } = plan;
     let current = view.complete;
-    if (current?.digest !== digest) {
+    if (plan.change !== "none") {
       // A generation above any seen, including one half written by an
       // earlier leader, so readers never mistake old shards for new ones.
       const generation = Math.max(view.maxGeneration, this.#lastGeneration) + 1;
@@ -215,6 +274,7 @@ export class Publisher {
       }
       this.#lastGeneration = generation;
       this.#lastWriteAt = this.#clock.now();
+      if (plan.change === "images") this.#lastImagesWriteAt = this.#lastWriteAt;
       this.#lastPublish = this.#lastWriteAt;
       this.#publishes++;
       log.info("Published the desired images", {
@@ -222,10 +282,11 @@ export class Publisher {
         images: images.length,
         shards: shards.length,
         previous: current?.generation,
+        change: plan.change,
       });
       current = viewShards(this.#shards.values()).complete;
     } else {
-      this.#lastGeneration = Math.max(this.#lastGeneration, current.generation);
+      this.#lastGeneration = Math.max(this.#lastGeneration, current!.generation);
     }
     // Only now that the current generation is complete: remove the others.
     const keep = new Set(current?.digest === digest ? current.shards : []);
@@ -240,4 +301,18 @@ export class Publisher {
       this.#shards.delete(key);
     }
   }
+}
+
+/** What the publisher is about to write, and what kind of change it is. */
+interface Plan {
+  readonly images: readonly PublishedImage[];
+  readonly digest: string;
+  readonly view: SetView;
+  /** `images`: references or their trust changed; `annotations`: only the ledger's canary/digest. */
+  readonly change: "none" | "images" | "annotations";
+}
+
+/** The digest of a set without what the tag ledger adds to its images. Pure. */
+function imagesDigest(images: readonly PublishedImage[]): string {
+  return setDigest(images.map(({ canary: _c, ledgerDigest: _d, ...image }) => image));
 }

@@ -1,7 +1,9 @@
 /**
  * The publisher's write schedule, on a fake clock against the fake API
  * server: leading-edge (a change after a quiet interval is written at once),
- * then at most one write per interval, gathering the changes made meanwhile.
+ * then at most one write per interval, gathering the changes made meanwhile;
+ * a change only of the ledger's annotations on a slower interval of its own
+ * that never delays a change of the images.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { assertEquals } from "../testing/assert.ts";
@@ -11,6 +13,7 @@ import { recordingLogger } from "../log/logger.ts";
 import { FakeClock } from "../time/clock.ts";
 import { GENERATION_ANNOTATION, PUBLISHED_SET_SELECTOR, readShard } from "./published_set.ts";
 import { type DesiredSet, Publisher } from "./publisher.ts";
+import type { PublishedImage } from "./published_set.ts";
 
 const NS = "image-cache-daemon";
 const INTERVAL_MS = 1_000;
@@ -99,6 +102,87 @@ Deno.test("the publisher writes a change after a quiet interval at once, and gat
         .map((c) => c.metadata.annotations?.[GENERATION_ANNOTATION]),
       ["3"],
     );
+  } finally {
+    controller.abort();
+    await running;
+    await server.close();
+  }
+});
+
+Deno.test("a change only of the ledger's digests waits for the slower interval and never delays the next new image", async () => {
+  const server = await startFakeApiServer();
+  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+  const clock = new FakeClock(1_000_000);
+  const start = clock.now();
+  const desired = new EditableSet();
+  desired.add("docker.io/library/a:1");
+  const digests = new Map<string, string>();
+  const digestOf = (n: number) => `sha256:${String(n).repeat(64)}`;
+  const publisher = new Publisher({
+    kubeConfig: server.kubeConfig(),
+    namespace: NS,
+    desired,
+    annotate: (image: PublishedImage) => {
+      const ledgerDigest = digests.get(image.ref);
+      return ledgerDigest ? { ...image, ledgerDigest } : image;
+    },
+    isLeader: () => true,
+    sourcesSynced: Promise.resolve(),
+    log: recordingLogger(),
+    clock,
+    minIntervalMs: INTERVAL_MS,
+  });
+  /** The newest generation's images, with their ledger digests. */
+  const newest = () => {
+    const shards = server.list("configmaps", {
+      namespace: NS,
+      labelSelector: PUBLISHED_SET_SELECTOR,
+    })
+      .map((cm) => readShard(cm as KubernetesObject));
+    const top = Math.max(...shards.map((s) => s.generation ?? 0));
+    return Object.fromEntries(
+      shards.filter((s) => s.generation === top).flatMap((s) => s.images ?? [])
+        .map((i) => [i.ref, i.ledgerDigest ?? ""]),
+    );
+  };
+  const controller = new AbortController();
+  const running = publisher.run(controller.signal);
+  try {
+    await waitFor(() => publisher.status().publishes === 1, { what: "the first generation" });
+    await clock.advance(INTERVAL_MS);
+
+    // A digest learned after a quiet interval still waits: five intervals from the last write.
+    digests.set("docker.io/library/a:1", digestOf(1));
+    publisher.poke();
+    await waitFor(() => clock.nextTimerAt() === start + 5 * INTERVAL_MS, {
+      what: "the digest waiting for the slower interval",
+    });
+    assertEquals(publisher.status().publishes, 1);
+
+    // A new image meanwhile goes out at once, and takes the waiting digest along.
+    desired.add("docker.io/library/b:1");
+    await waitFor(() => publisher.status().publishes === 2, { what: "the new image at once" });
+    assertEquals(clock.now(), start + INTERVAL_MS);
+    assertEquals(newest(), { "docker.io/library/a:1": digestOf(1), "docker.io/library/b:1": "" });
+
+    // The next digest alone: written five intervals after that write, not before.
+    digests.set("docker.io/library/b:1", digestOf(2));
+    publisher.poke();
+    const due = start + INTERVAL_MS + 5 * INTERVAL_MS;
+    await waitFor(() => clock.nextTimerAt() === due, { what: "the second digest waiting" });
+    await clock.advance(due - 1 - clock.now());
+    assertEquals(publisher.status().publishes, 2);
+    await clock.advance(1);
+    await waitFor(() => publisher.status().publishes === 3, { what: "the digest-only write" });
+    assertEquals(newest()["docker.io/library/b:1"], digestOf(2));
+
+    // Right after that digest-only write, a new image is not held back by it.
+    desired.add("docker.io/library/c:1");
+    await waitFor(() => publisher.status().publishes === 4, {
+      what: "a new image right after a digest-only write",
+    });
+    assertEquals(clock.now(), due);
+    assertEquals(Object.keys(newest()).length, 3);
   } finally {
     controller.abort();
     await running;
