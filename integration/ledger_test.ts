@@ -23,6 +23,8 @@ class FakeRegistry {
   readonly digests = new Map<string, string>(TAGS.map((t, i) => [t, digestOf(i + 1)]));
   readonly requests: { ref: string; node: string }[] = [];
   readonly failing = new Set<string>();
+  /** Nodes whose pulls never answer (a registry that accepts the connection and stalls). */
+  readonly stalling = new Set<string>();
   count(ref: string, node?: string): number {
     return this.requests.filter((r) => r.ref === ref && (node === undefined || r.node === node))
       .length;
@@ -34,6 +36,7 @@ class FakeRegistry {
         const ref = `${domain}/${path}:${tag}`;
         this.requests.push({ ref, node });
         if (this.failing.has(node)) return Promise.reject(new Error("registry unreachable"));
+        if (this.stalling.has(node)) return new Promise(() => {});
         return Promise.resolve({ imageID: `${domain}/${path}@${this.digests.get(ref)}` });
       });
     }
@@ -78,6 +81,7 @@ async function withCluster(
       nodes: Running<DaemonParts>[];
     },
   ) => Promise<void>,
+  nodeArgs: readonly string[] = [],
 ) {
   const server = await startFakeApiServer({ nodes: NODES, namespaces: ["default", NS, "apps"] });
   const registry = new FakeRegistry();
@@ -100,7 +104,11 @@ async function withCluster(
     stops.push(aggregator.stop);
     const nodes: Running<DaemonParts>[] = [];
     for (const node of NODES) {
-      const n = await start<DaemonParts>(server, ["--role=node", `--node-name=${node}`], false);
+      const n = await start<DaemonParts>(
+        server,
+        ["--role=node", `--node-name=${node}`, ...nodeArgs],
+        false,
+      );
       stops.push(n.stop);
       nodes.push(n);
     }
@@ -218,6 +226,29 @@ Deno.test("a canary that cannot pull is replaced; when the next fails too, every
     });
     assertEquals(aggregator.parts.ledger.entry(ref)?.fallback, false);
   });
+});
+
+Deno.test("a canary whose pull runs out of its pull timeout (its pod deleted while pending) is replaced", async () => {
+  await withCluster(async ({ server, registry, aggregator }) => {
+    const [ref] = TAGS;
+    await waitFor(() => allHold(server, ref, digestOf(1)), { what: "v1 on every node" });
+    const first = ledgerOf(server, ref)!.canary!;
+    registry.stalling.add(first);
+    await waitFor(() => {
+      const canary = ledgerOf(server, ref)?.canary;
+      return canary !== undefined && canary !== first;
+    }, { what: "a new canary after the stalled pull", timeoutMs: 30_000 });
+    // The new canary's check goes through, and counts as the tag's check.
+    const second = ledgerOf(server, ref)!.canary!;
+    const checks = registry.count(ref, second);
+    await waitFor(() => registry.count(ref, second) > checks, {
+      what: "the new canary checks the tag",
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => aggregator.parts.ledger.entry(ref)?.failures === 0, {
+      what: "the check counted",
+    });
+  }, ["--pull-timeout=2s"]);
 });
 
 Deno.test("a tag's canary moves when its node becomes not ready, and only that tag's canary moves", async () => {

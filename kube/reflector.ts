@@ -72,8 +72,11 @@ export interface ReflectorHandler<T> {
   replace(items: ReadonlyMap<string, T>): void;
   /** An object was added or changed. */
   upsert(key: string, item: T): void;
-  /** An object was deleted. */
-  remove(key: string): void;
+  /**
+   * An object was deleted. `last` projects its final state, as the delete
+   * event carried it (for handlers that care how an object ended).
+   */
+  remove(key: string, last?: () => T): void;
   /**
    * The collection's API is missing (404) or forbidden (403). `status` says
    * which. A 404 means no objects exist; a 403 means they cannot be seen, so
@@ -418,7 +421,7 @@ export class Reflector<T> {
             return;
           }
           const key = objectKey(obj);
-          if (type === "DELETED") handler.remove(key);
+          if (type === "DELETED") handler.remove(key, () => handler.transform(obj));
           else handler.upsert(key, handler.transform(obj));
         },
         (error?: unknown) => {

@@ -58,6 +58,7 @@ export function pullViewOf(obj: KubernetesObject): PullView {
 /** Keeps the ledger's nodes and digests in step with the cluster. */
 export class LedgerFeed {
   readonly #ledger: TagLedger;
+  readonly #log: Logger;
   readonly #nodes: Reflector<boolean>;
   readonly #pods: Reflector<PullView>;
   readonly #ready = new Map<string, boolean>();
@@ -68,6 +69,7 @@ export class LedgerFeed {
   constructor(options: LedgerFeedOptions) {
     const { kubeConfig, namespace, log, clock, ledger } = options;
     this.#ledger = ledger;
+    this.#log = log;
     const nodes = allNodesCollection(kubeConfig);
     this.#nodes = new Reflector<boolean>({
       name: "ledger-nodes",
@@ -106,7 +108,7 @@ export class LedgerFeed {
           for (const [key, view] of items) this.#feed(key, view);
         },
         upsert: (key, view) => this.#feed(key, view),
-        remove: (key) => this.#fed.delete(key),
+        remove: (key, last) => this.#ended(key, last?.()),
       },
     });
     this.synced = Promise.all([this.#nodes.synced, this.#pods.synced]);
@@ -126,6 +128,28 @@ export class LedgerFeed {
     this.#fed.set(key, fed);
     if (outcome === "pulled") this.#ledger.report(ref, node, view.digest);
     else this.#ledger.failure(ref, node);
+  }
+
+  /**
+   * A pull pod was deleted. Its final state may carry an outcome not seen
+   * yet. Deleted without any, a canary's pod ran out of its node's pull
+   * timeout (or its daemon stopped): the check failed, as far as the ledger
+   * can tell, so the tag gets another canary rather than the same node again
+   * next period. A relist that no longer finds a pod counts nothing: how it
+   * ended is unknown.
+   */
+  #ended(key: string, last: PullView | undefined): void {
+    if (last !== undefined) this.#feed(key, last);
+    const fed = this.#fed.delete(key);
+    const { ref, node } = last ?? {};
+    if (fed || ref === undefined || node === undefined) return;
+    const entry = this.#ledger.entry(ref);
+    if (entry?.canary !== node) return;
+    this.#log.info("A canary's pull pod was deleted before it finished; choosing another canary", {
+      image: ref,
+      node,
+    });
+    this.#ledger.failure(ref, node);
   }
 
   /** The two watches, for health and status. */
