@@ -25,7 +25,7 @@ import { loadKubeConfig } from "./kube/client.ts";
 import { runDaemon } from "./daemon.ts";
 import type { ServedParts } from "./operate/parts.ts";
 import { DaemonMetrics } from "./operate/metrics.ts";
-import { ALL_PATHS, type OperationsPath, serveOperations } from "./operate/server.ts";
+import { operationsListeners, serveOperations } from "./operate/server.ts";
 
 const encoder = new TextEncoder();
 
@@ -111,24 +111,8 @@ export async function main(args: readonly string[]): Promise<number> {
   const metrics = new DaemonMetrics({ version: VERSION });
   let parts: ServedParts | undefined;
   const servers: ReturnType<typeof serveOperations>[] = [];
-  // /metrics, /healthz and /readyz where Prometheus and the kubelet reach
-  // them; /status, which names every tenant's objects, on its own address
-  // (loopback by default: `kubectl port-forward` reaches it, the pod network
-  // does not). The same address for both serves all four on one port.
-  const metricsAt = config.metricsBindAddress;
-  const statusAt = config.statusBindAddress;
-  const same = metricsAt && statusAt && metricsAt.hostname === statusAt.hostname &&
-    metricsAt.port === statusAt.port;
-  const wanted: [string, { hostname: string; port: number }, OperationsPath[]][] = [];
-  if (metricsAt) {
-    wanted.push([
-      "--metrics-bind-address",
-      metricsAt,
-      same ? [...ALL_PATHS] : ["/healthz", "/readyz", "/metrics"],
-    ]);
-  }
-  if (statusAt && !same) wanted.push(["--status-bind-address", statusAt, ["/status"]]);
-  for (const [flag, address, paths] of wanted) {
+  const wanted = operationsListeners(config.metricsBindAddress, config.statusBindAddress);
+  for (const { flag, address, paths } of wanted) {
     try {
       servers.push(serveOperations({
         ...address,

@@ -19,6 +19,41 @@ export type OperationsPath = "/healthz" | "/readyz" | "/metrics" | "/status";
 /** Every endpoint. */
 export const ALL_PATHS: readonly OperationsPath[] = ["/healthz", "/readyz", "/metrics", "/status"];
 
+/** Where one operations server listens, for which flag, serving which paths. */
+export interface OperationsListener {
+  readonly flag: "--metrics-bind-address" | "--status-bind-address";
+  readonly address: { readonly hostname: string; readonly port: number };
+  readonly paths: readonly OperationsPath[];
+}
+
+/**
+ * The operations servers to start: /metrics, /healthz and /readyz where
+ * Prometheus and the kubelet reach them; /status, which names every tenant's
+ * objects, on its own address (loopback by default: `kubectl port-forward`
+ * reaches it, the pod network does not). The same address for both serves
+ * all four on one port; an address left out (port 0 or empty) serves
+ * nothing. Pure.
+ */
+export function operationsListeners(
+  metricsAt: { hostname: string; port: number } | undefined,
+  statusAt: { hostname: string; port: number } | undefined,
+): OperationsListener[] {
+  const same = metricsAt !== undefined && statusAt !== undefined &&
+    metricsAt.hostname === statusAt.hostname && metricsAt.port === statusAt.port;
+  const listeners: OperationsListener[] = [];
+  if (metricsAt) {
+    listeners.push({
+      flag: "--metrics-bind-address",
+      address: metricsAt,
+      paths: same ? ALL_PATHS : ["/healthz", "/readyz", "/metrics"],
+    });
+  }
+  if (statusAt && !same) {
+    listeners.push({ flag: "--status-bind-address", address: statusAt, paths: ["/status"] });
+  }
+  return listeners;
+}
+
 /** Options for {@linkcode serveOperations}. */
 export interface OperationsServerOptions {
   /** Address to bind, such as `0.0.0.0`. */

@@ -7,7 +7,7 @@ import { NodePuller } from "../puller/node_puller.ts";
 import type { PullOptions, PullResult, PullStrategy } from "../puller/strategy.ts";
 import { DaemonMetrics, METRIC_PREFIX } from "./metrics.ts";
 import type { ServedParts } from "./parts.ts";
-import { type OperationsServerOptions, serveOperations } from "./server.ts";
+import { operationsListeners, type OperationsServerOptions, serveOperations } from "./server.ts";
 import { fakeParts, FakeSource, partsWith, sampleValue } from "../testing/fake_parts.ts";
 
 const m = (name: string) => METRIC_PREFIX + name;
@@ -387,4 +387,28 @@ Deno.test("serveOperations() with a real puller: metrics and status move as pull
     assertEquals(images[1].lastErrorReason, "Unauthorized");
     assertEquals((await server.get("/healthz")).status, 200, "backing off is healthy");
   }
+});
+
+Deno.test("operations listeners: /status apart on its own address, or all four paths on one shared address", () => {
+  const metrics = { hostname: "0.0.0.0", port: 8080 };
+  const status = { hostname: "127.0.0.1", port: 8081 };
+  assertEquals(operationsListeners(metrics, status), [
+    {
+      flag: "--metrics-bind-address",
+      address: metrics,
+      paths: ["/healthz", "/readyz", "/metrics"],
+    },
+    { flag: "--status-bind-address", address: status, paths: ["/status"] },
+  ]);
+  assertEquals(operationsListeners(metrics, { ...metrics }), [
+    {
+      flag: "--metrics-bind-address",
+      address: metrics,
+      paths: ["/healthz", "/readyz", "/metrics", "/status"],
+    },
+  ]);
+  assertEquals(operationsListeners(undefined, status), [
+    { flag: "--status-bind-address", address: status, paths: ["/status"] },
+  ]);
+  assertEquals(operationsListeners(undefined, undefined), []);
 });
