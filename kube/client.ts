@@ -92,13 +92,27 @@ export function speakHttp1(kc: KubeConfig): KubeConfig {
 /** How long one API request (not a watch) may take. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * How long a write of one object (create, delete, patch, replace) may take.
+ * Why shorter: a write answers in milliseconds unless the connection under
+ * it died (an API server restarting mid-request, which this runtime may never
+ * report, see {@linkcode boundRequests}); every pull waits on its pod's
+ * create, so a dead connection should cost a retry soon, not half a minute.
+ * Still far above the API server's own latency objective for writes (1 s).
+ */
+export const WRITE_TIMEOUT_MS = 10_000;
+
+/** Client method names that write one object (or a collection) rather than read. */
+const WRITE_METHOD = /^(create|delete|patch|replace)/;
+
 /** An API request that did not finish in time. */
 export class RequestTimeoutError extends Error {
   override readonly name = "RequestTimeoutError";
 }
 
 /**
- * Bounds every API request `kc` makes, except watches, by `timeoutMs`.
+ * Bounds every API request `kc` makes, except watches, by `timeoutMs`, and
+ * every write by `writeTimeoutMs` if that is shorter.
  *
  * Why two layers: client-node's calls take no signal, so each request gets
  * one (it ends a request whose response has not started). But on this
@@ -110,7 +124,11 @@ export class RequestTimeoutError extends Error {
  * and the daemon carries on; the dead socket is left behind. Watches set
  * their own signal and are ended by the reflector's watchdog instead.
  */
-export function boundRequests(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): KubeConfig {
+export function boundRequests(
+  kc: KubeConfig,
+  timeoutMs = REQUEST_TIMEOUT_MS,
+  writeTimeoutMs = WRITE_TIMEOUT_MS,
+): KubeConfig {
   const apply = kc.applySecurityAuthentication.bind(kc);
   kc.applySecurityAuthentication = async (context) => {
     await apply(context);
@@ -125,9 +143,9 @@ export function boundRequests(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): K
         if (typeof value !== "function") return value;
         return (...args: unknown[]) => {
           const result = value.apply(target, args);
-          return result instanceof Promise
-            ? withTimeout(result, timeoutMs, String(property))
-            : result;
+          const name = String(property);
+          const bound = WRITE_METHOD.test(name) ? Math.min(timeoutMs, writeTimeoutMs) : timeoutMs;
+          return result instanceof Promise ? withTimeout(result, bound, name) : result;
         };
       },
     });

@@ -190,6 +190,26 @@ Deno.test("boundRequests() gives every API request a timeout, so a silent API se
   }
 });
 
+Deno.test("boundRequests() holds a write to a tighter bound than a read", async () => {
+  const server = await startFakeApiServer();
+  try {
+    const kc = boundRequests(server.kubeConfig(), 20_000, 200);
+    server.faults.setLatency(1_500);
+    const api = kc.makeApiClient(CoreV1Api);
+    await assertRejects(
+      () => api.createNamespace({ body: { metadata: { name: "slow" } } }),
+      RequestTimeoutError,
+      "API request createNamespace timed out after 200 ms",
+    );
+    // A read of the same latency is within its own bound.
+    const list = await api.listNamespace();
+    assert(Array.isArray(list.items));
+  } finally {
+    server.faults.setLatency(0);
+    await server.close();
+  }
+});
+
 /**
  * A raw HTTP server whose every response sends its headers and half a body,
  * then either closes the connection (`cut`) or goes silent (`stalled`).

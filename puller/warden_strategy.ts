@@ -50,6 +50,8 @@ export interface WardenPodStrategyOptions {
 /** What a pull pod's outcome is judged from ({@linkcode podViewOf}). */
 export interface PodView {
   readonly name: string;
+  /** True once the pod's deletion has begun. */
+  readonly deleting?: boolean;
   readonly phase?: string;
   readonly reason?: string;
   readonly message?: string;
@@ -77,6 +79,7 @@ function view(obj: KubernetesObject): PodView {
   const pod = obj as V1Pod;
   return {
     name: pod.metadata?.name ?? "",
+    ...(pod.metadata?.deletionTimestamp ? { deleting: true } : {}),
     phase: pod.status?.phase,
     reason: pod.status?.reason,
     message: pod.status?.message,
@@ -193,6 +196,10 @@ export class WardenPodStrategy implements PullStrategy {
    * created the pod registered its waiter is not missed. Bounded.
    */
   readonly #deleted = new Set<string>();
+  /** Names of pods this instance created (or already collected), recently. */
+  readonly #created = new Set<string>();
+  /** True once start() has dealt with the leftovers: from then on, orphans are collected. */
+  #collecting = false;
   #running?: Promise<void>;
 
   constructor(options: WardenPodStrategyOptions) {
@@ -229,6 +236,7 @@ export class WardenPodStrategy implements PullStrategy {
         upsert: (_key, pod) => {
           this.#pods.set(pod.name, pod);
           this.#settle(pod);
+          this.#collectOrphan(pod);
         },
         remove: (key) => {
           const name = key.slice(key.indexOf("/") + 1);
@@ -278,8 +286,10 @@ export class WardenPodStrategy implements PullStrategy {
         node: this.#o.node,
         pods: leftovers,
       });
+      for (const name of leftovers) this.#created.add(name);
       await Promise.all(leftovers.map((name) => this.#delete(name)));
     }
+    this.#collecting = true;
   }
 
   async pull(ref: string, options: PullOptions): Promise<PullResult> {
@@ -314,6 +324,7 @@ export class WardenPodStrategy implements PullStrategy {
       );
     }
     const name = created.metadata!.name!;
+    this.#rememberCreated(name);
     this.#o.log.debug("Pull pod created", { image: ref, node: this.#o.node, pod: name });
     try {
       return await new Promise<PullResult>((resolve, reject) => {
@@ -360,6 +371,32 @@ export class WardenPodStrategy implements PullStrategy {
     this.#waiters.delete(pod.name);
     if (outcome instanceof PullError) waiter.reject(outcome);
     else waiter.resolve(outcome);
+  }
+
+  /**
+   * Deletes a finished pull pod on this node that no pull of this instance
+   * knows: one whose create timed out on the client's side after the API
+   * server had made it (its name never came back), so no `finally` deletes
+   * it. Level-triggered: whatever left it, it goes once it is done. A pod of
+   * this instance is never taken for one: its name is remembered from the
+   * create's answer until long after its own delete.
+   */
+  #collectOrphan(pod: PodView): void {
+    if (pod.deleting || this.#waiters.has(pod.name) || this.#created.has(pod.name)) return;
+    if (!this.#collecting) return; // start() deals with what an earlier instance left
+    if (pod.phase !== "Succeeded" && pod.phase !== "Failed") return;
+    this.#created.add(pod.name); // once
+    this.#o.log.info("Deleting a finished pull pod no pull knows (its create timed out)", {
+      node: this.#o.node,
+      pod: pod.name,
+    });
+    void this.#delete(pod.name);
+  }
+
+  /** Remembers `name` as this instance's pod (bounded, oldest forgotten first). */
+  #rememberCreated(name: string): void {
+    this.#created.add(name);
+    if (this.#created.size > 1024) this.#created.delete(this.#created.values().next().value!);
   }
 
   #rememberDeleted(name: string): void {

@@ -6,6 +6,7 @@ import { wardenPodSelector } from "./warden_pod.ts";
 import { waitFor } from "../testing/wait.ts";
 import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { recordingLogger } from "../log/logger.ts";
+import { boundRequests } from "../kube/client.ts";
 
 const REF = "docker.io/library/alpine:3.20";
 type Pod = Parameters<typeof podOutcome>[1];
@@ -209,6 +210,47 @@ Deno.test("WardenPodStrategy retries a failed pull-pod delete with doubling, jit
     assertEquals(deletes(), failures + 1);
     assertEquals(server.list("pods", { namespace: "icd" }).length, 0);
   } finally {
+    stop.abort();
+    await strategy.close();
+    await server.close();
+  }
+});
+
+Deno.test("WardenPodStrategy deletes a finished pull pod whose create timed out on its side, and only that one", async () => {
+  const server = await startFakeApiServer({ nodes: ["node-1"], namespaces: ["icd"] });
+  const log = recordingLogger();
+  const strategy = new WardenPodStrategy({
+    // Writes bounded at 200 ms: a create slower than that times out here
+    // while the API server still makes the pod.
+    kubeConfig: boundRequests(server.kubeConfig(), 30_000, 200),
+    namespace: "icd",
+    node: "node-1",
+    wardenImage: "ghcr.io/image-cache-daemon/warden:test",
+    log,
+  });
+  const stop = new AbortController();
+  const pods = () => server.list("pods", { namespace: "icd" }).length;
+  const deletes = () => server.requests.counts()["delete pods"] ?? 0;
+  try {
+    await strategy.start(stop.signal);
+    server.faults.setLatency(1_000);
+    const error = await strategy.pull(REF, { signal: stop.signal, refresh: false }).then(
+      () => undefined,
+      (e) => e,
+    );
+    server.faults.setLatency(0);
+    assert(error instanceof PullError, String(error));
+    assertMatch(error.message, /timed out after 200 ms/);
+    // The API server made the pod after all; it runs, and is collected once done.
+    await waitFor(() => pods() === 1, { what: "the pod the timed-out create made" });
+    await waitFor(() => pods() === 0 && deletes() === 1, { what: "the orphan deleted" });
+    assert(log.lines.some((l) => String(l.msg).startsWith("Deleting a finished pull pod no pull")));
+    // A pull of this instance's own costs one delete, its own: never taken for an orphan.
+    await strategy.pull(REF, { signal: stop.signal, refresh: false });
+    await waitFor(() => pods() === 0, { what: "the pull's pod deleted" });
+    assertEquals(deletes(), 2);
+  } finally {
+    server.faults.setLatency(0);
     stop.abort();
     await strategy.close();
     await server.close();
