@@ -92,6 +92,9 @@ function wireTaint(t: V1Taint): Record<string, unknown> {
   return out;
 }
 
+/** Least time between two writes of the condition that change only its message (the counts). */
+export const PROGRESS_WRITE_MS = 10_000;
+
 /** The condition and startup taint of one node. */
 export class WarmUp {
   readonly #o: WarmUpOptions;
@@ -101,6 +104,9 @@ export class WarmUp {
   #state?: WarmState;
   /** The condition last written (or found on the Node). */
   #written?: string;
+  /** Its status and reason, and when it was written (clock ms). */
+  #writtenStatus?: string;
+  #writtenAt = -Infinity;
   #lifted = false;
   #opened = false;
   #warmAfterMs?: number;
@@ -260,6 +266,14 @@ export class WarmUp {
       if (found === key) this.#written = key;
     }
     if (this.#written === key) return;
+    // A change of the counts alone (the message) is written at most every
+    // PROGRESS_WRITE_MS: a node pulling 50 images patches its status a few
+    // times, not 50. A change of status or reason goes at once; the tick
+    // writes the latest counts once the interval has passed.
+    if (
+      this.#writtenStatus === `${status}\u0000${reason}` &&
+      this.#clock.now() - this.#writtenAt < PROGRESS_WRITE_MS
+    ) return;
     // RFC 3339 in whole seconds, as the API server writes times.
     const now = new Date(this.#clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
     // Strategic merge by `type` (as node-problem-detector does): the
@@ -284,6 +298,8 @@ export class WarmUp {
       this.#log.info("Node condition changed", { type: CONDITION_TYPE, status, reason, message });
     }
     this.#written = key;
+    this.#writtenStatus = `${status}\u0000${reason}`;
+    this.#writtenAt = this.#clock.now();
   }
 
   /**

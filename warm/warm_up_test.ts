@@ -5,7 +5,7 @@ import { recordingLogger } from "../log/logger.ts";
 import { FakeClock } from "../time/clock.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
 import type { NodeMeta } from "../puller/node_images.ts";
-import { WarmUp } from "./warm_up.ts";
+import { PROGRESS_WRITE_MS, WarmUp } from "./warm_up.ts";
 import { waitFor } from "../testing/wait.ts";
 
 const KEY = "example.com/warming";
@@ -184,5 +184,42 @@ Deno.test("WarmUp raises the pull concurrency while warming and sets it back onc
     stop.abort();
     await running;
     await server.close();
+  }
+});
+
+Deno.test("WarmUp writes a change of the counts alone at most every 10 s, and a change of status at once", async () => {
+  const h = await harness({ key: KEY, effect: "NoSchedule" });
+  const image = (ref: string, present: boolean): ImageStatus =>
+    present
+      ? { ref, state: "present", attempts: 1, consecutiveFailures: 0, everPresent: true }
+      : { ref, state: "pending", attempts: 0, consecutiveFailures: 0 };
+  const refs = ["a", "b", "c", "d"];
+  const patches = () => h.server.requests.counts()["patch nodes/status"] ?? 0;
+  const message = () =>
+    h.meta().conditions.find((c) => c.type === "ImagesPrePulled")?.message ?? "";
+  try {
+    h.setImages(refs.map((r) => image(r, false)));
+    await h.warmUp.tick();
+    assertEquals(patches(), 1);
+    // Two more images present within the interval: no write.
+    for (const n of [1, 2]) {
+      h.setImages(refs.map((r, i) => image(r, i < n)));
+      await h.clock.advance(1_000);
+      await h.warmUp.tick();
+    }
+    assertEquals(patches(), 1);
+    // Once the interval has passed, one write with the latest counts.
+    await h.clock.advance(PROGRESS_WRITE_MS);
+    await h.warmUp.tick();
+    assertEquals(patches(), 2);
+    assertEquals(message().includes("2 of 4"), true, message());
+    // Warm: the status changes, written at once.
+    h.setImages(refs.map((r) => image(r, true)));
+    await h.clock.advance(1_000);
+    await h.warmUp.tick();
+    assertEquals(patches(), 3);
+    assertEquals(h.meta().conditions[0]?.status, "True");
+  } finally {
+    await h.server.close();
   }
 });
