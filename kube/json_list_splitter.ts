@@ -55,6 +55,13 @@ export interface JsonListSplitterOptions {
   maxItemBytes?: number;
   /** Largest remainder of the object outside the array, in bytes. @default {1048576} */
   maxRestBytes?: number;
+  /**
+   * Called once, as the array opens, with the object read so far (its fields
+   * before the array, the array empty) as JSON text: what a list says before
+   * its items (a Kubernetes list's `metadata` with its continue token comes
+   * first), known before the items have arrived.
+   */
+  onArrayStart?: (before: string) => void;
 }
 
 /**
@@ -72,6 +79,7 @@ export class JsonListSplitter {
   readonly #fieldBytes: Uint8Array;
   readonly #maxItemBytes: number;
   readonly #maxRestBytes: number;
+  readonly #onArrayStart?: (before: string) => void;
   // Not fatal: invalid UTF-8 becomes U+FFFD, as in `Response.text()`.
   readonly #decoder = new TextDecoder();
 
@@ -119,6 +127,7 @@ export class JsonListSplitter {
     this.#fieldBytes = new TextEncoder().encode(this.#field);
     this.#maxItemBytes = options.maxItemBytes ?? 32 * 1024 * 1024;
     this.#maxRestBytes = options.maxRestBytes ?? 1024 * 1024;
+    this.#onArrayStart = options.onArrayStart;
   }
 
   /**
@@ -201,6 +210,12 @@ export class JsonListSplitter {
           this.#needElement = false;
           this.#addRest(chunk, restStart, i + 1);
           restStart = -1;
+          if (this.#onArrayStart) {
+            // The bytes so far end with `[`: closing the array and the object
+            // makes them a JSON object of the fields read so far.
+            const so = new TextDecoder().decode(concat(this.#rest, this.#restBytes));
+            this.#onArrayStart(`${so}]}`);
+          }
         }
         this.#key = undefined;
         this.#depth = depth + 1;

@@ -233,3 +233,23 @@ Deno.test("JsonListSplitter keeps at most one element: a longer one is an error"
     SyntaxError,
   );
 });
+
+Deno.test("JsonListSplitter tells what comes before the array as the array opens, before any element, however the bytes are cut", () => {
+  const text =
+    '{"kind":"L","metadata":{"resourceVersion":"9","continue":"t\\"1"},"items":[{"a":1},{"b":"é"}]}';
+  const bytes = new TextEncoder().encode(text);
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const seen: string[] = [];
+    const splitter = new JsonListSplitter((item) => seen.push(`item ${item}`), {
+      onArrayStart: (before) => seen.push(`before ${before}`),
+    });
+    splitter.push(bytes.subarray(0, cut));
+    splitter.push(bytes.subarray(cut));
+    splitter.end();
+    assertEquals(seen, [
+      'before {"kind":"L","metadata":{"resourceVersion":"9","continue":"t\\"1"},"items":[]}',
+      'item {"a":1}',
+      'item {"b":"é"}',
+    ], `cut at ${cut}`);
+  }
+});

@@ -45,7 +45,8 @@ function collection(
 ): Collection {
   return {
     watch: clientWatcher(kc, path, selectors),
-    list: (options, onItem) => streamList(kc, path, { ...selectors, ...options }, onItem),
+    list: (options, onItem, onMeta) =>
+      streamList(kc, path, { ...selectors, ...options }, onItem, { onMeta }),
   };
 }
 

@@ -37,6 +37,12 @@ export type Lister = (
     resourceVersion?: string;
   },
   onItem: (obj: KubernetesObject) => void,
+  /**
+   * Called with the page's metadata as soon as it is known, if that is
+   * before the page has ended (its continue token lets the next page be
+   * asked for while this one streams). Optional for listers.
+   */
+  onMeta?: (page: ListPage) => void,
 ) => Promise<ListPage>;
 
 /** An object of a watch event; an `ERROR` event carries a Status (`code`, `message`). */
@@ -304,19 +310,54 @@ export class Reflector<T> {
   async #list(signal: AbortSignal, from: "0" | ""): Promise<void> {
     const { handler, list } = this.#o;
     const items = new Map<string, T>();
-    let continueToken: string | undefined;
+    const onItem = (obj: KubernetesObject) => items.set(objectKey(obj), handler.transform(obj));
+    // Pipelined: the next page is asked for as soon as this one's continue
+    // token is known (the API server sends the metadata before the items),
+    // so the server encodes it while this one is read. At most two pages are
+    // in flight; each is still read item by item. Order does not matter: a
+    // continue token reads one snapshot, and items are keyed.
+    const start = (continueToken: string | undefined) => {
+      let early: (page: ListPage | undefined) => void = () => {};
+      const meta = new Promise<ListPage | undefined>((resolve) => early = resolve);
+      const done = list(
+        {
+          limit: this.#o.pageSize ?? 500,
+          continueToken,
+          // A continue token carries its own snapshot; both may not be sent.
+          resourceVersion: continueToken ? undefined : from,
+        },
+        onItem,
+        early,
+      );
+      done.then(early, () => early(undefined));
+      return { meta, done };
+    };
     let resourceVersion = "";
-    do {
-      if (signal.aborted) return;
-      const page = await list({
-        limit: this.#o.pageSize ?? 500,
-        continueToken,
-        // A continue token carries its own snapshot; both may not be sent.
-        resourceVersion: continueToken ? undefined : from,
-      }, (obj) => items.set(objectKey(obj), handler.transform(obj)));
-      resourceVersion = page.resourceVersion;
-      continueToken = page.continueToken || undefined;
-    } while (continueToken);
+    let page = start(undefined);
+    while (true) {
+      if (signal.aborted) {
+        page.done.catch(() => {});
+        return;
+      }
+      const token = (await page.meta)?.continueToken;
+      const next = token !== undefined && !signal.aborted ? start(token) : undefined;
+      let finished: ListPage;
+      try {
+        finished = await page.done;
+      } catch (error) {
+        // The next page's answer no longer matters.
+        next?.done.catch(() => {});
+        throw error;
+      }
+      resourceVersion = finished.resourceVersion;
+      if (next !== undefined) {
+        page = next;
+        continue;
+      }
+      // No token was known early (a lister that reports none): ask now.
+      if (!finished.continueToken) break;
+      page = start(finished.continueToken);
+    }
     this.#resourceVersion = resourceVersion;
     this.#lastActivity = this.#clock.now();
     if (!this.#available) {

@@ -6,7 +6,7 @@ import { waitFor } from "../testing/wait.ts";
 import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
 import { configMapCollection } from "./listers.ts";
-import { Reflector } from "./reflector.ts";
+import { type Lister, Reflector } from "./reflector.ts";
 
 /** A handler that mirrors the collection as name → data.v, and counts calls. */
 function mirror() {
@@ -297,5 +297,86 @@ Deno.test("Reflector backs off after a watch the server closes at once, instead 
     api.lastWatch!.end();
     await clock.flush();
     assertEquals(api.watches.length, 3);
+  });
+});
+
+Deno.test("Reflector asks for the next page as soon as a page's continue token is read, with at most two pages in flight", async () => {
+  const api = new ScriptedCollection();
+  const m = mirror();
+  const asked: (string | undefined)[] = [];
+  const finish: (() => void)[] = [];
+  let inFlight = 0;
+  let mostInFlight = 0;
+  const list: Lister = async (options, onItem, onMeta) => {
+    asked.push(options.continueToken);
+    const n = asked.length;
+    inFlight++;
+    mostInFlight = Math.max(mostInFlight, inFlight);
+    const page = { resourceVersion: "7", continueToken: n < 3 ? `after-${n}` : undefined };
+    // The metadata is read first; the items take until the test lets them through.
+    onMeta?.(page);
+    await new Promise<void>((resolve) => finish.push(resolve));
+    onItem(cm(`c${n}`, `v${n}`));
+    inFlight--;
+    return page;
+  };
+  const r = new Reflector({
+    name: "test",
+    list,
+    watch: api.watch,
+    handler: m.handler,
+    log: nullLogger,
+  });
+  await withRun(r, async () => {
+    await waitFor(() => asked.length === 2, { what: "page 2 asked for while page 1 streams" });
+    assertEquals(asked, [undefined, "after-1"]);
+    // Page 3 waits until page 1 has ended: never three in flight.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assertEquals(asked.length, 2);
+    finish[0]();
+    await waitFor(() => asked.length === 3, { what: "page 3 once page 1 ended" });
+    assertEquals(asked[2], "after-2");
+    finish[1]();
+    await waitFor(() => finish.length === 3, { what: "page 3 under way" });
+    finish[2]();
+    await r.synced;
+    assertEquals([...m.state.keys()].sort(), ["ns/c1", "ns/c2", "ns/c3"]);
+    assertEquals(mostInFlight, 2);
+  });
+});
+
+Deno.test("Reflector's list fails as a whole when a page fails while the next is in flight, and lists again", async () => {
+  const api = new ScriptedCollection();
+  const m = mirror();
+  let calls = 0;
+  let failed = false;
+  const list: Lister = async (options, onItem, onMeta) => {
+    calls++;
+    const first = options.continueToken === undefined;
+    const page = { resourceVersion: "7", continueToken: first ? "after-1" : undefined };
+    onMeta?.(page);
+    await new Promise((resolve) => setTimeout(resolve, first ? 20 : 5));
+    // The first attempt's first page breaks off after its metadata.
+    if (first && !failed) {
+      failed = true;
+      throw new ApiException(500, "Internal error", "{}", {});
+    }
+    onItem(cm(first ? "a" : "b", "v"));
+    return page;
+  };
+  const r = new Reflector({
+    name: "test",
+    list,
+    watch: api.watch,
+    handler: m.handler,
+    log: nullLogger,
+    backoffBaseMs: 10,
+    backoffMaxMs: 20,
+  });
+  await withRun(r, async () => {
+    await r.synced;
+    assertEquals([...m.state.keys()].sort(), ["ns/a", "ns/b"]);
+    assertEquals(m.calls.replace, 1, "nothing replaced from the failed attempt");
+    assertEquals(calls, 4, "two pages, twice");
   });
 });

@@ -35,6 +35,12 @@ export interface ListMeta {
 export interface StreamListOptions {
   /** Longest time for the whole page, headers and body. @default {REQUEST_TIMEOUT_MS} */
   timeoutMs?: number;
+  /**
+   * Called with the page's metadata as soon as it is read, before the items
+   * when the list puts `metadata` first (as the API server does), so the next
+   * page can be asked for while this one streams. Not called otherwise.
+   */
+  onMeta?: (meta: ListMeta) => void;
 }
 
 const transport = new IsomorphicFetchHttpLibrary();
@@ -93,7 +99,13 @@ export async function streamList(
         response.headers,
       );
     }
-    const splitter = new JsonListSplitter((text) => onItem(JSON.parse(text)));
+    const { onMeta } = options;
+    const splitter = new JsonListSplitter((text) => onItem(JSON.parse(text)), {
+      onArrayStart: onMeta && ((before) => {
+        const meta = listMetaOf(JSON.parse(before));
+        if (meta.resourceVersion !== "") onMeta(meta);
+      }),
+    });
     const stream = response.body.stream() as ReadableStream<Uint8Array> | undefined;
     if (!stream) throw new SyntaxError(`Empty list response from ${path}`);
     for await (const chunk of stream) {
@@ -108,10 +120,7 @@ export async function streamList(
     if (rest.items !== undefined && rest.items !== null && !Array.isArray(rest.items)) {
       throw new SyntaxError(`List response from ${path} has no items array`);
     }
-    return {
-      resourceVersion: rest.metadata?.resourceVersion ?? "",
-      continueToken: rest.metadata?.continue || undefined,
-    };
+    return listMetaOf(rest);
   };
   // Why the race as well as the request's own signal: a body that stalls
   // mid-way is never reported on this runtime (see boundRequests).
@@ -120,4 +129,14 @@ export async function streamList(
   } finally {
     abandoned = true;
   }
+}
+
+/** What a list object says besides its items. Pure. */
+function listMetaOf(
+  list: { metadata?: { resourceVersion?: string; continue?: string } },
+): ListMeta {
+  return {
+    resourceVersion: list.metadata?.resourceVersion ?? "",
+    continueToken: list.metadata?.continue || undefined,
+  };
 }

@@ -251,3 +251,22 @@ Deno.test("streamList() rejects a body that is not a list", async () => {
     }
   }
 });
+
+Deno.test("streamList() reports a page's continue token before its first item, from the API server's metadata-first lists", async () => {
+  const server = await startFakeApiServer();
+  try {
+    for (let i = 0; i < 3; i++) server.create("configmaps", configMap(`cm-${i}`));
+    const seen: string[] = [];
+    const page = await streamList(
+      server.kubeConfig(),
+      "/api/v1/configmaps",
+      { limit: 2 },
+      (obj) => seen.push(`item ${obj.metadata?.name}`),
+      { onMeta: (meta) => seen.push(`meta ${meta.continueToken === undefined ? "last" : "more"}`) },
+    );
+    assertEquals(seen, ["meta more", "item cm-0", "item cm-1"]);
+    assert(page.continueToken);
+  } finally {
+    await server.close();
+  }
+});
