@@ -278,3 +278,17 @@ Deno.test("a tag's canary moves when its node becomes not ready, and only that t
     }
   });
 });
+
+Deno.test("the ledger forgets a tag that is no longer desired, and keeps the others", async () => {
+  await withCluster(async ({ server, aggregator }) => {
+    await waitFor(() => aggregator.parts.ledger.entries().length === TAGS.length, {
+      what: "both tags in the ledger",
+    });
+    const list = server.get("configmaps", "apps", "list")!;
+    server.update("configmaps", { ...list, data: { images: JSON.stringify([TAGS[1]]) } });
+    await waitFor(
+      () => aggregator.parts.ledger.entries().map((e) => e.ref).join() === TAGS[1],
+      { what: "only the desired tag left in the ledger" },
+    );
+  });
+});
