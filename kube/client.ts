@@ -94,13 +94,15 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
  * How long a write of one object (create, delete, patch, replace) may take.
- * Why shorter: a write answers in milliseconds unless the connection under
- * it died (an API server restarting mid-request, which this runtime may never
- * report, see {@linkcode boundRequests}); every pull waits on its pod's
- * create, so a dead connection should cost a retry soon, not half a minute.
- * Still far above the API server's own latency objective for writes (1 s).
+ * Why shorter than reads: a write answers in milliseconds unless the
+ * connection under it died (an API server restarting mid-request, which this
+ * runtime may never report, see {@linkcode boundRequests}); every pull waits
+ * on its pod's create, so a dead connection should cost a retry sooner than
+ * half a minute. Why not much shorter: an overloaded API server queues
+ * requests (API Priority and Fairness) for seconds, and a client that gives
+ * up early only adds retries to the queue.
  */
-export const WRITE_TIMEOUT_MS = 10_000;
+export const WRITE_TIMEOUT_MS = 20_000;
 
 /** Client method names that write one object (or a collection) rather than read. */
 const WRITE_METHOD = /^(create|delete|patch|replace)/;
