@@ -598,16 +598,21 @@ faultTest(
     server.create("workflowtemplates", patched);
     server.create("workflowtemplates", workflowTemplate("tenant", "good", [app("good")]));
     const daemon = await cluster.spawn(["--max-images-per-object=5"], [daemonSetHeapFlag()]);
+    const limitLines = () =>
+      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]);
+    // The Events are read from the API server, the log lines from the
+    // daemon's stderr pipe: wait for both, they need not arrive together.
     await waitFor(
       () =>
         ["yaml-heavy", "deep", "patch"].every((name) =>
           eventsAbout(cluster, name, "ObjectLimitExceeded").length === 1
-        ),
-      { what: "an ObjectLimitExceeded Event for each hostile YAML value", timeoutMs: SETTLE_MS },
+        ) && limitLines().length >= 3,
+      {
+        what: "an ObjectLimitExceeded Event and a log line for each hostile YAML value",
+        timeoutMs: SETTLE_MS,
+      },
     );
-    const limits = Object.fromEntries(
-      daemon.lines.filter((l) => l.msg === "Invalid image list").map((l) => [l.origin, l.limit]),
-    );
+    const limits = Object.fromEntries(limitLines());
     assertEquals(limits, {
       "configmap/tenant/yaml-heavy": "MAX_YAML_TOKENS",
       "configmap/tenant/deep": "MAX_YAML_DEPTH",
