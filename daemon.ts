@@ -210,6 +210,7 @@ export async function runDaemon(
       uid: identity.pod.uid,
     }
     : undefined;
+  const reportsTagChecks = config.pullStrategy === "cri";
   const pullEvents = new PullEvents({
     node,
     self,
@@ -241,6 +242,11 @@ export async function runDaemon(
     onPullFinished: (ref, result) => {
       deps.metrics?.pullFinished(ref, result);
       pullEvents.pullFinished(ref, result);
+      // The tag ledger's canary, pulling through CRI, makes no pull pod the
+      // leader could read: it reports its check in an Event instead (#16).
+      if (reportsTagChecks && publishedSet?.ledger(ref)?.canary === node) {
+        pullEvents.tagChecked(ref, result);
+      }
     },
     onPresent: () => {
       pullEvents.present();

@@ -12,6 +12,7 @@ import { type DaemonParts, runDaemon } from "../daemon.ts";
 import type { AggregatorParts } from "../aggregator.ts";
 import { PUBLISHED_SET_SELECTOR, readShard, viewShards } from "../publication/published_set.ts";
 import { parseReference } from "../images/reference.ts";
+import { TAG_CHECKED_REASON, tagCheckedMessage } from "../ledger/tag_check_event.ts";
 
 const NS = "image-cache-daemon";
 const NODES = ["node-1", "node-2", "node-3", "node-4"];
@@ -291,4 +292,56 @@ Deno.test("the ledger forgets a tag that is no longer desired, and keeps the oth
       { what: "only the desired tag left in the ledger" },
     );
   });
+});
+
+Deno.test("a canary pulling through CRI reports its check in a TagChecked Event on its own pod: the ledger publishes the digest, and a failure moves the canary", async () => {
+  const server = await startFakeApiServer({ nodes: NODES, namespaces: ["default", NS, "apps"] });
+  const [ref] = TAGS;
+  server.create("configmaps", {
+    metadata: {
+      namespace: "apps",
+      name: "list",
+      labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
+    },
+    data: { images: JSON.stringify([ref]) },
+  });
+  // Only the aggregator runs: what it learns comes from the Events alone.
+  const aggregator = await start<AggregatorParts>(
+    server,
+    ["--role=aggregator", "--pod-name=aggregator-a"],
+    true,
+  );
+  let n = 0;
+  const report = (node: string, type: "Normal" | "Warning", message: string) =>
+    server.create("events", {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { namespace: NS, name: `icd-${node}.${n++}` },
+      involvedObject: { apiVersion: "v1", kind: "Pod", namespace: NS, name: `icd-${node}` },
+      type,
+      reason: TAG_CHECKED_REASON,
+      message,
+      source: { component: "image-cache-daemon", host: node },
+      count: 1,
+      lastTimestamp: new Date().toISOString(),
+    });
+  try {
+    await waitFor(() => ledgerOf(server, ref)?.canary !== undefined, { what: "a canary" });
+    const canary = ledgerOf(server, ref)!.canary!;
+    report(canary, "Normal", tagCheckedMessage(ref, { digest: digestOf(77) }));
+    await waitFor(() => ledgerOf(server, ref)?.ledgerDigest === digestOf(77), {
+      what: "the reported digest published",
+    });
+    assertEquals(aggregator.parts.ledger.entry(ref)?.checkedBy, canary);
+    report(canary, "Warning", tagCheckedMessage(ref, { error: "manifest unknown" }));
+    await waitFor(() => {
+      const now = ledgerOf(server, ref)?.canary;
+      return now !== undefined && now !== canary;
+    }, { what: "another canary after the failed check", timeoutMs: 15_000 });
+    // The digest stands until a check says otherwise.
+    assertEquals(ledgerOf(server, ref)?.ledgerDigest, digestOf(77));
+  } finally {
+    await aggregator.stop();
+    await server.close();
+  }
 });

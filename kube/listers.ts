@@ -84,6 +84,17 @@ export function podCollection(
   });
 }
 
+/** Events in one namespace, selected by field (such as `reason=…`). */
+export function eventCollection(
+  kc: KubeConfig,
+  options: { namespace: string; fieldSelector?: string },
+): Collection {
+  const { namespace, fieldSelector } = options;
+  return collection(kc, `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
+    fieldSelector,
+  });
+}
+
 /**
  * Every node: only the aggregator's tag ledger reads the whole list (a node
  * daemon reads its own Node, {@linkcode nodeCollection}).

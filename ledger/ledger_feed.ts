@@ -3,19 +3,22 @@
  * Nodes (the ready ones are the canary candidates) and a watch of the pull
  * pods in the aggregator's namespace (a finished pull pod's
  * `containerStatuses[].imageID` is the digest its tag resolved to; a pull
- * error is a failed check). Read only: list and watch.
+ * error is a failed check), and a watch of the `TagChecked` Events in that
+ * namespace (what canaries pulling through CRI report, see
+ * tag_check_event.ts). Read only: list and watch.
  *
  * @module
  */
 import type { KubeConfig, KubernetesObject, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { Clock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { allNodesCollection, podCollection } from "../kube/listers.ts";
+import { allNodesCollection, eventCollection, podCollection } from "../kube/listers.ts";
 import { Reflector, type WatchStatus } from "../kube/reflector.ts";
 import { tryNormalizeReference } from "../images/reference.ts";
 import { allWardenPodsSelector, IMAGE_ANNOTATION } from "../puller/warden_pod.ts";
 import { podOutcome, podViewOf } from "../puller/warden_strategy.ts";
 import { digestOfImageId, isLedgerTag, type TagLedger } from "./tag_ledger.ts";
+import { readTagCheck, TAG_CHECKED_SELECTOR, type TagCheck } from "./tag_check_event.ts";
 
 /** Options for {@linkcode LedgerFeed}. */
 export interface LedgerFeedOptions {
@@ -61,6 +64,9 @@ export class LedgerFeed {
   readonly #log: Logger;
   readonly #nodes: Reflector<boolean>;
   readonly #pods: Reflector<PullView>;
+  readonly #checks: Reflector<TagCheck | undefined>;
+  /** The count already fed per tag-check Event, so a relist or a repeat counts once. */
+  readonly #checksFed = new Map<string, number>();
   readonly #ready = new Map<string, boolean>();
   /** The outcome already fed per pull pod, so a pod's later events do not count twice. */
   readonly #fed = new Map<string, string>();
@@ -111,7 +117,31 @@ export class LedgerFeed {
         remove: (key, last) => this.#ended(key, last?.()),
       },
     });
-    this.synced = Promise.all([this.#nodes.synced, this.#pods.synced]);
+    const checks = eventCollection(kubeConfig, { namespace, fieldSelector: TAG_CHECKED_SELECTOR });
+    this.#checks = new Reflector<TagCheck | undefined>({
+      name: "ledger-tag-checks",
+      list: checks.list,
+      watch: checks.watch,
+      log,
+      clock,
+      handler: {
+        transform: readTagCheck,
+        replace: (items) => {
+          for (const key of [...this.#checksFed.keys()]) {
+            if (!items.has(key)) this.#checksFed.delete(key);
+          }
+          // Oldest first: the newest check of a tag is the one that stands.
+          const sorted = [...items].filter((e): e is [string, TagCheck] => e[1] !== undefined)
+            .sort((a, b) => a[1].at - b[1].at);
+          for (const [key, check] of sorted) this.#check(key, check);
+        },
+        upsert: (key, check) => {
+          if (check !== undefined) this.#check(key, check);
+        },
+        remove: (key) => this.#checksFed.delete(key),
+      },
+    });
+    this.synced = Promise.all([this.#nodes.synced, this.#pods.synced, this.#checks.synced]);
   }
 
   #setNodes(): void {
@@ -128,6 +158,14 @@ export class LedgerFeed {
     this.#fed.set(key, fed);
     if (outcome === "pulled") this.#ledger.report(ref, node, view.digest);
     else this.#ledger.failure(ref, node);
+  }
+
+  /** A canary's tag check, reported in an Event: each new count is one more check. */
+  #check(key: string, check: TagCheck): void {
+    if ((this.#checksFed.get(key) ?? 0) >= check.count) return;
+    this.#checksFed.set(key, check.count);
+    if (check.digest !== undefined) this.#ledger.report(check.ref, check.node, check.digest);
+    else this.#ledger.failure(check.ref, check.node);
   }
 
   /**
@@ -172,11 +210,16 @@ export class LedgerFeed {
     return [
       of(this.#nodes, "ledger-nodes", () => this.#ready.size),
       of(this.#pods, "ledger-pull-pods", () => this.#fed.size),
+      of(this.#checks, "ledger-tag-checks", () => this.#checksFed.size),
     ];
   }
 
   /** Watches until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all([this.#nodes.run(signal), this.#pods.run(signal)]);
+    await Promise.all([
+      this.#nodes.run(signal),
+      this.#pods.run(signal),
+      this.#checks.run(signal),
+    ]);
   }
 }

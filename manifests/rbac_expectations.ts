@@ -133,6 +133,16 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
   },
   {
     scope: "namespace",
+    apiGroup: "",
+    resource: "events",
+    verbs: ["list", "watch"],
+    mode: "all",
+    roles: ["aggregator"],
+    why:
+      "ledger/ledger_feed.ts reads the TagChecked Events canaries pulling through CRI record on their own pods",
+  },
+  {
+    scope: "namespace",
     apiGroup: "coordination.k8s.io",
     resource: "leases",
     verbs: ["create", "get", "update"],

@@ -662,11 +662,22 @@ export class NodePuller {
     const signal = AbortSignal.any([this.#shutdown, controller.signal]);
     let pulling: Promise<PullResult>;
     try {
+      const view = entry.presenceNames === undefined ? this.#options.ledger?.(ref) : undefined;
+      const ledgerDigest = view?.canary !== undefined && view.canary !== this.#options.node
+        ? view.digest
+        : undefined;
       pulling = this.#options.strategy.pull(ref, {
         signal,
         refresh: attempt.refresh,
         trusted: entry.trusted,
+        ...(ledgerDigest !== undefined ? { ledgerDigest } : {}),
       });
+      if (ledgerDigest !== undefined) {
+        pulling = pulling.then((result) => {
+          if (result.skipped) this.#hook(() => this.#options.onLedgerSkip?.(ref));
+          return result;
+        });
+      }
     } catch (error) {
       pulling = Promise.reject(error);
     }

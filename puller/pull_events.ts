@@ -8,6 +8,7 @@
 import type { EventSink, InvolvedObject } from "../kube/events.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PullFinished } from "./node_puller.ts";
+import { TAG_CHECKED_REASON, tagCheckedMessage } from "../ledger/tag_check_event.ts";
 
 /** Options for {@linkcode PullEvents}. */
 export interface PullEventsOptions {
@@ -29,7 +30,11 @@ export interface PullEventsOptions {
  * - `AllImagesPresent` (Normal), once per daemon lifetime, the first time
  *   every desired image (at least one) is present on the node;
  * - `PullFailed` (Warning) for every failed attempt that counts (not for
- *   cancellations), with the failure's message.
+ *   cancellations), with the failure's message;
+ * - `TagChecked` (Normal with the digest, Warning with the error) for a pull
+ *   of a tag this node checks as the tag ledger's canary, when the pull
+ *   reveals nothing to the leader otherwise (the CRI strategy): the leader
+ *   reads it (ledger/tag_check_event.ts).
  */
 export class PullEvents {
   readonly #o: PullEventsOptions;
@@ -54,6 +59,27 @@ export class PullEvents {
         `Node ${node} holds all ${count} desired images`,
       );
     }
+  }
+
+  /**
+   * Reports a canary's check of tag `ref` to the leader. A success without a
+   * manifest digest (`sha256:…`) reports nothing: there is nothing to learn.
+   */
+  tagChecked(ref: string, result: PullFinished): void {
+    const { self, events } = this.#o;
+    if (!self || result.cancelled) return;
+    if (result.error) {
+      events.emit(
+        "Warning",
+        self,
+        TAG_CHECKED_REASON,
+        tagCheckedMessage(ref, { error: result.error.message }),
+      );
+      return;
+    }
+    const digest = result.digest?.slice(result.digest.lastIndexOf("@") + 1);
+    if (!result.ok || digest === undefined || !/^sha256:[a-f0-9]{64}$/.test(digest)) return;
+    events.emit("Normal", self, TAG_CHECKED_REASON, tagCheckedMessage(ref, { digest }));
   }
 
   /** For {@linkcode NodePullerOptions.onPullFinished}. */

@@ -95,3 +95,45 @@ Deno.test("PullEvents emits no Event without the daemon's own pod, and still log
   assertEquals(events.emitted, []);
   assertEquals(log.lines.map((l) => l.msg), ["Every desired image is present on this node"]);
 });
+
+Deno.test("a canary's tag check becomes a TagChecked Event the leader can read: the digest, or the failure", () => {
+  const { rules, events } = setup();
+  const ref = "registry.example.com/team/app:v1";
+  const digest = `sha256:${"b".repeat(64)}`;
+  rules.tagChecked(ref, { ok: true, durationMs: 5, digest });
+  // The warden strategy's form (repository@digest) reads the same.
+  rules.tagChecked(ref, {
+    ok: true,
+    durationMs: 5,
+    digest: `registry.example.com/team/app@${digest}`,
+  });
+  rules.tagChecked(ref, {
+    ok: false,
+    durationMs: 5,
+    error: new PullError(ref, "ErrImagePull", "manifest unknown"),
+  });
+  // Nothing to learn: no digest, an image ID, a cancelled attempt.
+  rules.tagChecked(ref, { ok: true, durationMs: 5 });
+  rules.tagChecked(ref, { ok: true, durationMs: 5, digest: "c".repeat(64) });
+  rules.tagChecked(ref, { ok: false, durationMs: 5, cancelled: true });
+  assertEquals(events.emitted, [
+    {
+      type: "Normal",
+      name: SELF.name,
+      reason: "TagChecked",
+      message: `${ref} resolved to ${digest}`,
+    },
+    {
+      type: "Normal",
+      name: SELF.name,
+      reason: "TagChecked",
+      message: `${ref} resolved to ${digest}`,
+    },
+    {
+      type: "Warning",
+      name: SELF.name,
+      reason: "TagChecked",
+      message: `${ref} could not be checked: manifest unknown`,
+    },
+  ]);
+});

@@ -22,6 +22,13 @@ export interface PullOptions {
    * private image with them. @default {false}
    */
   readonly trusted?: boolean;
+  /**
+   * For a tag under the aggregator's tag ledger, on a node other than its
+   * canary: the digest the canary found this period. A strategy that can
+   * read the runtime's images (CRI `ImageStatus`) returns a skipped result
+   * when the tag there already has this digest, asking no registry.
+   */
+  readonly ledgerDigest?: string;
 }
 
 /** What a successful pull reports. */

@@ -197,6 +197,18 @@ export class CriPullStrategy implements PullStrategy {
     try {
       // Why check first: a pull of a present image still asks the registry
       // for the manifest; skipping spares the registry and its rate limits.
+      // A tag whose digest here is the one the ledger's canary found this
+      // period: a pull would fetch nothing new (#16).
+      if (refresh && !pinned && options.ledgerDigest !== undefined) {
+        const present = await this.#client.imageStatus(ref, { signal, deadline });
+        if (present !== undefined && digestOf(present, ref) === options.ledgerDigest) {
+          this.#log.debug("Tag holds the ledger's digest; not pulled", {
+            image: ref,
+            digest: options.ledgerDigest,
+          });
+          return { skipped: true, digest: options.ledgerDigest };
+        }
+      }
       if (!refresh || pinned) {
         const present = await this.#client.imageStatus(ref, { signal, deadline });
         if (present !== undefined) {

@@ -85,6 +85,21 @@ Deno.test("pull() skips a present tag unless the pull is a refresh", async () =>
   assertEquals(cri.methods(), ["pullImage", "imageStatus"]);
 });
 
+Deno.test("pull() on refresh skips a tag whose digest here is the ledger's, and pulls one whose digest moved", async () => {
+  const cri = new FakeCri();
+  cri.present.add(TAGGED);
+  const s = strategy(cri);
+  const held = await s.pull(TAGGED, { signal, refresh: true, ledgerDigest: DIGEST });
+  assertEquals(held, { skipped: true, digest: DIGEST });
+  assertEquals(cri.methods(), ["imageStatus"]);
+  cri.calls = [];
+  const moved = "sha256:" + "2".repeat(64);
+  assertEquals(await s.pull(TAGGED, { signal, refresh: true, ledgerDigest: moved }), {
+    digest: DIGEST,
+  });
+  assertEquals(cri.methods(), ["imageStatus", "pullImage", "imageStatus"]);
+});
+
 Deno.test("pull() never pulls a present digest-pinned image, even on refresh", async () => {
   const cri = new FakeCri();
   cri.present.add(PINNED);
