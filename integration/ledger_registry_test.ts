@@ -121,6 +121,11 @@ async function start<P>(server: FakeApiServer, args: string[], hook: string) {
   };
 }
 
+/** The ledger's digest of `ref` as a node daemon has applied it. */
+function ledgerDigestOn(parts: DaemonParts, ref: string): string | undefined {
+  return parts.puller.status().find((s) => s.ref === ref)?.ledgerDigest;
+}
+
 /** Whether every node lists `ref` and `repo@digest` as one image. */
 function allHold(server: FakeApiServer, ref: string, digest: string): boolean {
   const repo = ref.slice(0, ref.lastIndexOf(":"));
@@ -161,6 +166,7 @@ Deno.test({
         "onAggregatorStarted",
       );
       stops.push(aggregator.stop);
+      const nodes: DaemonParts[] = [];
       for (const node of NODES) {
         const n = await start<DaemonParts>(
           server,
@@ -168,6 +174,7 @@ Deno.test({
           "onStarted",
         );
         stops.push(n.stop);
+        nodes.push(n.parts);
       }
       await waitFor(() => aggregator.parts.ledger.entry(ref)?.digest === v1, {
         what: "v1 in the ledger",
@@ -175,6 +182,12 @@ Deno.test({
       });
       await waitFor(() => allHold(server, ref, v1), {
         what: "v1 on every node",
+        timeoutMs: 30_000,
+      });
+      // The digest is published on the ledger's own, slower schedule: count
+      // from when every node has it.
+      await waitFor(() => nodes.every((n) => ledgerDigestOn(n, ref) === v1), {
+        what: "v1 published to every node",
         timeoutMs: 30_000,
       });
 
@@ -214,6 +227,100 @@ Deno.test({
       for (const stop of stops.reverse()) await stop();
       await server.close();
       client.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "against a real registry with --pull-strategy=cri, the canary's TagChecked Events feed the ledger: one tag check per unchanged period cluster-wide, and a moved tag reaches every node",
+  ignore: env === undefined,
+  async fn() {
+    const { socket, registry, log } = env!;
+    const repo = `icd/ledger-cri-${crypto.randomUUID().slice(0, 8)}`;
+    const ref = `${registry}/${repo}:v1`;
+    const tagRequests = ` /v2/${repo}/manifests/v1 `;
+    const v1 = await pushNew(registry, repo, "v1");
+    const server = await startFakeApiServer({ nodes: NODES, namespaces: ["default", NS, "apps"] });
+    const stops: (() => Promise<void>)[] = [];
+    try {
+      server.create("configmaps", {
+        metadata: {
+          namespace: "apps",
+          name: "list",
+          labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
+        },
+        data: { images: JSON.stringify([ref]) },
+      });
+      const aggregator = await start<AggregatorParts>(
+        server,
+        ["--role=aggregator", "--pod-name=aggregator-a"],
+        "onAggregatorStarted",
+      );
+      stops.push(aggregator.stop);
+      // Three node daemons pulling through the one containerd (so each sees
+      // what the others pulled: the store is shared, the decisions are not).
+      const nodes = new Map<string, DaemonParts>();
+      for (const node of NODES) {
+        const n = await start<DaemonParts>(
+          server,
+          [
+            "--role=node",
+            `--node-name=${node}`,
+            `--pod-name=icd-${node}`,
+            "--pull-strategy=cri",
+            `--cri-socket=${socket}`,
+          ],
+          "onStarted",
+        );
+        stops.push(n.stop);
+        nodes.set(node, n.parts);
+      }
+      const onNode = (node: string) => nodes.get(node)!.puller.status().find((s) => s.ref === ref);
+      await waitFor(() => aggregator.parts.ledger.entry(ref)?.digest === v1, {
+        what: "v1 in the ledger, from a TagChecked Event",
+        timeoutMs: 30_000,
+      });
+      await waitFor(() => [...nodes.values()].every((n) => ledgerDigestOn(n, ref) === v1), {
+        what: "v1 published to every node",
+        timeoutMs: 30_000,
+      });
+      assert(
+        server.list("events", { namespace: NS }).some((e) =>
+          (e as { reason?: string }).reason === "TagChecked"
+        ),
+      );
+      // Unchanged periods: the canary checks the registry; the others ask the runtime only.
+      const canary = aggregator.parts.ledger.entry(ref)!.canary!;
+      await waitFor(() => (onNode(canary)?.attempts ?? 0) > 1, { what: "a canary recheck" });
+      const before = await requestCount(log, tagRequests);
+      const attemptsBefore = onNode(canary)!.attempts;
+      await waitFor(() => onNode(canary)!.attempts >= attemptsBefore + PERIODS, {
+        what: `${PERIODS} canary checks`,
+        timeoutMs: 60_000,
+      });
+      const checks = onNode(canary)!.attempts - attemptsBefore;
+      const requests = await requestCount(log, tagRequests) - before;
+      // One HEAD per canary check (a check in flight at either end may add one), none for the others.
+      assert(
+        requests >= checks - 1 && requests <= checks + 1,
+        `${requests} tag manifest requests for ${checks} canary checks on three nodes`,
+      );
+
+      // The tag moves: new content under v1.
+      const v2 = await pushNew(registry, repo, "v1");
+      assert(v2 !== v1);
+      await waitFor(() => aggregator.parts.ledger.entry(ref)?.digest === v2, {
+        what: "v2 in the ledger",
+        timeoutMs: 30_000,
+      });
+      await waitFor(() => NODES.every((node) => onNode(node)?.digest === v2), {
+        what: "v2 on every node",
+        timeoutMs: 30_000,
+      });
+    } finally {
+      for (const stop of stops.reverse()) await stop();
+      await server.close();
     }
   },
 });
