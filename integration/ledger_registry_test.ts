@@ -14,6 +14,7 @@
 import { assert, assertEquals } from "../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
+import { configMap } from "./faults/harness.ts";
 import { loadConfig } from "../config/config.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { type DaemonParts, runDaemon } from "../daemon.ts";
@@ -152,14 +153,7 @@ Deno.test({
     const stops: (() => Promise<void>)[] = [];
     try {
       for (const node of NODES) server.kubelet(node).setPullHook(criPullHook(client));
-      server.create("configmaps", {
-        metadata: {
-          namespace: "apps",
-          name: "list",
-          labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
-        },
-        data: { images: JSON.stringify([ref]) },
-      });
+      server.create("configmaps", configMap("apps", "list", { images: JSON.stringify([ref]) }));
       const aggregator = await start<AggregatorParts>(
         server,
         ["--role=aggregator", "--pod-name=aggregator-a"],
@@ -244,14 +238,7 @@ Deno.test({
     const server = await startFakeApiServer({ nodes: NODES, namespaces: ["default", NS, "apps"] });
     const stops: (() => Promise<void>)[] = [];
     try {
-      server.create("configmaps", {
-        metadata: {
-          namespace: "apps",
-          name: "list",
-          labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
-        },
-        data: { images: JSON.stringify([ref]) },
-      });
+      server.create("configmaps", configMap("apps", "list", { images: JSON.stringify([ref]) }));
       const aggregator = await start<AggregatorParts>(
         server,
         ["--role=aggregator", "--pod-name=aggregator-a"],

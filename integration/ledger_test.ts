@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
+import { configMap } from "./faults/harness.ts";
 import { loadConfig } from "../config/config.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { type DaemonParts, runDaemon } from "../daemon.ts";
@@ -87,14 +88,7 @@ async function withCluster(
   const server = await startFakeApiServer({ nodes: NODES, namespaces: ["default", NS, "apps"] });
   const registry = new FakeRegistry();
   registry.attach(server);
-  server.create("configmaps", {
-    metadata: {
-      namespace: "apps",
-      name: "list",
-      labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
-    },
-    data: { images: JSON.stringify(TAGS) },
-  });
+  server.create("configmaps", configMap("apps", "list", { images: JSON.stringify(TAGS) }));
   const stops: (() => Promise<void>)[] = [];
   try {
     const aggregator = await start<AggregatorParts>(
@@ -297,14 +291,7 @@ Deno.test("the ledger forgets a tag that is no longer desired, and keeps the oth
 Deno.test("a canary pulling through CRI reports its check in a TagChecked Event on its own pod: the ledger publishes the digest, and a failure moves the canary", async () => {
   const server = await startFakeApiServer({ nodes: NODES, namespaces: ["default", NS, "apps"] });
   const [ref] = TAGS;
-  server.create("configmaps", {
-    metadata: {
-      namespace: "apps",
-      name: "list",
-      labels: { "app.kubernetes.io/part-of": "image-cache-daemon" },
-    },
-    data: { images: JSON.stringify([ref]) },
-  });
+  server.create("configmaps", configMap("apps", "list", { images: JSON.stringify([ref]) }));
   // Only the aggregator runs: what it learns comes from the Events alone.
   const aggregator = await start<AggregatorParts>(
     server,

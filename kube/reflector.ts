@@ -312,8 +312,9 @@ export class Reflector<T> {
     const items = new Map<string, T>();
     const onItem = (obj: KubernetesObject) => items.set(objectKey(obj), handler.transform(obj));
     // Pipelined: the next page is asked for as soon as this one's continue
-    // token is known (the API server sends the metadata before the items),
-    // so the server encodes it while this one is read. At most two pages are
+    // token is known (the API server sends a built-in type's metadata before
+    // its items; a custom resource's after them, and then pages go one by
+    // one), so the server encodes it while this one is read. At most two pages are
     // in flight; each is still read item by item. Order does not matter: a
     // continue token reads one snapshot, and items are keyed.
     const start = (continueToken: string | undefined) => {

@@ -37,8 +37,10 @@ export interface StreamListOptions {
   timeoutMs?: number;
   /**
    * Called with the page's metadata as soon as it is read, before the items
-   * when the list puts `metadata` first (as the API server does), so the next
-   * page can be asked for while this one streams. Not called otherwise.
+   * when the list puts `metadata` first (the API server does so for built-in
+   * types; a custom resource's list, an unstructured map with sorted keys,
+   * has it last), so the next page can be asked for while this one streams.
+   * Not called otherwise.
    */
   onMeta?: (meta: ListMeta) => void;
 }

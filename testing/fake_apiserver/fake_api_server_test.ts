@@ -752,3 +752,28 @@ Deno.test("Accept: as=Table answers a meta.k8s.io Table with the kind's columns"
     assertEquals(plain.kind, "ConfigMapList");
   });
 });
+
+Deno.test("a built-in type's list puts metadata before the items; a custom resource's list, sorted like an unstructured map, after them", async () => {
+  await withServer({}, async (server) => {
+    server.create("configmaps", cm("a"));
+    server.create("workflowtemplates", {
+      apiVersion: "argoproj.io/v1alpha1",
+      kind: "WorkflowTemplate",
+      metadata: { namespace: "default", name: "w" },
+      spec: { templates: [] },
+    });
+    const keys = async (path: string) => {
+      const response = await fetch(`${server.url}${path}?limit=1`, {
+        headers: { authorization: `Bearer ${server.token}` },
+      });
+      return Object.keys(await response.json());
+    };
+    assertEquals(await keys("/api/v1/configmaps"), ["kind", "apiVersion", "metadata", "items"]);
+    assertEquals(await keys("/apis/argoproj.io/v1alpha1/workflowtemplates"), [
+      "apiVersion",
+      "items",
+      "kind",
+      "metadata",
+    ]);
+  });
+});

@@ -149,9 +149,19 @@ function listBody(
   items: readonly KubeObject[],
   metadata: Record<string, unknown>,
 ): string {
+  const list = items.map(jsonOf).join(",");
+  // As kube-apiserver writes them: a built-in type's list is a typed struct
+  // (kind, apiVersion, metadata, then items), while a custom resource's is an
+  // unstructured map, encoded with its keys sorted, so `metadata` (and its
+  // continue token) comes after the items.
+  if (info.group === ARGO_GROUP) {
+    return `{"apiVersion":"${info.apiVersion}","items":[${list}],"kind":"${info.kind}List","metadata":${
+      JSON.stringify(metadata)
+    }}`;
+  }
   return `{"kind":"${info.kind}List","apiVersion":"${info.apiVersion}","metadata":${
     JSON.stringify(metadata)
-  },"items":[${items.map(jsonOf).join(",")}]}`;
+  },"items":[${list}]}`;
 }
 
 function filterFor(rr: ResourceRequest, params: URLSearchParams): ObjectFilter {
