@@ -72,7 +72,8 @@ export async function runAggregator(
   // the others skip a tag whose digest they already hold.
   const ledger = new TagLedger({ now: () => clock.now() });
   const feed = new LedgerFeed({ kubeConfig, namespace, ledger, log, clock });
-  desired.subscribe(() => ledger.retain(desired.refs()));
+  // By the change, not the whole set: a relist adds images a few at a time.
+  desired.subscribe((change) => ledger.track(change));
   const publisher = new Publisher({
     kubeConfig,
     namespace,
