@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { machineLoad, round, sleep, startCluster } from "./harness.ts";
+import { machineLoad, print, round, sleep, startCluster } from "./harness.ts";
 import { fill, spawnAggregator, splitScale } from "./split.ts";
 
 interface Phases {
@@ -143,7 +143,7 @@ if (import.meta.main) {
     for (const build of order) {
       const p = await runOnce(build, scale, denoFlags);
       all.push(p);
-      console.log(JSON.stringify(p));
+      print(JSON.stringify(p));
     }
   }
   for (const build of builds) {
@@ -152,7 +152,7 @@ if (import.meta.main) {
     const wall = mine.map((p) => p.publishedMs);
     const cpu = mine.map((p) => p.cpuMs);
     const peak = mine.map((p) => p.peakMiB);
-    console.log(
+    print(
       `${build.name}: spawn → published ${wall.join(", ")} ms (median ${median(wall)}); ` +
         `CPU ${cpu.join(", ")} ms (median ${median(cpu)}); peak ${peak.join(", ")} MiB`,
     );
