@@ -5,7 +5,7 @@
  * @module
  */
 import type { Logger } from "../log/logger.ts";
-import { tryNormalizeReference } from "./reference.ts";
+import { type NormalizeResult, tryNormalizeReference } from "./reference.ts";
 import { TrustPolicy } from "./trust.ts";
 
 /**
@@ -24,6 +24,15 @@ export const DEFAULT_MAX_IMAGES_PER_OBJECT = 1_000;
  * `/status` document stay bounded by it.
  */
 export const DEFAULT_MAX_DESIRED_IMAGES = 10_000;
+
+/**
+ * Normalisations remembered, by input. Why: a cluster's objects name the same
+ * few thousand images over and over (10,000 templates, 2,000 images), and a
+ * relist normalised each of them once per object. Cleared when full.
+ */
+const NORMALIZED_CACHE_ENTRIES = 8_192;
+/** Longer inputs are normalised every time, never kept (no reference is this long). */
+const NORMALIZED_CACHE_MAX_INPUT = 512;
 
 /**
  * Rejected entries kept per origin as samples (the count is exact). Why: a
@@ -170,6 +179,8 @@ export class DesiredImages {
   #admitted = new Map<string, boolean>();
   #rejected = new Map<string, RejectionSummary>();
   #rejectedCount = 0;
+  /** Normalisation is pure: its results, by input. */
+  #normalized = new Map<string, NormalizeResult>();
   #listeners = new Set<ImageChangeListener>();
   /** Over the cap, admission is recomputed once per batch of changes. */
   #dirty = false;
@@ -221,7 +232,7 @@ export class DesiredImages {
         reject(input, `Over the limit of ${this.#maxPerObject} images per object`);
         continue;
       }
-      const result = tryNormalizeReference(input);
+      const result = this.#normalize(input);
       if (!result.ok) reject(input, result.reason);
       else if (accepted.has(result.ref)) continue;
       else if (!trusted && !this.#policy.allows(result.ref)) {
@@ -340,6 +351,19 @@ export class DesiredImages {
   subscribe(listener: ImageChangeListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  #normalize(input: unknown): NormalizeResult {
+    if (typeof input !== "string" || input.length > NORMALIZED_CACHE_MAX_INPUT) {
+      return tryNormalizeReference(input);
+    }
+    let result = this.#normalized.get(input);
+    if (result === undefined) {
+      if (this.#normalized.size >= NORMALIZED_CACHE_ENTRIES) this.#normalized.clear();
+      result = tryNormalizeReference(input);
+      this.#normalized.set(input, result);
+    }
+    return result;
   }
 
   #setRejections(origin: string, summary: RejectionSummary | undefined): void {
