@@ -72,13 +72,12 @@ export async function runAggregator(
   // the others skip a tag whose digest they already hold.
   const ledger = new TagLedger({ now: () => clock.now() });
   const feed = new LedgerFeed({ kubeConfig, namespace, ledger, log, clock });
+  // By the change, not the whole set: a relist adds images a few at a time.
+  desired.subscribe((change) => ledger.track(change));
   const publisher = new Publisher({
     kubeConfig,
     namespace,
     desired,
-    // Why at plan time and not on every change of the desired set: during a
-    // sync each object changes it, and retaining is linear in the tags.
-    prepare: (refs) => ledger.retain(refs),
     annotate: (image) => ledger.annotate(image),
     isLeader: () => election.isLeader(),
     // Nodes listed too: a set published before would name no canaries.

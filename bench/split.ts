@@ -122,7 +122,11 @@ function publishedBytes(cluster: Cluster): number {
   }).reduce((n, cm) => n + new TextEncoder().encode(JSON.stringify(cm)).byteLength, 0);
 }
 
-function fill(cluster: Cluster, scale: ReturnType<typeof splitScale>): void {
+/** Part A's sources: `scale.templates` WorkflowTemplates and `scale.configMaps` labelled ConfigMaps. */
+export function fill(
+  cluster: Cluster,
+  scale: Pick<ReturnType<typeof splitScale>, "images" | "templates" | "configMaps">,
+): void {
   const pool = imagePool(scale.images);
   for (const obj of workflowTemplates({ count: scale.templates, pool })) {
     cluster.server.create("workflowtemplates", obj);
@@ -148,15 +152,20 @@ async function samplePeak(memory: () => { peakKiB: number } | undefined, during:
   return Math.max(peak, memory()?.peakKiB ?? 0);
 }
 
-/** Spawns an aggregator process. */
-function spawnAggregator(cluster: Cluster, denoFlags: string[] | undefined) {
+/** Spawns an aggregator process (by default the bundle in dist/; `cwd` runs another checkout's). */
+export function spawnAggregator(
+  cluster: Cluster,
+  denoFlags: string[] | undefined,
+  options: { cwd?: string; extraArgs?: readonly string[] } = {},
+): ReturnType<typeof spawnDaemonChild> {
   return spawnDaemonChild(cluster, [
     "--role=aggregator",
     `--pod-namespace=${NAMESPACE}`,
     "--pod-name=aggregator-0",
     "--metrics-bind-address=0",
     "--status-bind-address=0",
-  ], { denoFlags });
+    ...(options.extraArgs ?? []),
+  ], { denoFlags, cwd: options.cwd });
 }
 
 /** Part A. */

@@ -26,6 +26,15 @@ export const DEFAULT_MAX_IMAGES_PER_OBJECT = 1_000;
 export const DEFAULT_MAX_DESIRED_IMAGES = 10_000;
 
 /**
+ * Normalisations remembered, by input. Why: a cluster's objects name the same
+ * few thousand images over and over (10,000 templates, 2,000 images), and a
+ * relist normalised each of them once per object. Cleared when full.
+ */
+const NORMALIZED_CACHE_ENTRIES = 8_192;
+/** Longer inputs are normalised every time, never kept (no reference is this long). */
+const NORMALIZED_CACHE_MAX_INPUT = 512;
+
+/**
  * Rejected entries kept per origin as samples (the count is exact). Why: a
  * list of 100,000 bad entries must cost a few lines of status and log, not
  * 100,000.
@@ -37,11 +46,6 @@ export const MAX_ECHO_CHARS = 256;
 
 /** Longest reason kept, in characters. */
 const MAX_REASON_CHARS = 512;
-
-/** Inputs longer than this are normalised afresh each time (no reference is that long). */
-const MEMO_MAX_LENGTH = 512;
-/** Most normalisations remembered; the memory is dropped whole when full. */
-const MEMO_MAX_ENTRIES = 16_384;
 
 /** A reference an origin asked for that will not be pulled. */
 export interface Rejection {
@@ -175,6 +179,8 @@ export class DesiredImages {
   #admitted = new Map<string, boolean>();
   #rejected = new Map<string, RejectionSummary>();
   #rejectedCount = 0;
+  /** Normalisation is pure: its results, by input. */
+  #normalized = new Map<string, NormalizeResult>();
   #listeners = new Set<ImageChangeListener>();
   /** Over the cap, admission is recomputed once per batch of changes. */
   #dirty = false;
@@ -184,7 +190,6 @@ export class DesiredImages {
   /** Times the admission was recomputed in full (over the cap), for tests of bounded work. */
   recomputations = 0;
   #version = 0;
-  readonly #normalized = new Map<string, NormalizeResult>();
 
   /**
    * Grows on every change of the map or its rejections, so views built from
@@ -249,25 +254,6 @@ export class DesiredImages {
     this.#setRejections(origin, count > 0 ? { origin, count, samples } : undefined);
     this.#replace(origin, accepted, trusted);
     return { accepted, rejected: samples, rejectedCount: count };
-  }
-
-  /**
-   * {@linkcode tryNormalizeReference}, remembered: the same few thousand
-   * references recur across thousands of objects (a sync of 10,000 templates
-   * normalises 50,000 strings). Bounded: the memory is dropped whole when it
-   * fills, so hostile input cannot grow it.
-   */
-  #normalize(input: unknown): NormalizeResult {
-    if (typeof input !== "string" || input.length > MEMO_MAX_LENGTH) {
-      return tryNormalizeReference(input);
-    }
-    let result = this.#normalized.get(input);
-    if (result === undefined) {
-      result = tryNormalizeReference(input);
-      if (this.#normalized.size >= MEMO_MAX_ENTRIES) this.#normalized.clear();
-      this.#normalized.set(input, result);
-    }
-    return result;
   }
 
   /** Removes an origin and everything only it asked for. */
@@ -365,6 +351,19 @@ export class DesiredImages {
   subscribe(listener: ImageChangeListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  #normalize(input: unknown): NormalizeResult {
+    if (typeof input !== "string" || input.length > NORMALIZED_CACHE_MAX_INPUT) {
+      return tryNormalizeReference(input);
+    }
+    let result = this.#normalized.get(input);
+    if (result === undefined) {
+      if (this.#normalized.size >= NORMALIZED_CACHE_ENTRIES) this.#normalized.clear();
+      result = tryNormalizeReference(input);
+      this.#normalized.set(input, result);
+    }
+    return result;
   }
 
   #setRejections(origin: string, summary: RejectionSummary | undefined): void {

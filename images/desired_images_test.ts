@@ -206,3 +206,19 @@ Deno.test("DesiredImages parses at most the per-object cap of an untrusted objec
   assertEquals(result.rejected[2].reason, "Over the limit of 2 images per object");
   assertEquals(result.rejected.length, MAX_REJECTION_SAMPLES);
 });
+
+Deno.test("DesiredImages normalises a reference written again, in other objects and past its remembered normalisations, as the first time", () => {
+  const desired = new DesiredImages({ maxImagesPerObject: 20_000, maxDesiredImages: 20_000 });
+  const first = desired.set("configmap:a/one", ["nginx:1.27", "Bad Ref!", 42]);
+  const many = Array.from({ length: 9_000 }, (_, i) => `registry.example.com/app-${i}:v1`);
+  desired.set("configmap:a/many", many);
+  const again = desired.set("configmap:a/two", ["nginx:1.27", "Bad Ref!", 42]);
+  assertEquals([...again.accepted], [...first.accepted]);
+  assertEquals([...again.accepted], ["docker.io/library/nginx:1.27"]);
+  assertEquals(
+    again.rejected.map((r) => r.reason),
+    first.rejected.map((r) => r.reason),
+  );
+  assertEquals(again.rejectedCount, 2);
+  assertEquals(desired.set("configmap:a/many", many).accepted.size, 9_000);
+});

@@ -147,6 +147,11 @@ export class JsonListSplitter {
         i = this.#scanString(chunk, i);
         continue;
       }
+      if (this.#capturing && this.#depth > 2) {
+        // Most bytes are inside an element: a tight loop until it closes.
+        i = this.#skipInElement(chunk, i);
+        continue;
+      }
       const b = chunk[i];
       if (isSpace(b)) {
         i++;
@@ -259,6 +264,48 @@ export class JsonListSplitter {
     const text = this.#decoder.decode(concat(this.#rest, this.#restBytes));
     this.#rest = [];
     return text;
+  }
+
+  /**
+   * Reads bytes inside an element (depth above 2, not in a string) from `i`
+   * until the element's last bracket closes or the chunk ends; returns where
+   * to continue. Only quotes and brackets matter there (`JSON.parse` checks
+   * the rest), so this is the general loop without the top-level cases.
+   */
+  #skipInElement(chunk: Uint8Array, i: number): number {
+    const n = chunk.length;
+    let depth = this.#depth;
+    while (i < n) {
+      const b = chunk[i];
+      if (b === QUOTE) {
+        // A string without escapes ends at the next quote; otherwise (or at
+        // the chunk's end) the general string scanner takes over.
+        let j = i + 1;
+        while (j < n) {
+          const c = chunk[j];
+          if (c === QUOTE || c === BACKSLASH) break;
+          j++;
+        }
+        if (j < n && chunk[j] === QUOTE) {
+          i = j + 1;
+          continue;
+        }
+        this.#depth = depth;
+        this.#inString = true;
+        return i + 1;
+      }
+      if (b === OPEN_BRACE || b === OPEN_BRACKET) depth++;
+      else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
+        depth--;
+        if (depth === 2) {
+          this.#depth = depth;
+          return i + 1;
+        }
+      }
+      i++;
+    }
+    this.#depth = depth;
+    return i;
   }
 
   /** Reads string bytes from `i`; returns where to continue. */

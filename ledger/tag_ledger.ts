@@ -111,6 +111,29 @@ export class TagLedger {
     this.#changed();
   }
 
+  /**
+   * Follows one change of the desired references (`DesiredImages`' change):
+   * adds the new tags, drops the removed ones. The same result as
+   * {@linkcode retain} of the whole new set, at the cost of the change: a
+   * relist of thousands of objects adds its images a few at a time, and
+   * recomputing every tag on each of those changes was quadratic.
+   */
+  track(change: { readonly added: readonly string[]; readonly removed: readonly string[] }): void {
+    let changed = false;
+    for (const ref of change.removed) {
+      if (!this.#states.delete(ref)) continue;
+      this.#published.delete(ref);
+      changed = true;
+    }
+    for (const ref of change.added) {
+      if (!isLedgerTag(ref) || this.#states.has(ref)) continue;
+      this.#state(ref);
+      this.#published.set(ref, this.#publishedText(ref));
+      changed = true;
+    }
+    if (changed) { for (const listener of this.#listeners) listener(); }
+  }
+
   /** A pull of tag `ref` by `node` succeeded and revealed `digest` (undefined: no usable digest). */
   report(ref: string, node: string, digest: string | undefined): void {
     if (!isLedgerTag(ref)) return;
@@ -199,12 +222,15 @@ export class TagLedger {
     return node;
   }
 
+  /** What is published of a kept tag, as compared between announcements. */
+  #publishedText(ref: string): string {
+    const { canary, digest } = this.entry(ref)!;
+    return `${canary ?? ""} ${digest ?? ""}`;
+  }
+
   #changed(): void {
     const published = new Map<string, string>();
-    for (const ref of this.#states.keys()) {
-      const { canary, digest } = this.entry(ref)!;
-      published.set(ref, `${canary ?? ""} ${digest ?? ""}`);
-    }
+    for (const ref of this.#states.keys()) published.set(ref, this.#publishedText(ref));
     const same = published.size === this.#published.size &&
       [...published].every(([ref, text]) => this.#published.get(ref) === text);
     this.#published = published;

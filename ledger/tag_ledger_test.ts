@@ -89,3 +89,34 @@ Deno.test("digestOfImageId() reads manifest digests and refuses image IDs", asyn
     await t.step(String(id), () => assertEquals(digestOfImageId(id), want));
   }
 });
+
+Deno.test("TagLedger following the desired set's changes keeps what a retain of the whole set keeps, and announces each change", async () => {
+  const { DesiredImages } = await import("../images/desired_images.ts");
+  const desired = new DesiredImages();
+  const tracked = new TagLedger({ now: () => 1000 });
+  tracked.setNodes(nodes);
+  let announced = 0;
+  tracked.subscribe(() => announced++);
+  desired.subscribe((change) => tracked.track(change));
+  const retained = new TagLedger({ now: () => 1000 });
+  retained.setNodes(nodes);
+  const same = () => {
+    retained.retain(desired.refs());
+    assertEquals(tracked.entries(), retained.entries());
+  };
+  desired.set("a", [TAG, PINNED, "nginx:1.27"]);
+  same();
+  assertEquals(tracked.entries().map((e) => e.ref), [
+    "docker.io/library/alpine:3.20",
+    "docker.io/library/nginx:1.27",
+  ]);
+  const before = announced;
+  desired.set("b", [TAG]);
+  assertEquals(announced, before, "a tag already kept: nothing new to publish");
+  desired.set("a", [PINNED]);
+  same();
+  desired.delete("b");
+  same();
+  assertEquals(tracked.entries(), []);
+  assertEquals(announced, before + 2);
+});

@@ -61,8 +61,6 @@ export interface PublisherOptions {
    * what it returns changes.
    */
   annotate?(image: PublishedImage): PublishedImage;
-  /** Called with the desired references before each look at them (for the ledger to keep only those). */
-  prepare?(refs: readonly string[]): void;
   /** Least time between two writes of a change of the images. @default {1000} */
   minIntervalMs?: number;
   /**
@@ -241,10 +239,8 @@ export class Publisher {
   /** The desired images as they would be published, and how they differ from the published set. */
   #plan(): Plan {
     const { desired } = this.#o;
-    const refs = desired.refs();
-    this.#o.prepare?.(refs);
     const images = sortImages(
-      refs.map((ref) => {
+      desired.refs().map((ref) => {
         const image = publishedImageOf(ref);
         const marked = desired.trusted?.(ref) ? { ...image, trusted: true } : image;
         return this.#o.annotate?.(marked) ?? marked;
