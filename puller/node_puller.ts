@@ -250,6 +250,8 @@ export class NodePuller {
   #wakeUp?: () => void;
   #lastFullReconcile = -Infinity;
   #version = 0;
+  /** Entries in {@linkcode #entries} made present since they became desired. */
+  #everPresent = 0;
 
   /**
    * Grows whenever what {@linkcode status} returns may have changed, so views
@@ -417,7 +419,8 @@ export class NodePuller {
    */
   allPresent(): boolean {
     const { desired } = this.#options;
-    if (this.#entries.size !== desired.size) return false;
+    // Cheap first: called after every pull, the walk below only once all could be.
+    if (this.#entries.size !== desired.size || this.#everPresent < this.#entries.size) return false;
     for (const entry of this.#entries.values()) {
       if (!entry.everPresent || !desired.has(entry.ref)) return false;
     }
@@ -478,6 +481,7 @@ export class NodePuller {
     const entry = this.#entries.get(ref);
     if (entry === undefined) return;
     this.#entries.delete(ref);
+    if (entry.everPresent) this.#everPresent--;
     this.#queue.delete(entry);
     this.#backoff.reset(ref);
     const attempt = this.#running.get(ref);
@@ -750,6 +754,7 @@ export class NodePuller {
     this.#version++;
     this.#backoff.reset(entry.ref);
     entry.state = "present";
+    if (!entry.everPresent && this.#entries.get(entry.ref) === entry) this.#everPresent++;
     entry.everPresent = true;
     entry.consecutiveFailures = 0;
     entry.permanent = undefined;
