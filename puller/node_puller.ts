@@ -161,6 +161,13 @@ const IDLE_WAKE_MS = 60_000;
 
 type AbortCause = "removed" | "timeout" | "shutdown";
 
+/**
+ * The reason the puller's own timers are cancelled with (nothing reads it).
+ * Why not the default: `abort()` builds a DOMException with a stack trace,
+ * twice per pull, for a rejection that is ignored.
+ */
+const TIMER_DONE = "timer no longer needed";
+
 interface Entry {
   readonly ref: string;
   /** For digest-pinned references: the names under which the node may report it. */
@@ -546,7 +553,7 @@ export class NodePuller {
       await Promise.race([woken, this.#clock.sleep(ms, stop.signal).catch(() => {})]);
     } finally {
       this.#wakeUp = undefined;
-      stop.abort();
+      stop.abort(TIMER_DONE);
     }
   }
 
@@ -701,7 +708,7 @@ export class NodePuller {
     const { entry } = attempt;
     const { ref } = entry;
     this.#running.delete(ref);
-    attempt.stopTimer.abort();
+    attempt.stopTimer.abort(TIMER_DONE);
     const now = this.#clock.now();
     const durationMs = now - attempt.startedAt;
     const cause = attempt.cause ?? (this.#shutdown.aborted ? "shutdown" : undefined);
