@@ -83,7 +83,8 @@ export function splitScale(quick: boolean): {
       nodes: [20, 100],
       allSamples: 2,
       idleMs: 10_000,
-      nodeIdleMs: 10_000,
+      // As long as the full run's: V8 gives memory back about 10 s after the pulls end.
+      nodeIdleMs: 20_000,
       nodeSettleTimeoutMs: 120_000,
       loadImages: 40,
       // Quick: the split only (scenario 2 measures `all` at 50/s in the same run).
@@ -281,16 +282,20 @@ async function sourcesToSet(options: ScenarioOptions, scale: ReturnType<typeof s
     // The node daemon on the whole set, on a node that holds none of it:
     // spawn, pull every image, idle on the same set.
     const startIndex = cluster.server.requests.entries().length;
-    let nodeEntries: RequestRecord[] = [];
+    let nodeReadBytes = NaN;
+    let nodeSetBytes = NaN;
     const nodeRun = await nodeMemoryRun(cluster, NODE, {
       denoFlags: nodeFlags,
       idleMs: scale.nodeIdleMs,
       settleTimeoutMs: scale.nodeSettleTimeoutMs,
-      onSynced: () => nodeEntries = cluster.server.requests.entries().slice(startIndex),
+      // Summed at once: a watch's record keeps counting the bytes it streams later.
+      onSynced: () => {
+        const entries = cluster.server.requests.entries().slice(startIndex);
+        nodeReadBytes = entries.reduce((n, r) => n + r.bytes, 0);
+        nodeSetBytes = entries.filter((r) => r.resource === "configmaps")
+          .reduce((n, r) => n + r.bytes, 0);
+      },
     });
-    const nodeReadBytes = nodeEntries.reduce((n, r) => n + r.bytes, 0);
-    const nodeSetBytes = nodeEntries.filter((r) => r.resource === "configmaps")
-      .reduce((n, r) => n + r.bytes, 0);
     // The same on a second, fresh node without V8 flags (the bundle as
     // `deno run` starts it), so the flags' share is measured, not assumed.
     let bareRun: NodeMemoryRun | undefined;
