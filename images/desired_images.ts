@@ -90,6 +90,18 @@ export interface ImageChange {
 /** Listener for {@linkcode DesiredImages.subscribe}. */
 export type ImageChangeListener = (change: ImageChange) => void;
 
+/** How {@linkcode DesiredImages.set} reads one origin. */
+export interface SetOptions {
+  /**
+   * The origin is a union of objects each already held to the per-object cap
+   * elsewhere (a node daemon's published set, which the aggregator built):
+   * `maxImagesPerObject` does not apply to it, `maxDesiredImages` still does.
+   * Why: the cap bounds what one tenant's object costs; applied to the whole
+   * published set it would cut a 2,000-image cluster to 1,000 on every node.
+   */
+  readonly aggregate?: boolean;
+}
+
 /** The result of {@linkcode DesiredImages.set} for one origin. */
 export interface SetResult {
   /** The normalised references accepted for the origin. */
@@ -213,9 +225,10 @@ export class DesiredImages {
    * not allow for this origin, or that exceed the per-object cap are counted
    * as rejections (a few kept as samples) and never become desired.
    */
-  set(origin: string, inputs: Iterable<unknown>): SetResult {
+  set(origin: string, inputs: Iterable<unknown>, options: SetOptions = {}): SetResult {
     this.#version++;
     const trusted = this.#policy.trusted(origin);
+    const perObject = options.aggregate ? Infinity : this.#maxPerObject;
     const accepted = new Set<string>();
     const samples: Rejection[] = [];
     let count = 0;
@@ -225,7 +238,7 @@ export class DesiredImages {
     };
     let entries = 0;
     for (const input of inputs) {
-      if (!trusted && entries++ >= this.#maxPerObject) {
+      if (!trusted && entries++ >= perObject) {
         // Why count these unread: parsing costs tens of microseconds per
         // entry, so a list of millions would stall the daemon; the cap bounds
         // the work one object costs. The count stays exact.
@@ -244,7 +257,7 @@ export class DesiredImages {
             this.#policy.allowedRepositories.join(", ")
           })`,
         );
-      } else if (!trusted && accepted.size >= this.#maxPerObject) {
+      } else if (!trusted && accepted.size >= perObject) {
         // Why reject rather than cut silently: the owner sees what is left
         // out; keeping the first ones keeps the choice stable across syncs.
         // The operator's own origins are bounded by the total cap only.

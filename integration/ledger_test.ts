@@ -139,13 +139,25 @@ function allHold(server: FakeApiServer, ref: string, digest: string): boolean {
 }
 
 Deno.test("with the tag ledger, only a tag's canary checks the registry each period; nodes holding its digest do not pull", async () => {
-  await withCluster(async ({ server, registry }) => {
+  await withCluster(async ({ server, registry, nodes }) => {
     for (const [i, ref] of TAGS.entries()) {
       await waitFor(() => ledgerOf(server, ref)?.ledgerDigest === digestOf(i + 1), {
         what: `${ref} in the ledger`,
       });
       await waitFor(() => allHold(server, ref, digestOf(i + 1)), { what: `${ref} on every node` });
     }
+    // Count from when every node has applied the published digests and no
+    // pull begun before that is still under way.
+    await waitFor(
+      () =>
+        nodes.every((n) =>
+          TAGS.every((ref, i) => {
+            const s = n.parts.puller.status().find((x) => x.ref === ref);
+            return s?.ledgerDigest === digestOf(i + 1) && s.state !== "pulling";
+          })
+        ),
+      { what: "every node on the published digests, nothing in flight" },
+    );
     const canaries = TAGS.map((ref) => ledgerOf(server, ref)!.canary!);
     for (const canary of canaries) assert(NODES.includes(canary));
     const before = TAGS.map((ref) =>

@@ -392,14 +392,35 @@ export class Reflector<T> {
       // goes silent), so client-node's own idle timeout never calls back. Once
       // the server has shown a bookmark heartbeat, three missed beats mean a
       // dead watch; without bookmarks, only the server-side timeout ends it.
+      //
+      // Every event pushes the deadline on; one timer runs at a time, and
+      // when it ends before the deadline it sleeps for the rest. Why not a
+      // new timer per event: a node daemon's watches deliver several events
+      // per pull, and each replaced timer cost an abort, a DOMException and
+      // a promise, all garbage, while the pulls are what should run.
       let idle: AbortController | undefined;
-      const arm = (ms: number, fire: () => void) => {
+      /** When the running timer ends. */
+      let idleAt = Infinity;
+      /** When the watch counts as silent, and what happens then. */
+      let deadline = Infinity;
+      let onSilent = () => {};
+      const startTimer = () => {
         idle?.abort();
         const armed = new AbortController();
         idle = armed;
-        clock.sleep(ms, armed.signal).then(() => {
-          if (!armed.signal.aborted) fire();
+        idleAt = deadline;
+        clock.sleep(Math.max(0, deadline - clock.now()), armed.signal).then(() => {
+          if (armed.signal.aborted) return;
+          idle = undefined;
+          if (clock.now() >= deadline) onSilent();
+          else startTimer();
         }, () => {});
+      };
+      const arm = (ms: number, fire: () => void) => {
+        deadline = clock.now() + ms;
+        onSilent = fire;
+        // A timer that ends no later than the new deadline re-arms itself then.
+        if (idle === undefined || idleAt > deadline) startTimer();
       };
       const watchdog = () => {
         if (this.#heartbeatMs === undefined) {

@@ -309,6 +309,9 @@ export function readShard(obj: KubernetesObject): Shard {
   return { name, generation, index, count, digest, images };
 }
 
+/** Each shard of a complete set {@linkcode viewShards} verified, to that set. */
+const verified = new WeakMap<Shard, CompleteSet>();
+
 /**
  * Judges a set of shards: the newest generation whose every shard is present
  * and readable, agrees on count and digest, and whose images hash to that
@@ -339,14 +342,18 @@ export function viewShards(shards: Iterable<Shard>): SetView {
     const { count, digest } = list[0] ?? {};
     const consistent = !poisoned.has(generation) && list.length === count &&
       list.every((s, i) => s.index === i && s.count === count && s.digest === digest);
+    // Shards are immutable once read: the same shard objects as a set
+    // verified before make the same set, without hashing every image again
+    // (a watch event of another generation would otherwise cost that).
+    const known = consistent ? verified.get(list[0]) : undefined;
+    if (known !== undefined && list.every((s) => verified.get(s) === known)) {
+      return { complete: known, incomplete, unreadable, maxGeneration };
+    }
     const images = consistent ? list.flatMap((s) => s.images!) : [];
     if (consistent && setDigest(images) === digest) {
-      return {
-        complete: { generation, digest: digest!, images, shards: list.map((s) => s.name) },
-        incomplete,
-        unreadable,
-        maxGeneration,
-      };
+      const complete = { generation, digest: digest!, images, shards: list.map((s) => s.name) };
+      for (const shard of list) verified.set(shard, complete);
+      return { complete, incomplete, unreadable, maxGeneration };
     }
     incomplete.push(generation);
   }

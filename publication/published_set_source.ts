@@ -50,6 +50,13 @@ export interface PublishedSetSourceOptions {
   backoffMaxMs?: number;
 }
 
+/** Whether two reference lists are equal, element by element. */
+function sameRefs(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Watches the published set and applies each complete generation to the sink. */
 export class PublishedSetSource implements Source {
   readonly name = "published-set";
@@ -63,8 +70,10 @@ export class PublishedSetSource implements Source {
   #state: PublishedSetState = "missing";
   #detail?: string = "No published set seen yet";
   #lastComplete?: number;
-  /** The references last applied as trusted. */
-  #trusted = new Set<string>();
+  /** The references last applied as trusted, in published order. */
+  #trustedList: readonly string[] = [];
+  /** The references last applied as untrusted, in published order. */
+  #untrustedList: readonly string[] = [];
   /** The tag ledger as last applied: per tag, its canary and digest. */
   #ledger = new Map<string, { canary?: string; digest?: string }>();
   readonly #ledgerListeners = new Set<(refs: string[]) => void>();
@@ -151,20 +160,33 @@ export class PublishedSetSource implements Source {
       this.#lastComplete = this.#clock.now();
       if (complete.digest !== this.#applied?.digest) {
         // The whole set replaces the last one in one step (level-triggered).
-        const trusted = complete.images.filter((i) => i.trusted === true).map((i) => i.ref);
-        const untrusted = complete.images.filter((i) => i.trusted !== true).map((i) => i.ref);
-        // In three steps, so an image whose trust changed is in one origin or
-        // both at every moment, never in neither (that would cancel its pull):
-        // keep what was trusted and is still desired, set the untrusted, then
-        // the trusted exactly.
-        const stillDesired = new Set(untrusted);
-        this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, [
-          ...trusted,
-          ...[...this.#trusted].filter((ref) => stillDesired.has(ref)),
-        ]);
-        this.#o.sink.set(PUBLISHED_ORIGIN, untrusted);
-        this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, trusted);
-        this.#trusted = new Set(trusted);
+        const trusted: string[] = [];
+        const untrusted: string[] = [];
+        for (const image of complete.images) {
+          (image.trusted === true ? trusted : untrusted).push(image.ref);
+        }
+        // A generation that changes only the ledger (a canary reported a
+        // digest: about one a second while a cluster pulls new tags) names
+        // the same images: the sink is left as it is, not fed the whole set
+        // again. The sink's origins are this source's alone.
+        if (!sameRefs(trusted, this.#trustedList) || !sameRefs(untrusted, this.#untrustedList)) {
+          // In three steps, so an image whose trust changed is in one origin or
+          // both at every moment, never in neither (that would cancel its pull):
+          // keep what was trusted and is still desired, set the untrusted, then
+          // the trusted exactly.
+          const stillDesired = new Set(untrusted);
+          // The aggregator held each object to the per-object cap: the set as
+          // a whole is bounded only by --max-desired-images.
+          const aggregate = { aggregate: true };
+          this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, [
+            ...trusted,
+            ...this.#trustedList.filter((ref) => stillDesired.has(ref)),
+          ], aggregate);
+          this.#o.sink.set(PUBLISHED_ORIGIN, untrusted, aggregate);
+          this.#o.sink.set(PUBLISHED_TRUSTED_ORIGIN, trusted, aggregate);
+          this.#trustedList = trusted;
+          this.#untrustedList = untrusted;
+        }
         this.#applyLedger(complete.images);
         this.#o.log.info("Applied the published set", {
           generation: complete.generation,

@@ -138,3 +138,23 @@ Deno.test("a tag's canary and ledger digest are published and read back; a malfo
     assert(read.error !== undefined, JSON.stringify(bad));
   }
 });
+
+Deno.test("viewShards() judges the same shards once: a later view of them is the set verified before", () => {
+  const shards = encodeShards(Array.from({ length: 3000 }, (_, i) => image(i)), {
+    namespace: NS,
+    generation: 5,
+    maxBytes: 100_000,
+  }).map(readShard);
+  const first = viewShards(shards);
+  assert(first.complete !== undefined);
+  // Another generation's shard arriving (a watch event) leaves these as they were.
+  const newer = readShard(encodeShards([image(1)], { namespace: NS, generation: 6 })[0]);
+  assertEquals(viewShards([newer, ...shards]).complete?.generation, 6);
+  const broken = { ...newer, digest: `sha256:${"0".repeat(64)}` };
+  const again = viewShards([broken, ...shards]);
+  assert(again.complete === first.complete, "the very set verified before");
+  assertEquals(again.incomplete, [6]);
+  // A shard read anew is judged anew: a copy whose images do not match its digest is refused.
+  const tampered = shards.map((s, i) => i === 0 ? { ...s, images: s.images!.slice(1) } : s);
+  assertEquals(viewShards(tampered).complete, undefined);
+});

@@ -42,17 +42,69 @@ interface NodeView {
   readonly tagDigests: ReadonlySet<string>;
   readonly complete: boolean;
   readonly meta?: NodeMeta;
+  /** Each raw name of the Node's list, normalised (for the next event). */
+  readonly normalized?: Normalized;
 }
 
 const EMPTY_VIEW: NodeView = { names: new Set(), tagDigests: new Set(), complete: true };
 
-function nodeView(obj: KubernetesObject): NodeView {
+/** Normalised forms of raw image names (`undefined`: not a reference), from one Node event. */
+type Normalized = ReadonlyMap<string, string | undefined>;
+
+/**
+ * Reads a Node's `status.images` in one pass: the normalised names, each
+ * tag's digest, and the normalised form of every raw name. Names found in
+ * `earlier` are not parsed again. Why: the kubelet rewrites the list on each
+ * pull (up to 50 images, about 100 names) and one pull changes one entry, so
+ * a watch event costs a parse per new name, not per name.
+ */
+function readNodeImages(obj: KubernetesObject, earlier: Normalized = new Map()): {
+  names: Set<string>;
+  tagDigests: Set<string>;
+  normalized: Map<string, string | undefined>;
+} {
+  const names = new Set<string>();
+  const tagDigests = new Set<string>();
+  const normalized = new Map<string, string | undefined>();
+  for (const image of (obj as V1Node).status?.images ?? []) {
+    const tags: string[] = [];
+    const digests: string[] = [];
+    for (const name of image.names ?? []) {
+      let ref = normalized.get(name);
+      if (ref === undefined && !normalized.has(name)) {
+        if (earlier.has(name)) ref = earlier.get(name);
+        else {
+          const result = tryNormalizeReference(name);
+          ref = result.ok ? result.ref : undefined;
+        }
+        normalized.set(name, ref);
+      }
+      if (ref === undefined) continue;
+      names.add(ref);
+      (ref.includes("@") ? digests : tags).push(ref);
+    }
+    // A tag and a digest of one repository in the same entry: the tag's digest.
+    for (const tag of tags) {
+      const repo = tag.slice(0, tag.lastIndexOf(":"));
+      for (const digest of digests) {
+        const at = digest.indexOf("@");
+        if (digest.slice(0, at) === repo) tagDigests.add(`${tag}${digest.slice(at)}`);
+      }
+    }
+  }
+  return { names, tagDigests, normalized };
+}
+
+/** What is kept of a Node, reusing the normalised names of the `earlier` event. */
+function nodeView(obj: KubernetesObject, earlier?: Normalized): NodeView {
   const node = obj as V1Node;
   const count = node.status?.images?.length ?? 0;
   const created = node.metadata?.creationTimestamp;
+  const { names, tagDigests, normalized } = readNodeImages(obj, earlier);
   return {
-    names: imageNamesOfNode(obj),
-    tagDigests: tagDigestsOfNode(obj),
+    names,
+    tagDigests,
+    normalized,
     complete: count < NODE_STATUS_MAX_IMAGES,
     meta: {
       created: created === undefined ? undefined : new Date(created).getTime(),
@@ -69,36 +121,12 @@ function nodeView(obj: KubernetesObject): NodeView {
  * entry (one image). Pure.
  */
 export function tagDigestsOfNode(obj: KubernetesObject): ReadonlySet<string> {
-  const out = new Set<string>();
-  for (const image of (obj as V1Node).status?.images ?? []) {
-    const tags: string[] = [];
-    const digests: string[] = [];
-    for (const name of image.names ?? []) {
-      const result = tryNormalizeReference(name);
-      if (!result.ok) continue;
-      (result.ref.includes("@") ? digests : tags).push(result.ref);
-    }
-    for (const tag of tags) {
-      const repo = tag.slice(0, tag.lastIndexOf(":"));
-      for (const digest of digests) {
-        const at = digest.indexOf("@");
-        if (digest.slice(0, at) === repo) out.add(`${tag}${digest.slice(at)}`);
-      }
-    }
-  }
-  return out;
+  return readNodeImages(obj).tagDigests;
 }
 
 /** Normalised image names of a Node's `status.images`. Pure. */
 export function imageNamesOfNode(obj: KubernetesObject): ReadonlySet<string> {
-  const names = new Set<string>();
-  for (const image of (obj as V1Node).status?.images ?? []) {
-    for (const name of image.names ?? []) {
-      const result = tryNormalizeReference(name);
-      if (result.ok) names.add(result.ref);
-    }
-  }
-  return names;
+  return readNodeImages(obj).names;
 }
 
 /**
@@ -124,7 +152,8 @@ export class NodeImages {
       log: options.log,
       clock: options.clock,
       handler: {
-        transform: nodeView,
+        // One Node, watched alone: the view before this event is the last one.
+        transform: (obj) => nodeView(obj, this.#view.normalized),
         replace: (items) => {
           this.#view = items.values().next().value ?? EMPTY_VIEW;
           this.#setFound(items.size > 0);

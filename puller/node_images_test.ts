@@ -128,3 +128,34 @@ Deno.test("tagDigestsOfNode() pairs each tag with the digest listed for the same
     `docker.io/library/nginx:latest@${a}`,
   ]);
 });
+
+Deno.test("NodeImages keeps names and tag digests right as the node's list changes one image at a time", async () => {
+  const digest = (i: number) => `sha256:${i.toString(16).padStart(64, "0")}`;
+  const entry = (i: number) => ({
+    names: [`registry.example/app-${i}:1`, `registry.example/app-${i}@${digest(i)}`],
+    sizeBytes: 1_000 + i,
+  });
+  await withNodeImages(() => {}, async (images, server) => {
+    const lists = [
+      [1, 2, 3].map(entry),
+      [4, 1, 2, 3].map(entry),
+      // An image retagged: the same tag now with another image's digest.
+      [{ names: ["registry.example/app-1:1", `registry.example/app-1@${digest(9)}`] }, entry(4)],
+      [{ names: ["not a reference!", "registry.example/app-4:1"] }],
+    ];
+    for (const list of lists) {
+      const current = server.get("nodes", undefined, NODE)!;
+      const next = { ...current, status: { ...(current.status as object), images: list } };
+      server.updateStatus("nodes", next);
+      // The pure readings of the same object: what every event must come to.
+      const node = { metadata: { name: NODE }, status: { images: list } } as never;
+      const expected = [...imageNamesOfNode(node)].sort();
+      await waitFor(() => JSON.stringify([...images.names()].sort()) === JSON.stringify(expected), {
+        what: `names ${expected.join(", ")}`,
+      });
+      assertEquals([...images.tagDigests()].sort(), [...tagDigestsOfNode(node)].sort());
+    }
+    assertEquals([...images.names()], ["registry.example/app-4:1"]);
+    assertEquals(images.tagDigests().size, 0);
+  });
+});

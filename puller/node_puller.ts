@@ -161,6 +161,13 @@ const IDLE_WAKE_MS = 60_000;
 
 type AbortCause = "removed" | "timeout" | "shutdown";
 
+/**
+ * The reason the puller's own timers are cancelled with (nothing reads it).
+ * Why not the default: `abort()` builds a DOMException with a stack trace,
+ * twice per pull, for a rejection that is ignored.
+ */
+const TIMER_DONE = "timer no longer needed";
+
 interface Entry {
   readonly ref: string;
   /** For digest-pinned references: the names under which the node may report it. */
@@ -250,6 +257,8 @@ export class NodePuller {
   #wakeUp?: () => void;
   #lastFullReconcile = -Infinity;
   #version = 0;
+  /** Entries in {@linkcode #entries} made present since they became desired. */
+  #everPresent = 0;
 
   /**
    * Grows whenever what {@linkcode status} returns may have changed, so views
@@ -417,7 +426,8 @@ export class NodePuller {
    */
   allPresent(): boolean {
     const { desired } = this.#options;
-    if (this.#entries.size !== desired.size) return false;
+    // Cheap first: called after every pull, the walk below only once all could be.
+    if (this.#entries.size !== desired.size || this.#everPresent < this.#entries.size) return false;
     for (const entry of this.#entries.values()) {
       if (!entry.everPresent || !desired.has(entry.ref)) return false;
     }
@@ -478,6 +488,7 @@ export class NodePuller {
     const entry = this.#entries.get(ref);
     if (entry === undefined) return;
     this.#entries.delete(ref);
+    if (entry.everPresent) this.#everPresent--;
     this.#queue.delete(entry);
     this.#backoff.reset(ref);
     const attempt = this.#running.get(ref);
@@ -542,7 +553,7 @@ export class NodePuller {
       await Promise.race([woken, this.#clock.sleep(ms, stop.signal).catch(() => {})]);
     } finally {
       this.#wakeUp = undefined;
-      stop.abort();
+      stop.abort(TIMER_DONE);
     }
   }
 
@@ -708,7 +719,7 @@ export class NodePuller {
     const { entry } = attempt;
     const { ref } = entry;
     this.#running.delete(ref);
-    attempt.stopTimer.abort();
+    attempt.stopTimer.abort(TIMER_DONE);
     const now = this.#clock.now();
     const durationMs = now - attempt.startedAt;
     const cause = attempt.cause ?? (this.#shutdown.aborted ? "shutdown" : undefined);
@@ -761,6 +772,7 @@ export class NodePuller {
     this.#version++;
     this.#backoff.reset(entry.ref);
     entry.state = "present";
+    if (!entry.everPresent && this.#entries.get(entry.ref) === entry) this.#everPresent++;
     entry.everPresent = true;
     entry.consecutiveFailures = 0;
     entry.permanent = undefined;

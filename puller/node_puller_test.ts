@@ -884,3 +884,33 @@ Deno.test("NodePuller with a tag ledger on a node past the kubelet's cap trusts 
   assertEquals(h.strategy.calls.length, 2, "recheck due: pulled again");
   await h.stop();
 });
+
+Deno.test("NodePuller.allPresent() follows images leaving and joining after all were present", async () => {
+  const h = await start({ images: [] });
+  h.desired.set("configmap/ns/a", [ALPINE]);
+  h.desired.set("configmap/ns/b", [BUSYBOX]);
+  await h.clock.flush();
+  h.strategy.last(ALPINE).settle(ok());
+  h.strategy.last(BUSYBOX).settle(ok());
+  await h.clock.flush();
+  assertEquals(h.puller.allPresent(), true);
+
+  // A present image leaves and a new one joins: not all present until it is pulled.
+  h.desired.delete("configmap/ns/a");
+  h.desired.set("configmap/ns/c", ["nginx:1.27"]);
+  await h.clock.flush();
+  assertEquals(h.puller.allPresent(), false);
+  h.strategy.last("docker.io/library/nginx:1.27").settle(ok());
+  await h.clock.flush();
+  assertEquals(h.puller.allPresent(), true);
+
+  // The one that left comes back: it is desired anew, so it must be pulled again.
+  h.desired.set("configmap/ns/a", [ALPINE]);
+  await h.clock.flush();
+  assertEquals(h.puller.allPresent(), false);
+  // Leaving again while its pull runs leaves only present images.
+  h.desired.delete("configmap/ns/a");
+  await h.clock.flush();
+  assertEquals(h.puller.allPresent(), true);
+  await h.stop();
+});

@@ -5,13 +5,13 @@
  *
  * @module
  */
-import type { SetResult } from "../images/desired_images.ts";
+import type { SetOptions, SetResult } from "../images/desired_images.ts";
 import type { WatchStatus } from "../kube/reflector.ts";
 
 /** Where a source reports image sets; {@linkcode DesiredImages} implements it. */
 export interface ImageSink {
   /** Replaces the whole set of references of `origin`. */
-  set(origin: string, refs: Iterable<unknown>): SetResult;
+  set(origin: string, refs: Iterable<unknown>, options?: SetOptions): SetResult;
   /** Removes `origin` and its references. */
   delete(origin: string): void;
 }

@@ -1,0 +1,77 @@
+import { assert, assertEquals } from "../testing/assert.ts";
+import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { waitFor } from "../testing/wait.ts";
+import { nullLogger } from "../log/logger.ts";
+import { DesiredImages } from "../images/desired_images.ts";
+import { encodeShards, type PublishedImage, publishedImageOf } from "./published_set.ts";
+import { PublishedSetSource } from "./published_set_source.ts";
+
+const NS = "image-cache-daemon";
+const ref = (i: number) => `registry.example.com/team-${i % 13}/app-${i}:v1`;
+
+/** Runs a node's PublishedSetSource (into a real DesiredImages) against a fake API server. */
+async function withSource(
+  fn: (
+    parts: {
+      source: PublishedSetSource;
+      desired: DesiredImages;
+      publish(images: PublishedImage[], generation: number): void;
+    },
+  ) => Promise<void>,
+): Promise<void> {
+  const server = await startFakeApiServer();
+  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+  const desired = new DesiredImages();
+  const source = new PublishedSetSource({
+    kubeConfig: server.kubeConfig(),
+    namespace: NS,
+    sink: desired,
+    log: nullLogger,
+  });
+  const publish = (images: PublishedImage[], generation: number) => {
+    for (const shard of encodeShards(images, { namespace: NS, generation })) {
+      server.create("configmaps", shard);
+    }
+  };
+  const controller = new AbortController();
+  const running = source.run(controller.signal);
+  try {
+    await fn({ source, desired, publish });
+  } finally {
+    controller.abort();
+    await running;
+    await server.close();
+  }
+}
+
+Deno.test("a node applies a published set larger than --max-images-per-object whole", async () => {
+  await withSource(async ({ source, desired, publish }) => {
+    // The aggregator held each object to the cap; 2,500 images from many objects are all desired.
+    publish(Array.from({ length: 2_500 }, (_, i) => publishedImageOf(ref(i))), 1);
+    await source.synced;
+    assertEquals(desired.size, 2_500);
+    assertEquals(desired.rejectedCount(), 0);
+  });
+});
+
+Deno.test("a generation that changes only the tag ledger updates the ledger, not the desired images", async () => {
+  await withSource(async ({ source, desired, publish }) => {
+    const images = Array.from({ length: 50 }, (_, i) => publishedImageOf(ref(i)));
+    publish(images, 1);
+    await source.synced;
+    const version = desired.version;
+    const digest = `sha256:${"d".repeat(64)}`;
+    publish(
+      images.map((i, n) => n === 7 ? { ...i, canary: "node-2", ledgerDigest: digest } : i),
+      2,
+    );
+    await waitFor(() => source.publishedSet().generation === 2, { what: "generation 2" });
+    assertEquals(source.ledger(ref(7)), { canary: "node-2", digest });
+    assertEquals(desired.version, version, "the desired images were not set again");
+    // A generation that does change the images still reaches them.
+    publish([...images, publishedImageOf(ref(99))], 3);
+    await waitFor(() => desired.has(ref(99)), { what: "generation 3's new image" });
+    assert(desired.version > version);
+    assertEquals(desired.size, 51);
+  });
+});
