@@ -136,8 +136,10 @@ export class TagLedger {
 
   /** A pull of tag `ref` by `node` succeeded and revealed `digest` (undefined: no usable digest). */
   report(ref: string, node: string, digest: string | undefined): void {
-    if (!isLedgerTag(ref)) return;
-    const state = this.#state(ref);
+    // Only desired tags: a pull of a tag no longer desired (one in flight
+    // when it left the set) must not bring it back.
+    const state = this.#states.get(ref);
+    if (state === undefined) return;
     state.failures = 0;
     if (state.failed.delete(node)) state.canary = undefined;
     if (digest !== undefined) {
@@ -150,8 +152,8 @@ export class TagLedger {
 
   /** A pull of tag `ref` by `node` failed. A failing canary is replaced; repeated failures fall back. */
   failure(ref: string, node: string): void {
-    if (!isLedgerTag(ref)) return;
-    const state = this.#state(ref);
+    const state = this.#states.get(ref);
+    if (state === undefined) return;
     const wasCanary = this.#canaryOf(ref, state) === node;
     state.failed.add(node);
     state.canary = undefined;

@@ -120,3 +120,14 @@ Deno.test("TagLedger following the desired set's changes keeps what a retain of 
   assertEquals(tracked.entries(), []);
   assertEquals(announced, before + 2);
 });
+
+Deno.test("a check reported for a tag that is not desired (a pull in flight as it left the set) is not kept", () => {
+  const ledger = new TagLedger({ now: () => 0 });
+  const tag = "registry.example.com/a/b:1";
+  ledger.setNodes(["node-1", "node-2"]);
+  ledger.track({ added: [tag], removed: [] });
+  ledger.track({ added: [], removed: [tag] });
+  ledger.report(tag, "node-1", `sha256:${"a".repeat(64)}`);
+  ledger.failure(tag, "node-2");
+  assertEquals(ledger.entries(), []);
+});

@@ -23,6 +23,9 @@ import { tlsMaterial } from "./tls.ts";
 import type { KubeObject } from "./types.ts";
 import { WatchRegistry } from "./watch.ts";
 
+/** How long down() lets connections finish before it drops them. */
+const DOWN_DRAIN_MS = 100;
+
 /** Options of {@linkcode startFakeApiServer}. */
 export interface FakeApiServerOptions {
   /** Serve HTTPS with a throwaway CA (put in the kubeconfig). Needs the openssl CLI. @default {false} */
@@ -236,6 +239,8 @@ class FakeApiServerImpl implements FakeApiServer {
   readonly #user: string;
   #port: number;
   #http: Deno.HttpServer | undefined;
+  /** Aborting it closes the listener and every open connection at once (a server that dies). */
+  #kill?: AbortController;
   #down = false;
   #argo: boolean;
   #closed = false;
@@ -295,7 +300,20 @@ class FakeApiServerImpl implements FakeApiServer {
     this.#watches.closeAll();
     const http = this.#http;
     this.#http = undefined;
-    await http?.shutdown();
+    // The watches just ended get a moment to send their last bytes; then
+    // every connection is dropped, as when an API server goes down: a
+    // graceful shutdown alone could leave a keep-alive connection open to a
+    // server that no longer answers on it, and a client waiting on nothing.
+    let done = false;
+    const drained = http?.shutdown().finally(() => done = true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      drained,
+      new Promise((resolve) => timer = setTimeout(resolve, DOWN_DRAIN_MS)),
+    ]);
+    clearTimeout(timer);
+    if (!done) this.#kill?.abort();
+    await drained?.catch(() => {});
   }
 
   #comeUp(): Promise<void> {
@@ -330,16 +348,17 @@ class FakeApiServerImpl implements FakeApiServer {
     const ctx = this.#context();
     const handler = (request: Request): Promise<Response> | Response => {
       if (this.#down) {
-        // Between down() and the listener closing: drop the connection without an answer.
-        return new Response(
-          new ReadableStream({ start: (c) => c.error(new Error("Server is down")) }),
-        );
+        // Between down() and the connections being dropped: no answer at all
+        // (a response cut after its headers would look like a slow one).
+        return new Promise<Response>(() => {});
       }
       const response = handleRequest(ctx, request);
       this.#notifyWatchWaiters();
       return response;
     };
+    this.#kill = new AbortController();
     const base = {
+      signal: this.#kill.signal,
       hostname: this.#hostname,
       port: this.#port,
       onListen: () => {},
