@@ -218,6 +218,15 @@ export function normalizeReference(input: string): string {
   return formatReference(parseReference(input));
 }
 
+/**
+ * Whether `text` is a sha256 content digest as registries name manifests
+ * (`sha256:` and 64 lowercase hex digits): the form the tag ledger keeps and
+ * publishes. Pure.
+ */
+export function isSha256Digest(text: string): boolean {
+  return /^sha256:[a-f0-9]{64}$/.test(text);
+}
+
 /** The outcome of {@linkcode tryNormalizeReference}. */
 export type NormalizeResult =
   | { readonly ok: true; readonly ref: string }

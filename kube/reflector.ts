@@ -350,14 +350,15 @@ export class Reflector<T> {
         next?.done.catch(() => {});
         throw error;
       }
-      resourceVersion = finished.resourceVersion;
-      if (next !== undefined) {
-        page = next;
-        continue;
+      if (signal.aborted) {
+        next?.done.catch(() => {});
+        return;
       }
-      // No token was known early (a lister that reports none): ask now.
-      if (!finished.continueToken) break;
-      page = start(finished.continueToken);
+      resourceVersion = finished.resourceVersion;
+      // A lister that reports no metadata early resolves `meta` with the
+      // finished page, so its token has started the next page by now.
+      if (next === undefined) break;
+      page = next;
     }
     this.#resourceVersion = resourceVersion;
     this.#lastActivity = this.#clock.now();

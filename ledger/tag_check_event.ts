@@ -15,7 +15,7 @@
  * @module
  */
 import type { CoreV1Event, KubernetesObject } from "@kubernetes/client-node";
-import { tryNormalizeReference } from "../images/reference.ts";
+import { isSha256Digest, tryNormalizeReference } from "../images/reference.ts";
 import { truncateEcho } from "../images/desired_images.ts";
 import { isLedgerTag } from "./tag_ledger.ts";
 
@@ -69,7 +69,7 @@ export function readTagCheck(obj: KubernetesObject): TagCheck | undefined {
   if (resolved > 0 && (failed < 0 || resolved < failed)) {
     ref = message.slice(0, resolved);
     digest = message.slice(resolved + RESOLVED.length);
-    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) return undefined;
+    if (!isSha256Digest(digest)) return undefined;
   } else if (failed > 0) {
     ref = message.slice(0, failed);
   } else {

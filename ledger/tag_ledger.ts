@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { isDigestPinned } from "../images/reference.ts";
+import { isDigestPinned, isSha256Digest } from "../images/reference.ts";
 import type { PublishedImage } from "../publication/published_set.ts";
 import { chooseCanary } from "./canary.ts";
 
@@ -65,7 +65,7 @@ export function digestOfImageId(imageId: string | undefined): string | undefined
   const at = imageId?.lastIndexOf("@") ?? -1;
   if (at < 0) return undefined;
   const digest = imageId!.slice(at + 1);
-  return /^sha256:[a-f0-9]{64}$/.test(digest) ? digest : undefined;
+  return isSha256Digest(digest) ? digest : undefined;
 }
 
 /** Whether `ref` is a tag the ledger keeps: a tag and no digest. */

@@ -17,7 +17,7 @@
  */
 import { createHash } from "node:crypto";
 import type { KubernetesObject, V1ConfigMap } from "@kubernetes/client-node";
-import { isDigestPinned, tryNormalizeReference } from "../images/reference.ts";
+import { isDigestPinned, isSha256Digest, tryNormalizeReference } from "../images/reference.ts";
 
 /** The label (and value) that marks published-set ConfigMaps. */
 export const PUBLISHED_SET_LABEL = "app.kubernetes.io/component";
@@ -259,7 +259,7 @@ function readImage(value: unknown): PublishedImage | string {
   }
   if (
     entry.ledgerDigest !== undefined &&
-    (typeof entry.ledgerDigest !== "string" || !/^sha256:[a-f0-9]{64}$/.test(entry.ledgerDigest))
+    (typeof entry.ledgerDigest !== "string" || !isSha256Digest(entry.ledgerDigest))
   ) {
     return `image ${JSON.stringify(entry.ref)} has a ledgerDigest that is not a sha256 digest`;
   }

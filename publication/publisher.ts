@@ -226,14 +226,9 @@ export class Publisher {
 
   /** Waits for a poke, or the resync period (a level-triggered backstop). */
   async #idle(signal: AbortSignal): Promise<void> {
-    const stop = new AbortController();
-    await Promise.race([
-      new Promise<void>((resolve) => this.#wake = resolve),
-      this.#clock.sleep(this.#o.resyncMs ?? 60_000, AbortSignal.any([signal, stop.signal]))
-        .then(() => this.#dirty = true, () => {}),
-    ]);
-    stop.abort();
-    this.#wake = undefined;
+    await this.#sleepUnlessPoked(this.#o.resyncMs ?? 60_000, signal);
+    // Poked (which marks it) or the resync period ended: look again either way.
+    this.#dirty = true;
   }
 
   /** The desired images as they would be published, and how they differ from the published set. */

@@ -591,6 +591,19 @@ export class NodePuller {
   }
 
   /**
+   * For a tag whose canary is another node: the digest that canary found
+   * (what this node may skip pulling if it holds it). Undefined for
+   * digest-pinned references, tags without a ledger digest, and this node's
+   * own canary tags.
+   */
+  #othersLedgerDigest(entry: Entry): string | undefined {
+    if (entry.presenceNames !== undefined) return undefined;
+    const view = this.#options.ledger?.(entry.ref);
+    if (view?.canary === undefined || view.canary === this.#options.node) return undefined;
+    return view.digest;
+  }
+
+  /**
    * Whether a tag can go unpulled: another node is its canary and the tag on
    * this node points to the ledger's digest. Why that is enough: the canary
    * pulled the tag with `Always` this period and found that digest, so a pull
@@ -598,10 +611,7 @@ export class NodePuller {
    * kubelet's cap) and does not show the pair pulls: absence is not proof.
    */
   #holdsLedgerDigest(entry: Entry, now: number): string | undefined {
-    if (entry.presenceNames !== undefined) return undefined;
-    const view = this.#options.ledger?.(entry.ref);
-    if (view?.canary === undefined || view.canary === this.#options.node) return undefined;
-    const digest = view.digest;
+    const digest = this.#othersLedgerDigest(entry);
     if (digest === undefined) return undefined;
     const held = this.#options.presentTagDigests?.();
     if (held?.has(`${entry.ref}@${digest}`)) return digest;
@@ -673,10 +683,7 @@ export class NodePuller {
     const signal = AbortSignal.any([this.#shutdown, controller.signal]);
     let pulling: Promise<PullResult>;
     try {
-      const view = entry.presenceNames === undefined ? this.#options.ledger?.(ref) : undefined;
-      const ledgerDigest = view?.canary !== undefined && view.canary !== this.#options.node
-        ? view.digest
-        : undefined;
+      const ledgerDigest = this.#othersLedgerDigest(entry);
       pulling = this.#options.strategy.pull(ref, {
         signal,
         refresh: attempt.refresh,

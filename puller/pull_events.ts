@@ -9,6 +9,7 @@ import type { EventSink, InvolvedObject } from "../kube/events.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PullFinished } from "./node_puller.ts";
 import { TAG_CHECKED_REASON, tagCheckedMessage } from "../ledger/tag_check_event.ts";
+import { isSha256Digest } from "../images/reference.ts";
 
 /** Options for {@linkcode PullEvents}. */
 export interface PullEventsOptions {
@@ -78,7 +79,7 @@ export class PullEvents {
       return;
     }
     const digest = result.digest?.slice(result.digest.lastIndexOf("@") + 1);
-    if (!result.ok || digest === undefined || !/^sha256:[a-f0-9]{64}$/.test(digest)) return;
+    if (!result.ok || digest === undefined || !isSha256Digest(digest)) return;
     events.emit("Normal", self, TAG_CHECKED_REASON, tagCheckedMessage(ref, { digest }));
   }
 
