@@ -270,3 +270,66 @@ Deno.test("streamList() reports a page's continue token before its first item, f
     await server.close();
   }
 });
+
+Deno.test("streamList() asks for a custom resource list's next page before it parses the page's items, whose metadata comes last", async () => {
+  const server = await startFakeApiServer();
+  try {
+    for (let i = 0; i < 3; i++) {
+      server.create("workflowtemplates", {
+        apiVersion: "argoproj.io/v1alpha1",
+        kind: "WorkflowTemplate",
+        metadata: { namespace: "ns", name: `wt-${i}` },
+        spec: { templates: [] },
+      });
+    }
+    const seen: string[] = [];
+    const path = "/apis/argoproj.io/v1alpha1/workflowtemplates";
+    const first = await streamList(
+      server.kubeConfig(),
+      path,
+      { limit: 2 },
+      (obj) => seen.push(`item ${obj.metadata?.name}`),
+      { onMeta: (meta) => seen.push(`meta ${meta.continueToken === undefined ? "last" : "more"}`) },
+    );
+    assertEquals(seen, ["meta more", "item wt-0", "item wt-1"]);
+    assert(first.continueToken);
+    // The last page: its metadata says so before its item.
+    seen.length = 0;
+    const last = await streamList(
+      server.kubeConfig(),
+      path,
+      { continueToken: first.continueToken },
+      (obj) => seen.push(`item ${obj.metadata?.name}`),
+      { onMeta: (meta) => seen.push(`meta ${meta.continueToken === undefined ? "last" : "more"}`) },
+    );
+    assertEquals(seen, ["meta last", "item wt-2"]);
+    assertEquals(last.continueToken, undefined);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("streamList() still rejects a malformed item of a page whose parsing waited for its metadata", async () => {
+  const http = twoPartServer(
+    '{"items":[{"metadata":{"name":"a"}},{"metadata":{"name":b}}],',
+    '"metadata":{"resourceVersion":"3","continue":"next"}}',
+    Promise.resolve(),
+  );
+  try {
+    const names: string[] = [];
+    await assertRejects(
+      () =>
+        streamList(
+          plainKubeConfig(http.addr.port),
+          "/apis/x/v1/things",
+          {},
+          (o) => names.push(o.metadata!.name!),
+          { onMeta: () => names.push("meta") },
+        ),
+      SyntaxError,
+    );
+    assertEquals(names, ["meta", "a"]);
+  } finally {
+    await http.shutdown();
+  }
+});
