@@ -83,17 +83,19 @@ COPY --from=deno-bin /deno /bin/deno
 COPY --from=source /app /app
 COPY --from=source /deno-dir /deno-dir
 ENV DENO_DIR=/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
-# V8's old-space limit, matched to the DaemonSet's memory limit (256Mi); an
-# environment variable so the aggregator's Deployment can set its own (its
-# limit is larger). Flags given with --v8-flags come after these.
-ENV DENO_V8_FLAGS=--max-old-space-size=160
+# The node daemon's V8 flags (build/v8_flags.ts): --optimize-for-size and an
+# old-space limit matched to the DaemonSet's memory limit (256Mi). An
+# environment variable, not --v8-flags, so the aggregator's Deployment can
+# replace them with its own (no --optimize-for-size, larger semi-spaces, a
+# larger limit).
+ENV DENO_V8_FLAGS=--optimize-for-size,--max-old-space-size=160
 WORKDIR /app
 USER 65532:65532
 EXPOSE 8080
 
 FROM runtime AS daemon-cri
-ENTRYPOINT ["/bin/deno", "run", "-P=daemon-cri", "--no-lock", "--quiet", "--v8-flags=--optimize-for-size", "dist/image-cache-daemon.js"]
+ENTRYPOINT ["/bin/deno", "run", "-P=daemon-cri", "--no-lock", "--quiet", "dist/image-cache-daemon.js"]
 
 # The default target (last): the pod-strategy daemon.
 FROM runtime AS daemon
-ENTRYPOINT ["/bin/deno", "run", "-P=daemon", "--no-lock", "--quiet", "--v8-flags=--optimize-for-size", "dist/image-cache-daemon.js"]
+ENTRYPOINT ["/bin/deno", "run", "-P=daemon", "--no-lock", "--quiet", "dist/image-cache-daemon.js"]

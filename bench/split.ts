@@ -47,7 +47,7 @@ import { runDaemon } from "../daemon.ts";
 import { nullLogger } from "../log/logger.ts";
 import type { AggregatorParts } from "../aggregator.ts";
 import { type ChurnLayout, type ChurnRun, measureChurn } from "./churn.ts";
-import { DAEMON_OLD_SPACE_MIB, SHIPPED_V8_FLAGS } from "../build/v8_flags.ts";
+import { AGGREGATOR_V8_FLAGS, IMAGE_V8_FLAGS } from "../build/v8_flags.ts";
 
 const NODE = "node-1";
 /** A second node, for the node daemon's run without V8 flags. */
@@ -168,7 +168,17 @@ async function samplePeak(memory: () => { peakKiB: number } | undefined, during:
   return Math.max(peak, memory()?.peakKiB ?? 0);
 }
 
-/** Spawns an aggregator process (by default the bundle in dist/; `cwd` runs another checkout's). */
+/**
+ * The Deno flags an aggregator runs with as its Deployment ships it: the V8
+ * flags it sets in place of the image's (build/v8_flags.ts).
+ */
+export const SHIPPED_AGGREGATOR_FLAGS: readonly string[] = [`--v8-flags=${AGGREGATOR_V8_FLAGS}`];
+
+/**
+ * Spawns an aggregator process (by default the bundle in dist/; `cwd` runs
+ * another checkout's), with `denoFlags`, or as shipped
+ * ({@linkcode SHIPPED_AGGREGATOR_FLAGS}) when they are undefined.
+ */
 export function spawnAggregator(
   cluster: Cluster,
   denoFlags: string[] | undefined,
@@ -181,7 +191,7 @@ export function spawnAggregator(
     "--metrics-bind-address=0",
     "--status-bind-address=0",
     ...(options.extraArgs ?? []),
-  ], { denoFlags, cwd: options.cwd });
+  ], { denoFlags: denoFlags ?? [...SHIPPED_AGGREGATOR_FLAGS], cwd: options.cwd });
 }
 
 /**
@@ -189,7 +199,7 @@ export function spawnAggregator(
  * image's V8 flags and old-space limit (Dockerfile, build/v8_flags.ts).
  */
 export const SHIPPED_NODE_FLAGS: readonly string[] = [
-  `--v8-flags=${[...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`].join(",")}`,
+  `--v8-flags=${IMAGE_V8_FLAGS}`,
 ];
 
 /** A node daemon's memory over one run: from spawn through its pulls, then idle on the same set. */

@@ -8,7 +8,12 @@
  *
  * ```sh
  * deno run -A bench/start_phases.ts [--quick] [--runs=3] [--old=/tmp/old-build] [--daemon-flags="--cpu-prof"]
+ *   [--old-daemon-flags="--v8-flags=…"]
  * ```
+ *
+ * Both builds run as the aggregator's Deployment ships this build
+ * (`SHIPPED_AGGREGATOR_FLAGS`) unless `--daemon-flags` says otherwise; the
+ * old one takes `--old-daemon-flags` when given (the old build as it shipped).
  *
  * Every time is ms after the spawn. The fake's serving cost is measured after
  * each run by replaying the aggregator's list requests from this process
@@ -132,16 +137,23 @@ if (import.meta.main) {
   const quick = args.includes("--quick");
   const runs = Number(args.find((a) => a.startsWith("--runs="))?.slice(7) ?? 1);
   const old = args.find((a) => a.startsWith("--old="))?.slice(6);
-  const denoFlags = args.find((a) => a.startsWith("--daemon-flags="))?.slice(15).split(" ")
-    .filter((f) => f !== "");
+  const flagsOf = (name: string) =>
+    args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1).split(" ")
+      .filter((f) => f !== "");
+  const denoFlags = flagsOf("--daemon-flags");
   const scale = splitScale(quick);
-  const builds = [{ name: "head" }, ...(old ? [{ name: "old", cwd: old }] : [])];
+  const builds = [
+    { name: "head", denoFlags },
+    ...(old
+      ? [{ name: "old", cwd: old, denoFlags: flagsOf("--old-daemon-flags") ?? denoFlags }]
+      : []),
+  ];
   const all: Phases[] = [];
   for (let i = 0; i < runs; i++) {
     // Interleaved, alternating which goes first, so load drifts hit both alike.
     const order = i % 2 === 0 ? builds : [...builds].reverse();
     for (const build of order) {
-      const p = await runOnce(build, scale, denoFlags);
+      const p = await runOnce(build, scale, build.denoFlags);
       all.push(p);
       print(JSON.stringify(p));
     }

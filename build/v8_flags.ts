@@ -1,9 +1,9 @@
 /**
- * The V8 flags the daemon ships with, chosen by measurement (bench scenario
- * 7, bench/RESULTS.md). The Dockerfile's ENTRYPOINT, `deno task start` and
- * `deno task compile` pass the same flags (the images set the old-space limit
- * apart, in `DENO_V8_FLAGS`, so each workload can match it to its own limit); build/v8_flags_test.ts keeps them
- * in step.
+ * The V8 flags the daemon ships with, chosen by measurement (bench scenarios
+ * 7 and 8, bench/RESULTS.md). The image sets them in `DENO_V8_FLAGS` (so each
+ * workload can replace them: the aggregator's Deployment does), `deno task
+ * start` and `deno task compile` pass the node daemon's; build/v8_flags_test.ts
+ * and the manifests and Dockerfile tests keep them in step.
  *
  * @module
  */
@@ -41,9 +41,39 @@ export const DAEMON_OLD_SPACE_MIB = DAEMON_MEMORY_LIMIT_MIB - 96;
 export const AGGREGATOR_MEMORY_LIMIT_MIB = 768;
 
 /**
- * The aggregator's old-space limit, MiB, set by the Deployment through
- * `DENO_V8_FLAGS` (the image's default is {@linkcode DAEMON_OLD_SPACE_MIB}):
- * the limit minus what is not old space, with more room than the node
- * daemon's for the young generation that large lists churn through.
+ * The aggregator's semi-space size, MiB (V8's young generation is three of
+ * them). Why: the aggregator's start parses every listed object (79 MB of
+ * JSON at 10,000 WorkflowTemplates) into short-lived trees; measured side by
+ * side (bench/start_phases.ts, bench/RESULTS.md scenario 8), spawn →
+ * published took a median 3.1 s with 32 MiB semi-spaces against 3.5 s with
+ * V8's default, 3.3 s with 16 or 64, and 4.6 s with the node daemon's
+ * `--optimize-for-size`, for a peak of 220 MiB (of the 768 MiB limit).
  */
-export const AGGREGATOR_OLD_SPACE_MIB = AGGREGATOR_MEMORY_LIMIT_MIB - 128;
+export const AGGREGATOR_SEMI_SPACE_MIB = 32;
+
+/**
+ * The aggregator's old-space limit, MiB: the limit minus the young
+ * generation and what is not V8's heap (about 100 MiB, as for the node
+ * daemon).
+ */
+export const AGGREGATOR_OLD_SPACE_MIB = AGGREGATOR_MEMORY_LIMIT_MIB -
+  3 * AGGREGATOR_SEMI_SPACE_MIB -
+  96;
+
+/**
+ * `DENO_V8_FLAGS` of the image (Dockerfile `ENV`): the node daemon's flags,
+ * which the DaemonSet (and the single-process layout) runs with.
+ */
+export const IMAGE_V8_FLAGS = [...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`]
+  .join(",");
+
+/**
+ * `DENO_V8_FLAGS` of the aggregator's Deployment, which replaces the
+ * image's: no `--optimize-for-size` (its start is CPU-bound; its memory is
+ * one process per cluster, not per node), larger semi-spaces, and the
+ * old-space limit of its own memory limit.
+ */
+export const AGGREGATOR_V8_FLAGS = [
+  `--max-old-space-size=${AGGREGATOR_OLD_SPACE_MIB}`,
+  `--max-semi-space-size=${AGGREGATOR_SEMI_SPACE_MIB}`,
+].join(",");

@@ -9,6 +9,8 @@
 import {
   AGGREGATOR_MEMORY_LIMIT_MIB,
   AGGREGATOR_OLD_SPACE_MIB,
+  AGGREGATOR_SEMI_SPACE_MIB,
+  AGGREGATOR_V8_FLAGS,
   DAEMON_MEMORY_LIMIT_MIB,
   DAEMON_OLD_SPACE_MIB,
 } from "../build/v8_flags.ts";
@@ -391,9 +393,13 @@ Deno.test("the aggregator has a larger memory limit, and sets V8's heap limit to
   const env = Object.fromEntries(
     (container.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]),
   );
-  assertEquals(env.DENO_V8_FLAGS, `--max-old-space-size=${AGGREGATOR_OLD_SPACE_MIB}`);
+  assertEquals(env.DENO_V8_FLAGS, AGGREGATOR_V8_FLAGS);
+  assertEquals(
+    AGGREGATOR_V8_FLAGS,
+    `--max-old-space-size=${AGGREGATOR_OLD_SPACE_MIB},--max-semi-space-size=${AGGREGATOR_SEMI_SPACE_MIB}`,
+  );
   assert(
-    AGGREGATOR_OLD_SPACE_MIB < AGGREGATOR_MEMORY_LIMIT_MIB - 64,
+    AGGREGATOR_OLD_SPACE_MIB + 3 * AGGREGATOR_SEMI_SPACE_MIB < AGGREGATOR_MEMORY_LIMIT_MIB - 64,
     `${AGGREGATOR_OLD_SPACE_MIB}`,
   );
 });

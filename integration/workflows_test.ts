@@ -10,7 +10,7 @@ import { parse } from "yaml";
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { FLAGS } from "../config/config.ts";
 import { WARDEN_COMMAND } from "../puller/warden_pod.ts";
-import { DAEMON_OLD_SPACE_MIB, SHIPPED_V8_FLAGS } from "../build/v8_flags.ts";
+import { DAEMON_OLD_SPACE_MIB, IMAGE_V8_FLAGS, SHIPPED_V8_FLAGS } from "../build/v8_flags.ts";
 import { RELEASE_MANIFESTS } from "../manifests/render.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -173,13 +173,14 @@ Deno.test("the Dockerfile runs the shipped bundle with each image's permission s
       m,
     ) => [m[1], JSON.parse(m[2])]),
   );
-  const v8 = `--v8-flags=${SHIPPED_V8_FLAGS.join(",")}`;
-  // The old-space limit is the image's default, which a workload overrides
-  // (the aggregator's Deployment): --v8-flags come after DENO_V8_FLAGS.
-  assertMatch(
-    text,
-    new RegExp(`^ENV DENO_V8_FLAGS=--max-old-space-size=${DAEMON_OLD_SPACE_MIB}$`, "m"),
+  // The V8 flags are the image's default environment, which a workload
+  // replaces (the aggregator's Deployment), never --v8-flags, which would
+  // come after them and win.
+  assertEquals(
+    IMAGE_V8_FLAGS,
+    [...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`].join(","),
   );
+  assertMatch(text, new RegExp(`^ENV DENO_V8_FLAGS=${IMAGE_V8_FLAGS}$`, "m"));
   for (const [target, set] of [["daemon", "daemon"], ["daemon-cri", "daemon-cri"]]) {
     assertEquals(entrypoints[target], [
       "/bin/deno",
@@ -187,7 +188,6 @@ Deno.test("the Dockerfile runs the shipped bundle with each image's permission s
       `-P=${set}`,
       "--no-lock",
       "--quiet",
-      v8,
       "dist/image-cache-daemon.js",
     ]);
   }

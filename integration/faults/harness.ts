@@ -12,11 +12,7 @@ import { assert, assertEquals } from "../../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../../testing/fake_apiserver/mod.ts";
 import type { FakeApiServerOptions, KubeObject } from "../../testing/fake_apiserver/mod.ts";
 import { BUNDLE_ENTRY, freePort, spawnDaemon } from "../../testing/daemon_process.ts";
-import {
-  DAEMON_MEMORY_LIMIT_MIB,
-  DAEMON_OLD_SPACE_MIB,
-  SHIPPED_V8_FLAGS,
-} from "../../build/v8_flags.ts";
+import { DAEMON_MEMORY_LIMIT_MIB, IMAGE_V8_FLAGS } from "../../build/v8_flags.ts";
 import { waitFor } from "../../testing/wait.ts";
 import { normalizeReference } from "../../images/reference.ts";
 import { DEFAULT_WARDEN_IMAGE } from "../../config/config.ts";
@@ -586,7 +582,5 @@ export function daemonSetHeapFlag(): string {
   if (DAEMON_MEMORY_LIMIT_MIB !== daemonSetMemoryLimitMiB()) {
     throw new Error("build/v8_flags.ts and manifests/base/daemonset.yaml disagree on the limit");
   }
-  return `--v8-flags=${
-    [...SHIPPED_V8_FLAGS, `--max-old-space-size=${DAEMON_OLD_SPACE_MIB}`].join(",")
-  }`;
+  return `--v8-flags=${IMAGE_V8_FLAGS}`;
 }
