@@ -9,6 +9,7 @@
  */
 import { type Config, requireAggregatorIdentity } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
+import { ListParser } from "./sources/list_parser.ts";
 import { buildSources, type DaemonDeps } from "./daemon.ts";
 import { type ElectionStatus, LeaderElector } from "./election/leader_elector.ts";
 import { LeaderEventSink } from "./election/leader_event_sink.ts";
@@ -64,7 +65,10 @@ export async function runAggregator(
     clock,
   });
   const events = new LeaderEventSink(recorder, () => election.isLeader());
-  const sources = await buildSources(config, { ...deps, log }, desired, events);
+  // Listed objects are parsed on a second thread: the start's lists are
+  // the aggregator's largest work (sources/list_parser.ts).
+  const listParser = new ListParser({ log });
+  const sources = await buildSources(config, { ...deps, log }, desired, events, listParser);
   const synced = Promise.all(sources.map((s) => s.synced)).then(() => {});
   let sourcesSynced = false;
   synced.then(() => sourcesSynced = true);
@@ -116,6 +120,7 @@ export async function runAggregator(
       election.run(signal),
     ]);
   } finally {
+    listParser.close();
     await recorder.flush();
   }
   log.info("Stopped", { role: "aggregator" });

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ListParser } from "./sources/list_parser.ts";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type Config, type DaemonIdentity, requireDaemonIdentity } from "./config/config.ts";
 import { VERSION } from "./config/version.ts";
@@ -65,13 +66,15 @@ export interface DaemonParts {
 
 /**
  * Builds the enabled sources. A node daemon (`--role=node`) has one: the
- * published set (plus its `--image` list); the others watch the cluster.
+ * published set (plus its `--image` list); the others watch the cluster,
+ * parsing their lists with `listParser` when given.
  */
 export async function buildSources(
   config: Config,
   deps: DaemonDeps,
   desired: DesiredImages,
   events: EventSink,
+  listParser?: ListParser,
 ): Promise<Source[]> {
   const { kubeConfig, log, clock } = deps;
   const common = {
@@ -80,6 +83,7 @@ export async function buildSources(
     log,
     events,
     clock,
+    listParser,
     backoffBaseMs: deps.sourceBackoffBaseMs,
     backoffMaxMs: deps.sourceBackoffMaxMs,
   };

@@ -60,10 +60,40 @@ export interface BuildOptions {
   entry?: readonly [string, string];
 }
 
+/** The list parser worker's entry (sources/list_parser.ts). */
+const LIST_PARSER_WORKER = "sources/list_parser_worker.ts";
+
+/**
+ * The list parser worker as one self-contained ES module: no imports, so
+ * that it runs from a blob URL, which needs no read permission and no file
+ * beside the bundle or inside a compiled binary.
+ */
+async function workerSource(nodeModules: string, minify: boolean): Promise<string> {
+  const result = await esbuild.build({
+    absWorkingDir: rootPath,
+    entryPoints: [LIST_PARSER_WORKER],
+    bundle: true,
+    splitting: false,
+    write: false,
+    format: "esm",
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    target: "esnext",
+    minify,
+    keepNames: true,
+    nodePaths: [nodeModules],
+    logLevel: "warning",
+    legalComments: "none",
+  });
+  const [file] = result.outputFiles;
+  return file.text;
+}
+
 /** Builds the bundle; returns the output files and their sizes in bytes. */
 export async function build(options: BuildOptions = {}): Promise<Record<string, number>> {
   const nodeModules = await installDeps();
   const outdir = options.outdir ?? DIST;
+  const worker = await workerSource(nodeModules, options.minify ?? true);
   const result = await esbuild.build({
     absWorkingDir: rootPath,
     entryPoints: {
@@ -84,6 +114,7 @@ export async function build(options: BuildOptions = {}): Promise<Record<string, 
     sourcesContent: false,
     nodePaths: [nodeModules],
     loader: { ".proto": "text" },
+    define: { LIST_PARSER_WORKER_SOURCE: JSON.stringify(worker) },
     // Every file imports the permitted-environment shim first: shared
     // chunks are evaluated before the entry's own code, so main.ts's first
     // import alone would no longer run before npm code reads process.env.
@@ -111,7 +142,8 @@ export async function build(options: BuildOptions = {}): Promise<Record<string, 
     }
   }
   // What the bundle was built from, for ensureBuilt()'s freshness check.
-  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes("node_modules"));
+  const inputs = [...Object.keys(result.metafile.inputs), LIST_PARSER_WORKER]
+    .filter((f) => !f.includes("node_modules"));
   await Deno.writeTextFile(`${outdir}/meta.json`, JSON.stringify(result.metafile));
   await Deno.writeTextFile(
     `${outdir}/inputs.json`,

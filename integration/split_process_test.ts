@@ -6,7 +6,7 @@
  * lease duration plus a retry period.
  */
 import { parseAllDocuments } from "yaml";
-import { assert, assertEquals } from "../testing/assert.ts";
+import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { spawnDaemon } from "../testing/daemon_process.ts";
 import { waitFor } from "../testing/wait.ts";
@@ -139,6 +139,9 @@ Deno.test("The split as it ships: an aggregator process publishes, a node proces
       });
       assertEquals(publishedRefs(server), expected);
       assertEquals(await stop(aggregator), 0, await aggregator.stderr);
+      // The shipped bundle's list parser worker runs within the daemon's permissions.
+      assertMatch(await aggregator.stderr, /Parsing listed objects on a worker thread/);
+      assert(!(await aggregator.stderr).includes("List parser worker failed"));
       assertWithinRbac(server, await rulesOf("image-cache-daemon-aggregator"), "aggregator");
       // Released on SIGTERM, so a standby would not wait a lease duration.
       const lease = server.get("leases", NS, "image-cache-daemon-aggregator")!;

@@ -62,6 +62,12 @@ export interface JsonListSplitterOptions {
    * first), known before the items have arrived.
    */
   onArrayStart?: (before: string) => void;
+  /**
+   * When given, each element's UTF-8 bytes go here instead of its decoded
+   * text to `onItem` (for a caller that parses elsewhere). The array is a
+   * view valid only during the call: copy what must outlive it.
+   */
+  onItemBytes?: (bytes: Uint8Array) => void;
 }
 
 /**
@@ -80,6 +86,7 @@ export class JsonListSplitter {
   readonly #maxItemBytes: number;
   readonly #maxRestBytes: number;
   readonly #onArrayStart?: (before: string) => void;
+  readonly #onItemBytes?: (bytes: Uint8Array) => void;
   // Not fatal: invalid UTF-8 becomes U+FFFD, as in `Response.text()`.
   readonly #decoder = new TextDecoder();
 
@@ -128,6 +135,7 @@ export class JsonListSplitter {
     this.#maxItemBytes = options.maxItemBytes ?? 32 * 1024 * 1024;
     this.#maxRestBytes = options.maxRestBytes ?? 1024 * 1024;
     this.#onArrayStart = options.onArrayStart;
+    this.#onItemBytes = options.onItemBytes;
   }
 
   /**
@@ -385,19 +393,20 @@ export class JsonListSplitter {
   }
 
   #emit(chunk: Uint8Array, end: number): void {
-    let text: string;
+    let bytes: Uint8Array;
     if (this.#itemParts.length === 0) {
       if (end - this.#itemStart > this.#maxItemBytes) this.#keepItem(chunk, this.#itemStart, end);
-      text = this.#decoder.decode(chunk.subarray(this.#itemStart, end));
+      bytes = chunk.subarray(this.#itemStart, end);
     } else {
       this.#keepItem(chunk, Math.max(this.#itemStart, 0), end);
-      text = this.#decoder.decode(concat(this.#itemParts, this.#itemBytes));
+      bytes = concat(this.#itemParts, this.#itemBytes);
     }
     this.#itemParts = [];
     this.#itemBytes = 0;
     this.#capturing = false;
     this.#itemStart = -1;
-    this.#onItem(text);
+    if (this.#onItemBytes) this.#onItemBytes(bytes);
+    else this.#onItem(this.#decoder.decode(bytes));
   }
 
   #addRest(chunk: Uint8Array, from: number, to: number): void {

@@ -9,9 +9,15 @@ function split(
   bytes: Uint8Array,
   cuts: readonly number[] = [],
   field?: string,
+  asBytes = false,
 ): { items: unknown[]; rest: Record<string, unknown> } {
   const items: unknown[] = [];
-  const splitter = new JsonListSplitter((text) => items.push(JSON.parse(text)), { field });
+  const decoder = new TextDecoder();
+  const splitter = new JsonListSplitter((text) => items.push(JSON.parse(text)), {
+    field,
+    // The view is valid only during the call: decoded at once.
+    onItemBytes: asBytes ? (b) => items.push(JSON.parse(decoder.decode(b))) : undefined,
+  });
   let at = 0;
   for (const cut of [...new Set(cuts)].sort((a, b) => a - b)) {
     if (cut <= at || cut >= bytes.length) continue;
@@ -109,6 +115,15 @@ Deno.test("JsonListSplitter yields what JSON.parse yields, whatever the chunking
   );
 });
 
+Deno.test("JsonListSplitter hands over each element's bytes instead when asked, whatever the chunking", () => {
+  fc.assert(
+    fc.property(chunkedList, ({ text, bytes, cuts }) => {
+      assertEquals(split(bytes, cuts, undefined, true), expected(text));
+    }),
+    { numRuns: 300 },
+  );
+});
+
 Deno.test("JsonListSplitter handles a chunk boundary at every byte", () => {
   const text = JSON.stringify({
     kind: "List",
@@ -130,6 +145,7 @@ Deno.test("JsonListSplitter handles a chunk boundary at every byte", () => {
   }
   // One byte at a time.
   assertEquals(split(bytes, [...bytes.keys()]), expected(text));
+  assertEquals(split(bytes, [...bytes.keys()], undefined, true), expected(text));
 });
 
 Deno.test("JsonListSplitter emits each element before the next one has arrived", () => {

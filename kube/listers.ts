@@ -45,8 +45,8 @@ function collection(
 ): Collection {
   return {
     watch: clientWatcher(kc, path, selectors),
-    list: (options, onItem, onMeta) =>
-      streamList(kc, path, { ...selectors, ...options }, onItem, { onMeta }),
+    list: (options, onItem, onMeta, onItemBytes) =>
+      streamList(kc, path, { ...selectors, ...options }, onItem, { onMeta, onItemBytes }),
   };
 }
 

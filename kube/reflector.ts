@@ -43,7 +43,22 @@ export type Lister = (
    * asked for while this one streams). Optional for listers.
    */
   onMeta?: (page: ListPage) => void,
+  /**
+   * When given, a lister that reads JSON may hand over each object's UTF-8
+   * bytes here (valid only during the call) instead of parsing them and
+   * calling `onItem`: the handler parses them elsewhere (see
+   * {@linkcode ReflectorHandler.parseItems}). A promise it returns asks the
+   * lister to read no further until it settles: the parser is behind.
+   * Optional for listers.
+   */
+  onItemBytes?: (bytes: Uint8Array) => void | Promise<void>,
 ) => Promise<ListPage>;
+
+/** Listed objects' JSON, back to back, and the offset where each one ends. */
+export interface ItemBatch {
+  readonly bytes: Uint8Array;
+  readonly ends: readonly number[];
+}
 
 /** An object of a watch event; an `ERROR` event carries a Status (`code`, `message`). */
 export type WatchObject = KubernetesObject & { code?: number; message?: string };
@@ -74,7 +89,26 @@ export type Watcher = (
 export interface ReflectorHandler<T> {
   /** Projects a raw object to what the caller keeps (so raw objects are not retained). */
   transform(obj: KubernetesObject): T;
-  /** The complete current state, keyed by `namespace/name` (or `name`). */
+  /**
+   * Parses a batch of listed objects' JSON and projects each as `transform`
+   * would, keyed `namespace/name` (or `name`), off the main thread if it
+   * can. When given, lists hand their items' bytes here in batches (see
+   * {@linkcode Lister}).
+   *
+   * @throws {SyntaxError} when an item is not JSON.
+   */
+  parseItems?(batch: ItemBatch): Promise<Array<readonly [string, T]>>;
+  /**
+   * An object a list has read, before the list is complete: the handler may
+   * apply it at once (a list of thousands of objects then costs nothing
+   * more at its end). Objects a list does not read are dropped only by
+   * {@linkcode replace}.
+   */
+  listed?(key: string, item: T): void;
+  /**
+   * The complete current state, keyed by `namespace/name` (or `name`): the
+   * items `listed` has had, and objects missing from it are gone.
+   */
   replace(items: ReadonlyMap<string, T>): void;
   /** An object was added or changed. */
   upsert(key: string, item: T): void;
@@ -163,6 +197,20 @@ export interface ReflectorStatus {
 }
 
 /** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
+/**
+ * A batch of listed objects handed to the handler's parser at once, bytes:
+ * large enough that a message to a worker costs little against parsing it
+ * (about 30 WorkflowTemplates), small enough to keep the worker busy while
+ * the page still arrives.
+ */
+const ITEM_BATCH_BYTES = 256 * 1024;
+
+/**
+ * Most bytes handed to the parser and not yet parsed: what a list may hold
+ * beyond its results when the network outruns the parser.
+ */
+const MAX_ITEM_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+
 function objectKey(obj: KubernetesObject): string {
   const m = obj.metadata ?? {};
   return m.namespace ? `${m.namespace}/${m.name}` : `${m.name}`;
@@ -310,7 +358,12 @@ export class Reflector<T> {
   async #list(signal: AbortSignal, from: "0" | ""): Promise<void> {
     const { handler, list } = this.#o;
     const items = new Map<string, T>();
-    const onItem = (obj: KubernetesObject) => items.set(objectKey(obj), handler.transform(obj));
+    const file = (key: string, item: T) => {
+      items.set(key, item);
+      handler.listed?.(key, item);
+    };
+    const onItem = (obj: KubernetesObject) => file(objectKey(obj), handler.transform(obj));
+    const batches = handler.parseItems && this.#itemBatcher(handler.parseItems, file);
     // Pipelined: the next page is asked for as soon as this one's continue
     // token is known (the API server sends a built-in type's metadata before
     // its items; a custom resource's after them, and then pages go one by
@@ -329,6 +382,7 @@ export class Reflector<T> {
         },
         onItem,
         early,
+        batches?.add,
       );
       done.then(early, () => early(undefined));
       return { meta, done };
@@ -338,6 +392,7 @@ export class Reflector<T> {
     while (true) {
       if (signal.aborted) {
         page.done.catch(() => {});
+        batches?.abandon();
         return;
       }
       const token = (await page.meta)?.continueToken;
@@ -348,10 +403,12 @@ export class Reflector<T> {
       } catch (error) {
         // The next page's answer no longer matters.
         next?.done.catch(() => {});
+        batches?.abandon();
         throw error;
       }
       if (signal.aborted) {
         next?.done.catch(() => {});
+        batches?.abandon();
         return;
       }
       resourceVersion = finished.resourceVersion;
@@ -360,6 +417,9 @@ export class Reflector<T> {
       if (next === undefined) break;
       page = next;
     }
+    // Every page is read; what is still being parsed is waited for.
+    if (batches) await batches.finish();
+    if (signal.aborted) return;
     this.#resourceVersion = resourceVersion;
     this.#lastActivity = this.#clock.now();
     if (!this.#available) {
@@ -373,6 +433,72 @@ export class Reflector<T> {
       this.#o.log.info("Source synced", { source: this.#o.name, objects: items.size });
     }
     this.#markSynced();
+  }
+
+  /**
+   * Collects a list's items into batches for `parse`, filing each batch's
+   * results as they come. At most {@linkcode MAX_ITEM_BYTES_IN_FLIGHT} wait
+   * for the parser at a time: past it, `add` returns a promise that settles
+   * once the parser has caught up (the lister reads no further meanwhile).
+   */
+  #itemBatcher(
+    parse: (batch: ItemBatch) => Promise<Array<readonly [string, T]>>,
+    file: (key: string, item: T) => void,
+  ) {
+    let buffer = new Uint8Array(ITEM_BATCH_BYTES);
+    let used = 0;
+    let ends: number[] = [];
+    let inFlight = 0;
+    let relieve: (() => void) | undefined;
+    const parsing: Promise<void>[] = [];
+    const flush = () => {
+      if (ends.length === 0) return;
+      const bytes = used;
+      inFlight += bytes;
+      const done = parse({ bytes: buffer.subarray(0, used), ends }).then((entries) => {
+        for (const [key, item] of entries) file(key, item);
+      }).finally(() => {
+        inFlight -= bytes;
+        if (inFlight < MAX_ITEM_BYTES_IN_FLIGHT) {
+          relieve?.();
+          relieve = undefined;
+        }
+      });
+      // Observed by finish(); a list abandoned before then drops it.
+      done.catch(() => {});
+      parsing.push(done);
+      buffer = new Uint8Array(ITEM_BATCH_BYTES);
+      used = 0;
+      ends = [];
+    };
+    return {
+      add: (bytes: Uint8Array): Promise<void> | undefined => {
+        if (used + bytes.length > buffer.length) {
+          flush();
+          if (bytes.length > buffer.length) buffer = new Uint8Array(bytes.length);
+        }
+        buffer.set(bytes, used);
+        used += bytes.length;
+        ends.push(used);
+        if (used >= ITEM_BATCH_BYTES * 3 / 4) flush();
+        if (inFlight < MAX_ITEM_BYTES_IN_FLIGHT) return undefined;
+        return new Promise<void>((resolve) => {
+          const before = relieve;
+          relieve = () => {
+            before?.();
+            resolve();
+          };
+        });
+      },
+      finish: async () => {
+        flush();
+        await Promise.all(parsing);
+      },
+      abandon: () => {
+        relieve?.();
+        relieve = undefined;
+      },
+    };
   }
 
   #watch(signal: AbortSignal): Promise<void> {

@@ -6,7 +6,7 @@ import { waitFor } from "../testing/wait.ts";
 import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
 import { configMapCollection } from "./listers.ts";
-import { type Lister, Reflector } from "./reflector.ts";
+import { type ItemBatch, type Lister, Reflector } from "./reflector.ts";
 
 /** A handler that mirrors the collection as name → data.v, and counts calls. */
 function mirror() {
@@ -378,5 +378,139 @@ Deno.test("Reflector's list fails as a whole when a page fails while the next is
     assertEquals([...m.state.keys()].sort(), ["ns/a", "ns/b"]);
     assertEquals(m.calls.replace, 1, "nothing replaced from the failed attempt");
     assertEquals(calls, 4, "two pages, twice");
+  });
+});
+
+/** The mirror's handler, parsing listed objects' bytes itself, with a hook before each batch. */
+function parsingMirror(before: (batch: ItemBatch) => Promise<void> | void = () => {}) {
+  const m = mirror();
+  const seen = { batches: 0, transforms: 0, listed: [] as string[], listedAtReplace: -1 };
+  const decoder = new TextDecoder();
+  const handler = {
+    ...m.handler,
+    transform: (obj: KubernetesObject) => {
+      seen.transforms++;
+      return m.handler.transform(obj);
+    },
+    listed: (key: string, value: string) => {
+      seen.listed.push(key);
+      m.state.set(key, value);
+    },
+    replace: (items: ReadonlyMap<string, string>) => {
+      seen.listedAtReplace = seen.listed.length;
+      m.handler.replace(items);
+    },
+    parseItems: async (batch: ItemBatch) => {
+      seen.batches++;
+      await before(batch);
+      let start = 0;
+      return batch.ends.map((end) => {
+        const obj = JSON.parse(decoder.decode(batch.bytes.subarray(start, end)));
+        start = end;
+        return [
+          `${obj.metadata.namespace}/${obj.metadata.name}`,
+          m.handler.transform(obj),
+        ] as const;
+      });
+    },
+  };
+  return { m, seen, handler };
+}
+
+Deno.test("Reflector hands listed objects' bytes to its handler's parser in batches, files each result as it comes, and replaces once all are in", async () => {
+  const server = await startFakeApiServer();
+  try {
+    const filler = "x".repeat(2_000);
+    for (let i = 0; i < 300; i++) server.create("configmaps", cm(`c${i}`, `v${i}${filler}`));
+    const { m, seen, handler } = parsingMirror();
+    const collection = configMapCollection(server.kubeConfig(), { labelSelector: "pick=yes" });
+    const r = new Reflector({
+      name: "test",
+      list: collection.list,
+      watch: collection.watch,
+      handler,
+      log: nullLogger,
+      pageSize: 100,
+    });
+    await withRun(r, async () => {
+      await r.synced;
+      assertEquals(m.state.size, 300);
+      assertEquals(m.state.get("ns/c7"), `v7${filler}`);
+      // ~630 KB of objects: several batches, no object parsed on the list's thread.
+      assert(seen.batches >= 3, `${seen.batches} batches`);
+      assertEquals(seen.transforms, 0);
+      assertEquals(seen.listedAtReplace, 300);
+      assertEquals(m.calls.replace, 1);
+      // A watch event is still read here, one object at a time.
+      server.create("configmaps", cm("late", "v"));
+      await waitFor(() => m.state.get("ns/late") === "v", { what: "the watch event" });
+      assertEquals(seen.transforms, 1);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("Reflector's list reads no further while its parser is behind by the in-flight bound, and goes on once it catches up", async () => {
+  const api = new ScriptedCollection();
+  let release = () => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  const { m, seen, handler } = parsingMirror(() => released);
+  const item = (i: number) => {
+    const text = JSON.stringify(cm(`c${i}`, "y".repeat(1024 * 1024)));
+    return new TextEncoder().encode(text);
+  };
+  const waitedAt: number[] = [];
+  const list: Lister = async (_options, _onItem, _onMeta, onItemBytes) => {
+    for (let i = 0; i < 40; i++) {
+      const wait = onItemBytes!(item(i));
+      if (wait) {
+        waitedAt.push(i);
+        await wait;
+      }
+    }
+    return { resourceVersion: "5" };
+  };
+  const r = new Reflector({ name: "test", list, watch: api.watch, handler, log: nullLogger });
+  await withRun(r, async () => {
+    await waitFor(() => waitedAt.length === 1, { what: "the list waiting for its parser" });
+    // 16 MiB of 1 MiB objects are in flight before the list waits.
+    assertEquals(waitedAt, [15]);
+    assertEquals(seen.batches, 16);
+    release();
+    await r.synced;
+    assertEquals(m.state.size, 40);
+    assertEquals(m.calls.replace, 1);
+  });
+});
+
+Deno.test("Reflector's list fails as a whole when its parser rejects a batch, and lists again", async () => {
+  const api = new ScriptedCollection();
+  let failures = 1;
+  const { m, handler } = parsingMirror(() => {
+    if (failures-- > 0) throw new SyntaxError("Unexpected token");
+  });
+  let lists = 0;
+  const list: Lister = (_options, _onItem, _onMeta, onItemBytes) => {
+    lists++;
+    for (let i = 0; i < 3; i++) {
+      onItemBytes!(new TextEncoder().encode(JSON.stringify(cm(`c${i}`, "v"))));
+    }
+    return Promise.resolve({ resourceVersion: "5" });
+  };
+  const r = new Reflector({
+    name: "test",
+    list,
+    watch: api.watch,
+    handler,
+    log: nullLogger,
+    backoffBaseMs: 10,
+    backoffMaxMs: 20,
+  });
+  await withRun(r, async () => {
+    await r.synced;
+    assertEquals(lists, 2);
+    assertEquals([...m.state.keys()].sort(), ["ns/c0", "ns/c1", "ns/c2"]);
+    assertEquals(m.calls.replace, 1);
   });
 });

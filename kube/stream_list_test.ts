@@ -9,6 +9,7 @@ import {
   reuseConnections,
 } from "./client.ts";
 import { streamList } from "./stream_list.ts";
+import { waitFor } from "../testing/wait.ts";
 
 function configMap(name: string, labels: Record<string, string> = { pick: "yes" }) {
   return {
@@ -329,6 +330,76 @@ Deno.test("streamList() still rejects a malformed item of a page whose parsing w
       SyntaxError,
     );
     assertEquals(names, ["meta", "a"]);
+  } finally {
+    await http.shutdown();
+  }
+});
+
+Deno.test("streamList() hands each item's bytes to onItemBytes, unparsed, and ends the page only once the promise it returns settles", async () => {
+  const server = await startFakeApiServer();
+  try {
+    for (let i = 0; i < 3; i++) server.create("configmaps", configMap(`cm-${i}`));
+    const decoder = new TextDecoder();
+    const seen: string[] = [];
+    let release = () => {};
+    const page = streamList(
+      server.kubeConfig(),
+      "/api/v1/configmaps",
+      {},
+      () => seen.push("parsed here"),
+      {
+        onItemBytes: (bytes) => {
+          const obj = JSON.parse(decoder.decode(bytes));
+          seen.push(`bytes ${obj.metadata.name} ${obj.data.unicode}`);
+          if (seen.length === 1) return new Promise<void>((resolve) => release = resolve);
+        },
+      },
+    );
+    let ended = false;
+    page.then(() => ended = true, () => {});
+    await waitFor(() => seen.length >= 1, { what: "the first item" });
+    // The page does not end while the promise holds it.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert(!ended);
+    release();
+    const meta = await page;
+    assertEquals(seen, ["bytes cm-0 é€😀", "bytes cm-1 é€😀", "bytes cm-2 é€😀"]);
+    assert(meta.resourceVersion !== "");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("streamList() stops reading a page's bytes while onItemBytes asks it to wait", async () => {
+  const { promise: secondPart, resolve: sendSecond } = Promise.withResolvers<void>();
+  const http = twoPartServer(
+    '{"items":[{"metadata":{"name":"a"}},',
+    '{"metadata":{"name":"b"}}],"metadata":{"resourceVersion":"4"}}',
+    secondPart,
+  );
+  try {
+    const names: string[] = [];
+    let letGo = () => {};
+    const reading = streamList(
+      plainKubeConfig(http.addr.port),
+      "/api/v1/configmaps",
+      {},
+      () => {},
+      {
+        onItemBytes: (bytes) => {
+          names.push(JSON.parse(new TextDecoder().decode(bytes)).metadata.name);
+          if (names.length === 1) return new Promise<void>((resolve) => letGo = resolve);
+        },
+      },
+    );
+    await waitFor(() => names.length === 1, { what: "item a" });
+    sendSecond();
+    // The second part has been sent; the reader holds it back until let go.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals(names, ["a"]);
+    letGo();
+    assertEquals(await reading, { resourceVersion: "4", continueToken: undefined });
+    assertEquals(names, ["a", "b"]);
   } finally {
     await http.shutdown();
   }

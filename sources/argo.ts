@@ -7,11 +7,7 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { customObjectCollection } from "../kube/listers.ts";
-import {
-  imagesFromClusterWorkflowTemplate,
-  imagesFromCronWorkflow,
-  imagesFromWorkflowTemplate,
-} from "./argo_images.ts";
+import { EXTRACTORS } from "./extractors.ts";
 import { WatchedSource, type WatchedSourceDeps } from "./watched_source.ts";
 
 /** Argo's API group and version. */
@@ -23,17 +19,17 @@ export const ARGO_KINDS = {
   workflowtemplate: {
     kind: "WorkflowTemplate",
     plural: "workflowtemplates",
-    extract: imagesFromWorkflowTemplate,
+    extract: EXTRACTORS.workflowtemplate,
   },
   clusterworkflowtemplate: {
     kind: "ClusterWorkflowTemplate",
     plural: "clusterworkflowtemplates",
-    extract: imagesFromClusterWorkflowTemplate,
+    extract: EXTRACTORS.clusterworkflowtemplate,
   },
   cronworkflow: {
     kind: "CronWorkflow",
     plural: "cronworkflows",
-    extract: imagesFromCronWorkflow,
+    extract: EXTRACTORS.cronworkflow,
   },
 } as const satisfies Record<
   string,
@@ -62,7 +58,8 @@ export function newArgoSource(kind: ArgoKind, options: ArgoSourceOptions): Watch
       }),
     ],
     // The extraction checks the object's shape and its limits itself, so that
-    // the `images` command rejects exactly what the daemon rejects.
-    extract: (obj) => spec.extract(obj),
+    // the `images` command rejects exactly what the daemon rejects. The
+    // function itself, not a wrapper: the list parser runs it only then.
+    extract: EXTRACTORS[kind],
   });
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { configMapCollection } from "../kube/listers.ts";
-import { imagesFromConfigMap } from "./configmap_images.ts";
+import { EXTRACTORS } from "./extractors.ts";
 import { WatchedSource, type WatchedSourceDeps } from "./watched_source.ts";
 
 /** Options for {@linkcode newConfigMapSource}. */
@@ -33,6 +33,6 @@ export function newConfigMapSource(options: ConfigMapSourceOptions): WatchedSour
         namespace,
       })
     ),
-    extract: (obj) => imagesFromConfigMap(obj).images,
+    extract: EXTRACTORS.configmap,
   });
 }

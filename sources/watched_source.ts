@@ -8,11 +8,13 @@ import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { type Rejection, truncateEcho } from "../images/desired_images.ts";
-import type { EventSink, InvolvedObject } from "../kube/events.ts";
+import type { EventSink } from "../kube/events.ts";
 import type { Collection } from "../kube/listers.ts";
 import { Reflector, type ReflectorHandler, type WatchStatus } from "../kube/reflector.ts";
-import { ObjectLimitError } from "./object_limit_error.ts";
-import { type ImageSink, originOf, type Source } from "./source.ts";
+import { type Entry, entryOf, MAX_EVENT_MESSAGE } from "./object_entry.ts";
+import { EXTRACTORS, isExtractorName } from "./extractors.ts";
+import type { ListParser } from "./list_parser.ts";
+import type { ImageSink, Source } from "./source.ts";
 
 /** Options for {@linkcode WatchedSource}. */
 export interface WatchedSourceOptions {
@@ -33,6 +35,11 @@ export interface WatchedSourceOptions {
    * {@linkcode ObjectLimitError} when reading it would pass a limit.
    */
   extract(obj: KubernetesObject): Iterable<string>;
+  /**
+   * Parses listed objects off the main thread. Used only when `extract` is
+   * this source's own ({@linkcode EXTRACTORS}), which the parser runs.
+   */
+  listParser?: ListParser;
   /** Longest wait between retries after errors. @default {30000} */
   backoffMaxMs?: number;
   /** First wait after an error. @default {500} */
@@ -59,16 +66,11 @@ export type WatchedSourceDeps =
     | "backoffBaseMs"
     | "unavailableBackoffMaxMs"
     | "goneAfterMs"
+    | "listParser"
   >;
 
 /** Rejected entries a log line shows (the Event shows fewer). */
 const MAX_LOGGED_SAMPLES = 5;
-
-/**
- * Longest Event message, in characters. The API server keeps at most 1 KiB
- * of an Event's message; the count comes first so it always survives.
- */
-const MAX_EVENT_MESSAGE = 1_000;
 
 /** One Event message for an object's rejections: the count, then reasons. */
 export function eventMessage(samples: readonly Rejection[], count: number): string {
@@ -77,16 +79,6 @@ export function eventMessage(samples: readonly Rejection[], count: number): stri
   const more = count > samples.length ? ` (and ${count - samples.length} more)` : "";
   // Room for the "…(N chars)" note, so the whole stays within the limit.
   return truncateEcho(`${head}${reasons}${more}`, MAX_EVENT_MESSAGE - 24);
-}
-
-/** What a source keeps of one object: its images or its error, never the object. */
-interface Entry {
-  readonly origin: string;
-  readonly ref: InvolvedObject;
-  readonly images?: readonly string[];
-  readonly error?: string;
-  /** The limit's constant when the object was rejected for passing one. */
-  readonly limit?: string;
 }
 
 interface Reported {
@@ -168,8 +160,20 @@ export class WatchedSource implements Source {
     };
     // When this scope's API started answering 404, if it does.
     let missingSince: number | undefined;
+    const { listParser, name, kind, apiVersion, extract } = this.#o;
+    const parsesOwn = listParser && isExtractorName(name) && EXTRACTORS[name] === extract;
+    // Entries a list applied as it read them: its end does not apply them again.
+    const listed = new WeakSet<Entry>();
     return {
       transform: (obj) => this.#transform(obj),
+      listed: (key, entry) => {
+        owned.set(key, entry.origin);
+        this.#apply(entry);
+        listed.add(entry);
+      },
+      parseItems: parsesOwn
+        ? (batch) => listParser.parse({ name, kind, apiVersion }, batch)
+        : undefined,
       upsert: (key, entry) => {
         owned.set(key, entry.origin);
         this.#apply(entry);
@@ -180,6 +184,7 @@ export class WatchedSource implements Source {
         // New state first, then what is gone: an image that moved from one
         // object to another never leaves the desired set on the way.
         for (const [key, entry] of items) {
+          if (listed.has(entry)) continue;
           owned.set(key, entry.origin);
           this.#apply(entry);
         }
@@ -202,30 +207,7 @@ export class WatchedSource implements Source {
   }
 
   #transform(obj: KubernetesObject): Entry {
-    const meta = obj.metadata ?? {};
-    const ref: InvolvedObject = {
-      apiVersion: obj.apiVersion ?? this.#o.apiVersion,
-      kind: obj.kind ?? this.#o.kind,
-      name: meta.name ?? "",
-      namespace: meta.namespace,
-      uid: meta.uid,
-      resourceVersion: meta.resourceVersion,
-    };
-    const origin = originOf(this.name, meta);
-    try {
-      return { origin, ref, images: [...this.#o.extract(obj)] };
-    } catch (error) {
-      // Why absorb: bad data in one object is reported and must never stop
-      // the source or the daemon. An object past a limit is rejected whole,
-      // like one that cannot be read.
-      const limit = error instanceof ObjectLimitError ? error.limit : undefined;
-      return {
-        origin,
-        ref,
-        error: truncateEcho((error as Error).message, MAX_EVENT_MESSAGE - 24),
-        limit,
-      };
-    }
+    return entryOf(this.#o, obj, this.#o.extract);
   }
 
   #apply(entry: Entry): void {
