@@ -196,7 +196,6 @@ export interface ReflectorStatus {
   readonly resourceVersion?: string;
 }
 
-/** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
 /**
  * A batch of listed objects handed to the handler's parser at once, bytes:
  * large enough that a message to a worker costs little against parsing it
@@ -211,6 +210,7 @@ const ITEM_BATCH_BYTES = 256 * 1024;
  */
 const MAX_ITEM_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 
+/** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
 function objectKey(obj: KubernetesObject): string {
   const m = obj.metadata ?? {};
   return m.namespace ? `${m.namespace}/${m.name}` : `${m.name}`;
@@ -450,12 +450,15 @@ export class Reflector<T> {
     let ends: number[] = [];
     let inFlight = 0;
     let relieve: (() => void) | undefined;
+    let abandoned = false;
     const parsing: Promise<void>[] = [];
     const flush = () => {
       if (ends.length === 0) return;
       const bytes = used;
       inFlight += bytes;
       const done = parse({ bytes: buffer.subarray(0, used), ends }).then((entries) => {
+        // An abandoned list's late results are not filed: the next list has them.
+        if (abandoned) return;
         for (const [key, item] of entries) file(key, item);
       }).finally(() => {
         inFlight -= bytes;
@@ -492,9 +495,16 @@ export class Reflector<T> {
       },
       finish: async () => {
         flush();
-        await Promise.all(parsing);
+        try {
+          await Promise.all(parsing);
+        } catch (error) {
+          // The list fails as a whole; what else was parsing is dropped.
+          abandoned = true;
+          throw error;
+        }
       },
       abandon: () => {
+        abandoned = true;
         relieve?.();
         relieve = undefined;
       },
