@@ -10,6 +10,10 @@
  * (bench/RESULTS.md, scenario 8). Watch events, one object at a time, stay on
  * the main thread.
  *
+ * When the worker has two batches waiting, the main thread parses the next
+ * one itself: two threads parse while the network allows, and the waiting
+ * bytes stay few.
+ *
  * The worker runs the same code as the main thread ({@linkcode parseEntries});
  * if it cannot start or fails, the parser says so once and parses on the main
  * thread from then on, losing nothing.
@@ -53,6 +57,9 @@ function workerUrl(): string {
   }
   return new URL("./list_parser_worker.ts", import.meta.url).href;
 }
+
+/** Batches waiting for the worker beyond which the main thread parses one itself. */
+const SHARE_WHEN_QUEUED = 2;
 
 interface Pending {
   readonly spec: EntrySpec;
@@ -108,7 +115,8 @@ export class ListParser {
   parse(spec: EntrySpec, batch: ItemBatch): Promise<Array<[string, Entry]>> {
     if (this.#closed) return Promise.reject(new Error("The list parser is closed"));
     const worker = this.#worker;
-    if (!worker) return this.#here(spec, batch);
+    // The worker is behind: this thread takes a batch too.
+    if (!worker || this.#pending.size >= SHARE_WHEN_QUEUED) return this.#here(spec, batch);
     const { promise, resolve, reject } = Promise.withResolvers<Array<[string, Entry]>>();
     const id = this.#nextId++;
     this.#pending.set(id, { spec, batch, resolve, reject });
