@@ -14,6 +14,7 @@ import { type Clock, realClock } from "../time/clock.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
+import { objectKey } from "./object_key.ts";
 
 /** What one page of a list response says besides its items. */
 export interface ListPage {
@@ -209,12 +210,6 @@ const ITEM_BATCH_BYTES = 256 * 1024;
  * beyond its results when the network outruns the parser.
  */
 const MAX_ITEM_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
-
-/** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
-function objectKey(obj: KubernetesObject): string {
-  const m = obj.metadata ?? {};
-  return m.namespace ? `${m.namespace}/${m.name}` : `${m.name}`;
-}
 
 class WatchExpired extends Error {}
 

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { customObjectCollection } from "../kube/listers.ts";
 import { EXTRACTORS } from "./extractors.ts";
 import { WatchedSource, type WatchedSourceDeps } from "./watched_source.ts";
@@ -19,22 +18,16 @@ export const ARGO_KINDS = {
   workflowtemplate: {
     kind: "WorkflowTemplate",
     plural: "workflowtemplates",
-    extract: EXTRACTORS.workflowtemplate,
   },
   clusterworkflowtemplate: {
     kind: "ClusterWorkflowTemplate",
     plural: "clusterworkflowtemplates",
-    extract: EXTRACTORS.clusterworkflowtemplate,
   },
   cronworkflow: {
     kind: "CronWorkflow",
     plural: "cronworkflows",
-    extract: EXTRACTORS.cronworkflow,
   },
-} as const satisfies Record<
-  string,
-  { kind: string; plural: string; extract: (obj: KubernetesObject) => Iterable<string> }
->;
+} as const satisfies Record<string, { kind: string; plural: string }>;
 
 /** One of {@linkcode ARGO_KINDS}. */
 export type ArgoKind = keyof typeof ARGO_KINDS;

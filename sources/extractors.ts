@@ -7,6 +7,7 @@
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { objectKey } from "../kube/object_key.ts";
 import type { ItemBatch } from "../kube/reflector.ts";
 import {
   imagesFromClusterWorkflowTemplate,
@@ -14,7 +15,7 @@ import {
   imagesFromWorkflowTemplate,
 } from "./argo_images.ts";
 import { imagesFromConfigMap } from "./configmap_images.ts";
-import { type Entry, entryOf, type EntrySpec, objectKeyOf } from "./object_entry.ts";
+import { type Entry, entryOf, type EntrySpec } from "./object_entry.ts";
 
 /**
  * The references an object asks for, as written, by source name. Each throws
@@ -57,7 +58,7 @@ export function parseEntries(spec: EntrySpec, batch: ItemBatch): Array<[string, 
   for (const end of batch.ends) {
     const obj = JSON.parse(decoder.decode(batch.bytes.subarray(start, end))) as KubernetesObject;
     start = end;
-    entries.push([objectKeyOf(obj), entryOf(spec, obj, extract)]);
+    entries.push([objectKey(obj), entryOf(spec, obj, extract)]);
   }
   return entries;
 }

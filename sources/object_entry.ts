@@ -70,9 +70,3 @@ export function entryOf(
     };
   }
 }
-
-/** The key a reflector files an object under: `namespace/name`, or `name`. */
-export function objectKeyOf(obj: KubernetesObject): string {
-  const m = obj.metadata ?? {};
-  return m.namespace ? `${m.namespace}/${m.name}` : `${m.name}`;
-}

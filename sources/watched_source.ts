@@ -164,30 +164,26 @@ export class WatchedSource implements Source {
     const parsesOwn = listParser && isExtractorName(name) && EXTRACTORS[name] === extract;
     // Entries a list applied as it read them: its end does not apply them again.
     const listed = new WeakSet<Entry>();
+    const upsert = (key: string, entry: Entry) => {
+      owned.set(key, entry.origin);
+      this.#apply(entry);
+    };
     return {
       transform: (obj) => this.#transform(obj),
       listed: (key, entry) => {
-        owned.set(key, entry.origin);
-        this.#apply(entry);
+        upsert(key, entry);
         listed.add(entry);
       },
       parseItems: parsesOwn
         ? (batch) => listParser.parse({ name, kind, apiVersion }, batch)
         : undefined,
-      upsert: (key, entry) => {
-        owned.set(key, entry.origin);
-        this.#apply(entry);
-      },
+      upsert,
       remove: forget,
       replace: (items) => {
         missingSince = undefined;
         // New state first, then what is gone: an image that moved from one
         // object to another never leaves the desired set on the way.
-        for (const [key, entry] of items) {
-          if (listed.has(entry)) continue;
-          owned.set(key, entry.origin);
-          this.#apply(entry);
-        }
+        for (const [key, entry] of items) if (!listed.has(entry)) upsert(key, entry);
         for (const key of [...owned.keys()]) if (!items.has(key)) forget(key);
       },
       unavailable: (status) => {
