@@ -264,6 +264,12 @@ function stepsOf(template: Obj): Obj[] {
 
 const NO_HOOKS: readonly Obj[] = [];
 
+/**
+ * No parameters, bound or passed: shared, since most steps pass none and
+ * most templates declare none. Never written to (typed read-only).
+ */
+const NO_VALUES: ReadonlyMap<string, Value> = new Map();
+
 /** The lifecycle hooks (`hooks`: name → hook) of a workflow, step or task. */
 function hooksOf(holder: Obj): readonly Obj[] {
   const hooks = asObject(holder.hooks);
@@ -412,7 +418,7 @@ class Extractor {
       // Argo passes the workflow's arguments to the entrypoint's inputs.
       this.#call(entrypoint, globals, true);
     }
-    if (typeof spec.onExit === "string") this.#call(spec.onExit, new Map(), true);
+    if (typeof spec.onExit === "string") this.#call(spec.onExit, NO_VALUES, true);
     for (const hook of hooksOf(spec)) {
       if (typeof hook.template === "string") {
         this.#call(hook.template, this.#passedArguments(hook.arguments, this.#globalScope), true);
@@ -581,9 +587,15 @@ class Extractor {
    * Binds a template's declared inputs: its own `value` wins over what a caller
    * passes, which wins over its `default` (Argo's precedence).
    */
-  #bindInputs(template: Obj, passed: ReadonlyMap<string, Value> | undefined, scope: Scope) {
+  #bindInputs(
+    template: Obj,
+    passed: ReadonlyMap<string, Value> | undefined,
+    scope: Scope,
+  ): Binding {
+    const parameters = asArray(asObject(template.inputs)?.parameters);
+    if (parameters.length === 0) return NO_VALUES;
     const binding = new Map<string, Value>();
-    for (const raw of asArray(asObject(template.inputs)?.parameters)) {
+    for (const raw of parameters) {
       this.#operations(1);
       const parameter = asObject(raw);
       if (!parameter) continue;
@@ -595,9 +607,11 @@ class Extractor {
   }
 
   /** Arguments a step, task or hook passes, evaluated in the caller's scope. */
-  #passedArguments(args: unknown, scope: Scope): Map<string, Value> {
+  #passedArguments(args: unknown, scope: Scope): ReadonlyMap<string, Value> {
+    const parameters = asArray(asObject(args)?.parameters);
+    if (parameters.length === 0) return NO_VALUES;
     const passed = new Map<string, Value>();
-    for (const raw of asArray(asObject(args)?.parameters)) {
+    for (const raw of parameters) {
       this.#operations(1);
       const parameter = asObject(raw);
       if (!parameter) continue;
@@ -806,7 +820,7 @@ class Extractor {
       } else if (typeof step.template === "string") {
         this.#call(step.template, passed, real);
       }
-      if (typeof step.onExit === "string") this.#call(step.onExit, new Map(), real);
+      if (typeof step.onExit === "string") this.#call(step.onExit, NO_VALUES, real);
       for (const hook of hooksOf(step)) {
         this.#operations(1);
         if (typeof hook.template === "string") {
@@ -856,13 +870,14 @@ class Extractor {
   #imageOf(holder: unknown, field: string, index?: number): { present: boolean; image?: string } {
     if (!isSet(holder)) return ABSENT;
     // The field is named (`sidecars[2]`) only in a message: no text is built per entry read.
-    const at = () => index === undefined ? field : `${field}[${index}]`;
     const fields = asObject(holder);
-    if (!fields) this.#invalid(`${at()} is ${describe(holder)}, expected a map`);
+    if (!fields) this.#invalid(`${fieldAt(field, index)} is ${describe(holder)}, expected a map`);
     const image = fields.image;
     if (!isSet(image)) return PRESENT_WITHOUT_IMAGE;
     if (typeof image !== "string") {
-      this.#invalid(`${at()}.image is ${describe(image)}, expected an image reference`);
+      this.#invalid(
+        `${fieldAt(field, index)}.image is ${describe(image)}, expected an image reference`,
+      );
     }
     return { present: true, image };
   }
@@ -1037,6 +1052,11 @@ class Extractor {
     this.#operations(out.length);
     return out.map((entry) => entry.image);
   }
+}
+
+/** `field`, or its entry `field[index]`, for a message. */
+function fieldAt(field: string, index: number | undefined): string {
+  return index === undefined ? field : `${field}[${index}]`;
 }
 
 const ABSENT: { present: boolean; image?: string } = Object.freeze({ present: false });
