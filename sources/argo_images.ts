@@ -240,8 +240,12 @@ function intOf(value: unknown): number | undefined {
   return Number(text);
 }
 
+const NO_STEPS: readonly Obj[] = [];
+
 /** The steps (of every parallel group) and DAG tasks of a template. */
-function stepsOf(template: Obj): Obj[] {
+function stepsOf(template: Obj): readonly Obj[] {
+  // Most templates run a pod and have neither: read three times per template.
+  if (template.steps === undefined && template.dag === undefined) return NO_STEPS;
   const out: Obj[] = [];
   for (const group of asArray(template.steps)) {
     // Each element of `steps` is a list of steps run in parallel; a bare step is read too.
@@ -803,7 +807,10 @@ class Extractor {
     // placeholders that need an item are then reported as written.
     if (items !== undefined && items.length === 0) items = [UNKNOWN];
     const inline = asObject(step.inline);
-    for (const item of items ?? [undefined]) {
+    // By index, without a one-element list for the usual step that runs once.
+    const runs = items === undefined ? 1 : items.length;
+    for (let run = 0; run < runs; run++) {
+      const item = items === undefined ? undefined : items[run];
       this.#operations(1);
       const stepScope: Scope = item === undefined
         ? scope
