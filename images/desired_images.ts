@@ -164,6 +164,9 @@ function rejection(origin: string, input: unknown, reason: string): Rejection {
   return { origin, input: echo, reason: short };
 }
 
+/** An origin not seen before asks for nothing: shared, never written to. */
+const NO_REFS: ReadonlySet<string> = new Set();
+
 /** Keeps a rejection as a sample while there are fewer than {@linkcode MAX_REJECTION_SAMPLES}. */
 function sample(samples: Rejection[], origin: string, input: unknown, reason: string): void {
   if (samples.length < MAX_REJECTION_SAMPLES) samples.push(rejection(origin, input, reason));
@@ -399,7 +402,7 @@ export class DesiredImages {
   }
 
   #replace(origin: string, next: ReadonlySet<string>, trusted: boolean): void {
-    const previous = this.#byOrigin.get(origin) ?? new Set<string>();
+    const previous = this.#byOrigin.get(origin) ?? NO_REFS;
     const added: string[] = [];
     const removed: string[] = [];
     const flipped: string[] = [];

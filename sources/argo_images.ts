@@ -241,6 +241,8 @@ function intOf(value: unknown): number | undefined {
 }
 
 const NO_STEPS: readonly Obj[] = [];
+const NO_BINDINGS: readonly Binding[] = [];
+const NO_ITEMS: readonly Item[] = [];
 
 /** The steps (of every parallel group) and DAG tasks of a template. */
 function stepsOf(template: Obj): readonly Obj[] {
@@ -344,7 +346,7 @@ class Extractor {
   /** Parsed `podSpecPatch` texts. */
   #patches?: Map<string, Named[]>;
   /** Tokens of `podSpecPatch` read by the YAML parser: the limit is per object. */
-  readonly #yamlRead = { tokens: 0 };
+  #yamlRead?: { tokens: number };
   readonly #workflowPatch: unknown;
   readonly #work: ArgoWork;
   /** Where the walk is, for messages: `template "a"`, `step "b"`, … */
@@ -365,7 +367,7 @@ class Extractor {
         (isSet(parameter!.valueFrom) ? undefined : anyString(parameter!.default));
       globals.set(name, value === undefined || value.includes("{{") ? undefined : value);
     }
-    this.#globalScope = { globals, inputs: [], items: [] };
+    this.#globalScope = { globals, inputs: NO_BINDINGS, items: NO_ITEMS };
 
     const templates = spec.templates;
     if (!Array.isArray(templates)) {
@@ -791,7 +793,9 @@ class Extractor {
 
   #walk(template: Obj, scope: Scope, state: TemplateState, real: boolean, depth: number): void {
     this.#operations(1);
-    for (const image of this.#imagesOf(template, scope)) this.#emit(image, scope, state, real);
+    for (const entry of this.#imagesOf(template, scope)) {
+      this.#emit(entry.image, scope, state, real);
+    }
     const steps = stepsOf(template);
     this.#operations(steps.length);
     for (const step of steps) {
@@ -957,7 +961,7 @@ class Extractor {
         try {
           value = parseBoundedYaml(text, field, {
             expected: "pod spec",
-            budget: this.#yamlRead,
+            budget: this.#yamlRead ??= { tokens: 0 },
           });
         } catch (error) {
           if (error instanceof ObjectLimitError) {
@@ -985,7 +989,7 @@ class Extractor {
   }
 
   /** The images a template names, with `templateDefaults` and `podSpecPatch` merged in. */
-  #imagesOf(template: Obj, scope: Scope): string[] {
+  #imagesOf(template: Obj, scope: Scope): readonly Named[] {
     const out: Named[] = [];
     const defaults = this.#defaults;
     const container = this.#imageOf(template.container, "container");
@@ -1036,7 +1040,7 @@ class Extractor {
       ];
       if (patches[0] === undefined && patches[1] === undefined) {
         this.#operations(out.length);
-        return out.map((entry) => entry.image);
+        return out;
       }
       // By name through a map: a patch may list thousands of containers,
       // and a search of the list per entry would cost their square.
@@ -1057,7 +1061,7 @@ class Extractor {
       }
     }
     this.#operations(out.length);
-    return out.map((entry) => entry.image);
+    return out;
   }
 }
 
