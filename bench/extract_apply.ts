@@ -7,7 +7,7 @@
  * this process too, interleaved, and the results of both are checked equal.
  *
  * ```sh
- * deno run -A --v8-flags=--expose-gc bench/extract_apply.ts [--quick] [--runs=7] [--old=/tmp/old-src]
+ * deno run -A --v8-flags=--expose-gc bench/extract_apply.ts [--quick] [--bundled] [--runs=7] [--old=/tmp/old-src]
  * ```
  *
  * @module
@@ -26,7 +26,32 @@ interface Code {
   TagLedger: new (options: { now(): number }) => any;
 }
 
-async function load(root: URL): Promise<Code> {
+/**
+ * One build's parts bundled as the daemon is shipped, by that build's own
+ * `build/bundle.ts` (in a subprocess, with that build's dependencies).
+ */
+async function bundle(root: URL): Promise<URL> {
+  const outdir = await Deno.makeTempDir({ prefix: "extract-apply-" });
+  const parts = new URL("./extract_apply_parts.ts", import.meta.url).pathname;
+  // The entry must sit in the build's tree: copy it there when the build lacks it.
+  const entry = new URL("bench/extract_apply_parts.ts", root).pathname;
+  if (entry !== parts) await Deno.copyFile(parts, entry);
+  const script = `import { build } from ${JSON.stringify(new URL("build/bundle.ts", root).href)};
+await build({ entry: ["bench/extract_apply_parts.ts", "parts"], outdir: ${
+    JSON.stringify(outdir)
+  } });`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    cwd: root.pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  return new URL(`file://${outdir}/parts.js`);
+}
+
+async function load(root: URL, bundled: boolean): Promise<Code> {
+  if (bundled) return await import((await bundle(root)).href);
   const [argo, cm, desired, ledger] = await Promise.all([
     import(new URL("sources/argo_images.ts", root).href),
     import(new URL("sources/configmap_images.ts", root).href),
@@ -89,13 +114,26 @@ const best = (xs: number[]) => Math.min(...xs);
 if (import.meta.main) {
   const flag = (name: string) =>
     Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const args = { quick: Deno.args.includes("--quick"), old: flag("old"), runs: flag("runs") };
+  const args = {
+    quick: Deno.args.includes("--quick"),
+    bundled: Deno.args.includes("--bundled"),
+    old: flag("old"),
+    runs: flag("runs"),
+  };
   const scale = splitScale(args.quick);
   const pool = imagePool(scale.images);
   const templates = workflowTemplates({ count: scale.templates, pool });
   const cms = configMaps({ count: scale.configMaps, pool, labels: {} });
-  const builds: [string, Code][] = [["new", await load(new URL("../", import.meta.url))]];
-  if (args.old) builds.push(["old", await load(new URL(`file://${args.old.replace(/\/$/, "")}/`))]);
+  const builds: [string, Code][] = [[
+    "new",
+    await load(new URL("../", import.meta.url), args.bundled),
+  ]];
+  if (args.old) {
+    builds.push([
+      "old",
+      await load(new URL(`file://${args.old.replace(/\/$/, "")}/`), args.bundled),
+    ]);
+  }
   const runs = Number(args.runs ?? 7);
   const times = new Map<string, { argo: number[]; configMap: number[]; apply: number[] }>();
   const results = new Map<string, string>();
