@@ -164,6 +164,14 @@ function rejection(origin: string, input: unknown, reason: string): Rejection {
   return { origin, input: echo, reason: short };
 }
 
+/** An origin not seen before asks for nothing: shared, never written to. */
+const NO_REFS: ReadonlySet<string> = new Set();
+
+/** Keeps a rejection as a sample while there are fewer than {@linkcode MAX_REJECTION_SAMPLES}. */
+function sample(samples: Rejection[], origin: string, input: unknown, reason: string): void {
+  if (samples.length < MAX_REJECTION_SAMPLES) samples.push(rejection(origin, input, reason));
+}
+
 /**
  * The one dedupe map every source writes to.
  *
@@ -232,26 +240,30 @@ export class DesiredImages {
     const accepted = new Set<string>();
     const samples: Rejection[] = [];
     let count = 0;
-    const reject = (input: unknown, reason: string) => {
-      count++;
-      if (samples.length < MAX_REJECTION_SAMPLES) samples.push(rejection(origin, input, reason));
-    };
+    // Why no `reject` closure: the bundle (esbuild's keepNames) names every
+    // named closure with a defineProperty call, once per `set`, thousands per relist.
     let entries = 0;
     for (const input of inputs) {
       if (!trusted && entries++ >= perObject) {
         // Why count these unread: parsing costs tens of microseconds per
         // entry, so a list of millions would stall the daemon; the cap bounds
         // the work one object costs. The count stays exact.
-        reject(input, `Over the limit of ${this.#maxPerObject} images per object`);
+        count++;
+        sample(samples, origin, input, `Over the limit of ${this.#maxPerObject} images per object`);
         continue;
       }
       const result = this.#normalize(input);
-      if (!result.ok) reject(input, result.reason);
-      else if (accepted.has(result.ref)) continue;
+      if (!result.ok) {
+        count++;
+        sample(samples, origin, input, result.reason);
+      } else if (accepted.has(result.ref)) continue;
       else if (!trusted && !this.#policy.allows(result.ref)) {
         // Why: a tenant's object may only name what the operator allows;
         // the operator's own origins are not limited.
-        reject(
+        count++;
+        sample(
+          samples,
+          origin,
           input,
           `Repository of "${truncateEcho(result.ref)}" is not in --allowed-repositories (${
             this.#policy.allowedRepositories.join(", ")
@@ -261,7 +273,8 @@ export class DesiredImages {
         // Why reject rather than cut silently: the owner sees what is left
         // out; keeping the first ones keeps the choice stable across syncs.
         // The operator's own origins are bounded by the total cap only.
-        reject(input, `Over the limit of ${this.#maxPerObject} images per object`);
+        count++;
+        sample(samples, origin, input, `Over the limit of ${this.#maxPerObject} images per object`);
       } else accepted.add(result.ref);
     }
     this.#setRejections(origin, count > 0 ? { origin, count, samples } : undefined);
@@ -389,7 +402,7 @@ export class DesiredImages {
   }
 
   #replace(origin: string, next: ReadonlySet<string>, trusted: boolean): void {
-    const previous = this.#byOrigin.get(origin) ?? new Set<string>();
+    const previous = this.#byOrigin.get(origin) ?? NO_REFS;
     const added: string[] = [];
     const removed: string[] = [];
     const flipped: string[] = [];

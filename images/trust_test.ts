@@ -39,3 +39,18 @@ Deno.test("compileRepositoryPattern() refuses empty and pathless-slash patterns"
   assertThrows(() => compileRepositoryPattern("/library/*"), TypeError);
   assertEquals(compileRepositoryPattern("**").test("x/y"), true);
 });
+
+Deno.test("TrustPolicy.trusted() trusts by the origin's parts: no slash, four parts and empty parts are not an object in a trusted namespace", () => {
+  const policy = new TrustPolicy({ trustedNamespaces: ["platform", ""], trustClusterScoped: true });
+  assertEquals(policy.trusted("static"), true);
+  assertEquals(policy.trusted("static/a/b/c"), true);
+  assertEquals(policy.trusted("published-trusted/x"), true);
+  assertEquals(policy.trusted("configmap"), false);
+  assertEquals(policy.trusted("configmap/platform/list/extra"), false);
+  assertEquals(policy.trusted("configmap/platform/"), true);
+  assertEquals(policy.trusted("configmap//list"), true);
+  assertEquals(policy.trusted("configmap/other/list"), false);
+  assertEquals(policy.trusted("clusterworkflowtemplate/"), true);
+  assertEquals(new TrustPolicy().trusted("clusterworkflowtemplate/t"), false);
+  assertEquals(new TrustPolicy().trusted("static/--image"), true);
+});

@@ -142,14 +142,44 @@ interface Scope {
 }
 
 /** Per named (or top-level) template: the bindings seen and the unresolved images of fallbacks. */
-interface TemplateState {
-  readonly bindings: Map<string, { real: boolean }>;
+class TemplateState {
+  readonly bindings = new Map<string, { real: boolean }>();
   /** True once a binding that is actually used (not just the defaults) reached it. */
-  real: boolean;
-  /** Unresolved images found under default-only bindings; reported only if nothing real reached it. */
-  readonly fallbackUnresolved: Set<string>;
-  /** How the template is named in messages. */
-  readonly label: string;
+  real = false;
+  /**
+   * Unresolved images found under default-only bindings; reported only if
+   * nothing real reached it. Made on the first such image: most templates have none.
+   */
+  fallbackUnresolved: Set<string> | undefined;
+  readonly #name: string | undefined;
+  readonly #index: number;
+  readonly #path: string;
+
+  constructor(name: string | undefined, index: number, path: string) {
+    this.#name = name;
+    this.#index = index;
+    this.#path = path;
+  }
+
+  /** How the template is named in messages; built only when a message needs it. */
+  get label(): string {
+    return this.#name === undefined
+      ? `${this.#path}.templates[${this.#index}]`
+      : `template ${quote(this.#name)}`;
+  }
+}
+
+/**
+ * Where the walk is: a text, a template (its state) or a step (the step
+ * itself). Steps and templates are named only when a message is built: the
+ * walk passes thousands of them that never need a name.
+ */
+type TrailEntry = string | TemplateState | Obj;
+
+function trailText(entry: TrailEntry): string {
+  if (typeof entry === "string") return entry;
+  if (entry instanceof TemplateState) return entry.label;
+  return `step ${quote(nameOf(entry) ?? "")}`;
 }
 
 interface Job {
@@ -210,8 +240,14 @@ function intOf(value: unknown): number | undefined {
   return Number(text);
 }
 
+const NO_STEPS: readonly Obj[] = [];
+const NO_BINDINGS: readonly Binding[] = [];
+const NO_ITEMS: readonly Item[] = [];
+
 /** The steps (of every parallel group) and DAG tasks of a template. */
-function stepsOf(template: Obj): Obj[] {
+function stepsOf(template: Obj): readonly Obj[] {
+  // Most templates run a pod and have neither: read three times per template.
+  if (template.steps === undefined && template.dag === undefined) return NO_STEPS;
   const out: Obj[] = [];
   for (const group of asArray(template.steps)) {
     // Each element of `steps` is a list of steps run in parallel; a bare step is read too.
@@ -233,6 +269,12 @@ function stepsOf(template: Obj): Obj[] {
 }
 
 const NO_HOOKS: readonly Obj[] = [];
+
+/**
+ * No parameters, bound or passed: shared, since most steps pass none and
+ * most templates declare none. Never written to (typed read-only).
+ */
+const NO_VALUES: ReadonlyMap<string, Value> = new Map();
 
 /** The lifecycle hooks (`hooks`: name → hook) of a workflow, step or task. */
 function hooksOf(holder: Obj): readonly Obj[] {
@@ -295,18 +337,20 @@ class Extractor {
   readonly #globalScope: Scope;
   readonly #queue: (Job | undefined)[] = [];
   readonly #fallbacks: Obj[] = [];
-  readonly #readsItem = new WeakMap<Obj, boolean>();
-  readonly #valueIds = new Map<string, string>();
+  // The caches below are made when first needed: most objects need few of
+  // them, and the extractor is made once per object.
+  #readsItem?: Map<Obj, boolean>;
+  #valueIds?: Map<string, string>;
   /** Long texts known to hold no placeholder. */
-  readonly #plain = new Set<string>();
+  #plain?: Set<string>;
   /** Parsed `podSpecPatch` texts. */
-  readonly #patches = new Map<string, Named[]>();
+  #patches?: Map<string, Named[]>;
   /** Tokens of `podSpecPatch` read by the YAML parser: the limit is per object. */
-  readonly #yamlRead = { tokens: 0 };
+  #yamlRead?: { tokens: number };
   readonly #workflowPatch: unknown;
   readonly #work: ArgoWork;
   /** Where the walk is, for messages: `template "a"`, `step "b"`, … */
-  readonly #trail: string[] = [];
+  readonly #trail: TrailEntry[] = [];
   #next = 0;
 
   constructor(spec: Obj, path: string, work: ArgoWork) {
@@ -323,7 +367,7 @@ class Extractor {
         (isSet(parameter!.valueFrom) ? undefined : anyString(parameter!.default));
       globals.set(name, value === undefined || value.includes("{{") ? undefined : value);
     }
-    this.#globalScope = { globals, inputs: [], items: [] };
+    this.#globalScope = { globals, inputs: NO_BINDINGS, items: NO_ITEMS };
 
     const templates = spec.templates;
     if (!Array.isArray(templates)) {
@@ -335,7 +379,8 @@ class Extractor {
           : `${path}.templates is ${describe(templates)}, expected a list of templates`,
       );
     }
-    for (const [i, raw] of templates.entries()) {
+    for (let i = 0; i < templates.length; i++) {
+      const raw = templates[i];
       const template = asObject(raw);
       if (!template) {
         throw new TypeError(`${path}.templates[${i}] is ${describe(raw)}, expected a template`);
@@ -361,15 +406,10 @@ class Extractor {
       if (typeof hook.template === "string") called.add(hook.template);
     }
 
-    for (const [i, raw] of templates.entries()) {
-      const template = raw as Obj;
+    for (let i = 0; i < templates.length; i++) {
+      const template = templates[i] as Obj;
       const name = nameOf(template);
-      this.#states.set(template, {
-        bindings: new Map(),
-        real: false,
-        fallbackUnresolved: new Set(),
-        label: name === undefined ? `${path}.templates[${i}]` : `template ${quote(name)}`,
-      });
+      this.#states.set(template, new TemplateState(name, i, path));
       const isCalled = name !== undefined && called.has(name) &&
         this.#named.get(name) === template;
       // A template nothing in the object calls runs with its own defaults
@@ -384,7 +424,7 @@ class Extractor {
       // Argo passes the workflow's arguments to the entrypoint's inputs.
       this.#call(entrypoint, globals, true);
     }
-    if (typeof spec.onExit === "string") this.#call(spec.onExit, new Map(), true);
+    if (typeof spec.onExit === "string") this.#call(spec.onExit, NO_VALUES, true);
     for (const hook of hooksOf(spec)) {
       if (typeof hook.template === "string") {
         this.#call(hook.template, this.#passedArguments(hook.arguments, this.#globalScope), true);
@@ -399,7 +439,7 @@ class Extractor {
     this.#drain();
     for (const state of this.#states.values()) {
       if (state.real) continue;
-      for (const image of state.fallbackUnresolved) this.#images.add(image);
+      for (const image of state.fallbackUnresolved ?? []) this.#images.add(image);
     }
     return this.#images;
   }
@@ -407,7 +447,7 @@ class Extractor {
   // ---- the budget ----
 
   #where(): string {
-    return this.#trail.join(", ");
+    return this.#trail.map(trailText).join(", ");
   }
 
   #fail(detail: string, limit: string, max: number): never {
@@ -505,12 +545,12 @@ class Extractor {
   #substitute(text: string, scope: Scope): Value {
     // A long literal is scanned once: it is the same string on every call,
     // so the map finds it by its cached hash without reading it again.
-    if (text.length > LONG_TEXT && this.#plain.has(text)) return text;
+    if (text.length > LONG_TEXT && this.#plain?.has(text)) return text;
     let open = text.indexOf("{{");
     if (open === -1) {
       if (text.length > LONG_TEXT) {
         this.#characters(text.length);
-        this.#plain.add(text);
+        (this.#plain ??= new Set()).add(text);
       }
       return text;
     }
@@ -553,9 +593,15 @@ class Extractor {
    * Binds a template's declared inputs: its own `value` wins over what a caller
    * passes, which wins over its `default` (Argo's precedence).
    */
-  #bindInputs(template: Obj, passed: ReadonlyMap<string, Value> | undefined, scope: Scope) {
+  #bindInputs(
+    template: Obj,
+    passed: ReadonlyMap<string, Value> | undefined,
+    scope: Scope,
+  ): Binding {
+    const parameters = asArray(asObject(template.inputs)?.parameters);
+    if (parameters.length === 0) return NO_VALUES;
     const binding = new Map<string, Value>();
-    for (const raw of asArray(asObject(template.inputs)?.parameters)) {
+    for (const raw of parameters) {
       this.#operations(1);
       const parameter = asObject(raw);
       if (!parameter) continue;
@@ -567,9 +613,11 @@ class Extractor {
   }
 
   /** Arguments a step, task or hook passes, evaluated in the caller's scope. */
-  #passedArguments(args: unknown, scope: Scope): Map<string, Value> {
+  #passedArguments(args: unknown, scope: Scope): ReadonlyMap<string, Value> {
+    const parameters = asArray(asObject(args)?.parameters);
+    if (parameters.length === 0) return NO_VALUES;
     const passed = new Map<string, Value>();
-    for (const raw of asArray(asObject(args)?.parameters)) {
+    for (const raw of parameters) {
       this.#operations(1);
       const parameter = asObject(raw);
       if (!parameter) continue;
@@ -587,10 +635,11 @@ class Extractor {
     for (const [name, value] of binding) {
       // Values go in by number: a long value passed on from call to call is
       // one string, hashed once, not copied into every key.
-      let id = value === undefined ? "-" : this.#valueIds.get(value);
+      const ids = this.#valueIds ??= new Map();
+      let id = value === undefined ? "-" : ids.get(value);
       if (id === undefined) {
-        id = String(this.#valueIds.size);
-        this.#valueIds.set(value!, id);
+        id = String(ids.size);
+        ids.set(value!, id);
       }
       key += `${name}\u0001${id}\u0003`;
     }
@@ -665,12 +714,13 @@ class Extractor {
   #expansions(step: Obj): readonly Item[] | undefined {
     const loops = isSet(step.withItems) || isSet(step.withParam) || isSet(step.withSequence);
     if (!loops) return undefined;
-    let used = this.#readsItem.get(step);
+    const readsItemOf = this.#readsItem ??= new Map();
+    let used = readsItemOf.get(step);
     if (used === undefined) {
       const { reads, visited } = readsItem(step);
       this.#operations(visited);
       used = reads;
-      this.#readsItem.set(step, used);
+      readsItemOf.set(step, used);
     }
     if (isSet(step.withItems)) {
       if (!Array.isArray(step.withItems)) return [UNKNOWN];
@@ -708,7 +758,7 @@ class Extractor {
       // Done jobs are let go, so that only pending ones hold memory.
       this.#queue[this.#next++] = undefined;
       const scope: Scope = { globals: this.#globalScope.globals, inputs: [job.binding], items: [] };
-      this.#trail.push(job.state.label);
+      this.#trail.push(job.state);
       this.#walk(job.template, scope, job.state, job.real, 0);
       this.#trail.pop();
     }
@@ -743,11 +793,13 @@ class Extractor {
 
   #walk(template: Obj, scope: Scope, state: TemplateState, real: boolean, depth: number): void {
     this.#operations(1);
-    for (const image of this.#imagesOf(template, scope)) this.#emit(image, scope, state, real);
+    for (const entry of this.#imagesOf(template, scope)) {
+      this.#emit(entry.image, scope, state, real);
+    }
     const steps = stepsOf(template);
     this.#operations(steps.length);
     for (const step of steps) {
-      this.#trail.push(`step ${quote(nameOf(step) ?? "")}`);
+      this.#trail.push(step);
       this.#step(step, scope, state, real, depth);
       this.#trail.pop();
     }
@@ -759,7 +811,10 @@ class Extractor {
     // placeholders that need an item are then reported as written.
     if (items !== undefined && items.length === 0) items = [UNKNOWN];
     const inline = asObject(step.inline);
-    for (const item of items ?? [undefined]) {
+    // By index, without a one-element list for the usual step that runs once.
+    const runs = items === undefined ? 1 : items.length;
+    for (let run = 0; run < runs; run++) {
+      const item = items === undefined ? undefined : items[run];
       this.#operations(1);
       const stepScope: Scope = item === undefined
         ? scope
@@ -776,7 +831,7 @@ class Extractor {
       } else if (typeof step.template === "string") {
         this.#call(step.template, passed, real);
       }
-      if (typeof step.onExit === "string") this.#call(step.onExit, new Map(), real);
+      if (typeof step.onExit === "string") this.#call(step.onExit, NO_VALUES, real);
       for (const hook of hooksOf(step)) {
         this.#operations(1);
         if (typeof hook.template === "string") {
@@ -796,7 +851,7 @@ class Extractor {
     const resolved = this.#substitute(image, scope);
     if (resolved !== undefined && resolved.trim() !== "") this.#images.add(resolved);
     else if (real) this.#images.add(image);
-    else state.fallbackUnresolved.add(image);
+    else (state.fallbackUnresolved ??= new Set()).add(image);
   }
 
   // ---- where images are ----
@@ -823,14 +878,17 @@ class Extractor {
    * string otherwise (`""` included, so that it is reported as an empty
    * reference). Anything else Argo could not decode either.
    */
-  #imageOf(holder: unknown, field: string): { present: boolean; image?: string } {
-    if (!isSet(holder)) return { present: false };
+  #imageOf(holder: unknown, field: string, index?: number): { present: boolean; image?: string } {
+    if (!isSet(holder)) return ABSENT;
+    // The field is named (`sidecars[2]`) only in a message: no text is built per entry read.
     const fields = asObject(holder);
-    if (!fields) this.#invalid(`${field} is ${describe(holder)}, expected a map`);
+    if (!fields) this.#invalid(`${fieldAt(field, index)} is ${describe(holder)}, expected a map`);
     const image = fields.image;
-    if (!isSet(image)) return { present: true };
+    if (!isSet(image)) return PRESENT_WITHOUT_IMAGE;
     if (typeof image !== "string") {
-      this.#invalid(`${field}.image is ${describe(image)}, expected an image reference`);
+      this.#invalid(
+        `${fieldAt(field, index)}.image is ${describe(image)}, expected an image reference`,
+      );
     }
     return { present: true, image };
   }
@@ -841,7 +899,7 @@ class Extractor {
     if (!Array.isArray(list)) this.#invalid(`${field} is ${describe(list)}, expected a list`);
     this.#operations(list.length);
     return list.map((raw, i) => {
-      const { image } = this.#imageOf(raw, `${field}[${i}]`);
+      const { image } = this.#imageOf(raw, field, i);
       const name = asObject(raw)?.name;
       return { name: typeof name === "string" ? name : undefined, image };
     });
@@ -853,6 +911,8 @@ class Extractor {
    * defaults are added.
    */
   #pushMergedContainers(out: Named[], own: unknown, defaults: unknown, field: string): void {
+    // Most templates have no such list: nothing to check, merge or add.
+    if (!isSet(own) && !isSet(defaults)) return;
     const mine = this.#containers(own, field);
     const theirs = defaults === undefined ? [] : this.#containers(defaults, field);
     const defaultImages = new Map<string, string | undefined>();
@@ -885,7 +945,8 @@ class Extractor {
     if (typeof raw !== "string") this.#invalid(`${field} is ${describe(raw)}, expected a string`);
     const text = this.#substitute(raw, scope);
     if (text === undefined) return undefined;
-    let parsed = this.#patches.get(text);
+    const patches = this.#patches ??= new Map();
+    let parsed = patches.get(text);
     if (parsed === undefined) {
       // Parsed once per distinct text: every evaluation of the template would
       // otherwise parse it again.
@@ -900,7 +961,7 @@ class Extractor {
         try {
           value = parseBoundedYaml(text, field, {
             expected: "pod spec",
-            budget: this.#yamlRead,
+            budget: this.#yamlRead ??= { tokens: 0 },
           });
         } catch (error) {
           if (error instanceof ObjectLimitError) {
@@ -922,13 +983,13 @@ class Extractor {
         }
       }
       this.#trail.pop();
-      this.#patches.set(text, parsed);
+      patches.set(text, parsed);
     }
     return parsed;
   }
 
   /** The images a template names, with `templateDefaults` and `podSpecPatch` merged in. */
-  #imagesOf(template: Obj, scope: Scope): string[] {
+  #imagesOf(template: Obj, scope: Scope): readonly Named[] {
     const out: Named[] = [];
     const defaults = this.#defaults;
     const container = this.#imageOf(template.container, "container");
@@ -977,6 +1038,10 @@ class Extractor {
         this.#podSpecPatch(this.#workflowPatch, "spec.podSpecPatch", scope),
         this.#podSpecPatch(own, "podSpecPatch", scope),
       ];
+      if (patches[0] === undefined && patches[1] === undefined) {
+        this.#operations(out.length);
+        return out;
+      }
       // By name through a map: a patch may list thousands of containers,
       // and a search of the list per entry would cost their square.
       const byName = new Map<string, Named>();
@@ -996,9 +1061,19 @@ class Extractor {
       }
     }
     this.#operations(out.length);
-    return out.map((entry) => entry.image);
+    return out;
   }
 }
+
+/** `field`, or its entry `field[index]`, for a message. */
+function fieldAt(field: string, index: number | undefined): string {
+  return index === undefined ? field : `${field}[${index}]`;
+}
+
+const ABSENT: { present: boolean; image?: string } = Object.freeze({ present: false });
+const PRESENT_WITHOUT_IMAGE: { present: boolean; image?: string } = Object.freeze({
+  present: true,
+});
 
 /** A JSON value, or undefined when the text is not JSON (nor `null`). */
 function parseJson(text: string): unknown {

@@ -206,11 +206,20 @@ export class WatchedSource implements Source {
     return entryOf(this.#o, obj, this.#o.extract);
   }
 
+  /** Starts the record of what is reported for `origin`. */
+  #startReported(origin: string): Reported {
+    const reported: Reported = {};
+    this.#reported.set(origin, reported);
+    return reported;
+  }
+
   #apply(entry: Entry): void {
     const { log, events, sink } = this.#o;
-    const reported = this.#reported.get(entry.origin) ?? {};
-    this.#reported.set(entry.origin, reported);
+    // Kept only for origins with something reported: a relist of thousands
+    // of good objects stores nothing here.
+    let reported = this.#reported.get(entry.origin);
     if (entry.error !== undefined) {
+      reported ??= this.#startReported(entry.origin);
       this.#errors.add(entry.origin);
       // Keep the last good set: an edit that breaks the list must not make
       // the nodes drop images that were fine a moment ago.
@@ -233,7 +242,7 @@ export class WatchedSource implements Source {
       return;
     }
     this.#errors.delete(entry.origin);
-    if (reported.error !== undefined) {
+    if (reported?.error !== undefined) {
       log.info("Image list valid again", { source: this.name, origin: entry.origin });
       reported.error = undefined;
     }
@@ -242,9 +251,11 @@ export class WatchedSource implements Source {
     else this.#good.delete(entry.origin);
     // The samples are few and short, and the count exact: the key stays small
     // however many entries an object gets wrong.
-    const rejectionKey = `${rejectedCount}\u0002` +
+    // None rejected is "": what an origin never reported holds.
+    const rejectionKey = rejectedCount === 0 ? "" : `${rejectedCount}\u0002` +
       rejected.map((r) => `${r.input}\u0000${r.reason}`).join("\u0001");
-    if (rejectionKey !== (reported.rejections ?? "")) {
+    if (rejectionKey !== (reported?.rejections ?? "")) {
+      reported ??= this.#startReported(entry.origin);
       reported.rejections = rejectionKey;
       if (rejectedCount > 0) {
         // One line and one Event per object, however many entries are bad.
