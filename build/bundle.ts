@@ -83,10 +83,21 @@ exports.fetch = function fetch(init, options) {
  * still bundled, but loaded on the first use of one of its exports instead
  * of at every start (about 20 ms: `socks` and its `debug` and `ip-address`).
  */
-const LOADED_ON_FIRST_USE = ["socks-proxy-agent", "socks", "jsonpath-plus", "openid-client"];
+export const LOADED_ON_FIRST_USE = ["socks-proxy-agent", "socks", "jsonpath-plus", "openid-client"];
+
+/**
+ * A file of client-node other than `polyfill.js`. Those files do nothing when
+ * they load but define their exports (and set static fields of their own
+ * classes), so the bundle may leave out one whose exports nothing uses: its
+ * index re-exports every part (`cp.js` with tar-fs, `exec.js` and
+ * `attach.js` with ws...), which would otherwise all load at start.
+ * `polyfill.js` sets the global `File`.
+ */
+const CLIENT_NODE_FILE = /[/\\]@kubernetes[/\\]client-node[/\\]dist[/\\](?!polyfill\.js$).*\.js$/;
 
 /**
  * Trims what client-node loads at start, without changing what it does: its
+ * files are free of side effects ({@linkcode CLIENT_NODE_FILE}), its
  * `undici` import gets {@linkcode UNDICI_FOR_CLIENT_NODE}, and each package
  * of {@linkcode LOADED_ON_FIRST_USE} a CommonJS stand-in whose exports are
  * getters that `require` the real module (esbuild evaluates a bundled module
@@ -110,11 +121,28 @@ const trimClientNode: esbuild.Plugin = {
         pluginData: "trim-client-node",
       });
       if (real.errors.length > 0) return { errors: real.errors };
+      // Named by the package alone: no build machine's path in the source map.
       return {
-        path: real.path,
+        path: args.path,
         namespace: "trim-client-node",
         pluginData: { name: args.path, real: real.path },
       };
+    });
+    build.onResolve({ filter: /.*/ }, async (args) => {
+      if (
+        args.pluginData === "trim-client-node" ||
+        !(args.importer.includes("client-node") || args.path.startsWith("@kubernetes/client-node"))
+      ) {
+        return undefined;
+      }
+      const real = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: "trim-client-node",
+      });
+      if (real.errors.length > 0 || !CLIENT_NODE_FILE.test(real.path)) return undefined;
+      return { ...real, sideEffects: false };
     });
     build.onLoad({ filter: /.*/, namespace: "trim-client-node" }, async (args) => {
       const { name, real } = args.pluginData as { name: string; real: string };

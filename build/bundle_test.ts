@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { build, DIST, ensureBuilt } from "./bundle.ts";
+import { build, DIST, ensureBuilt, LOADED_ON_FIRST_USE } from "./bundle.ts";
 
 interface Metafile {
   inputs: Record<string, unknown>;
@@ -84,7 +84,7 @@ Deno.test("An error thrown in bundled code names the original file and line unde
   }
 });
 
-Deno.test("client-node takes from undici only the exports the bundle's trimmed undici entry provides", async () => {
+Deno.test("client-node takes from undici only the exports the bundle's trimmed undici entry provides, and names what it takes from the packages it loads on first use", async () => {
   await ensureBuilt();
   const meta = JSON.parse(await Deno.readTextFile(`${DIST}/meta.json`)) as Metafile;
   const root = new URL("../", import.meta.url);
@@ -96,6 +96,15 @@ Deno.test("client-node takes from undici only the exports the bundle's trimmed u
     const text = await Deno.readTextFile(new URL(file, root));
     for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*['"]undici['"]/g)) {
       for (const n of m[1].split(",")) if (n.trim()) names.add(n.trim().split(/\s+as\s+/)[0]);
+    }
+    // The packages loaded on first use get a stand-in of getters: named or
+    // namespace imports only (a default import would get the stand-in).
+    for (const name of LOADED_ON_FIRST_USE) {
+      const quoted = name.replace(/[-/]/g, "\\$&");
+      assert(
+        !new RegExp(`import\\s+\\w+\\s*(,[^;]*)?from\\s*['"]${quoted}['"]`).test(text),
+        `${file} imports ${name} by default`,
+      );
     }
     assert(
       !/import\s+(\*|\w+\s*,|\w+\s+from)[^;]*['"]undici['"]/.test(text),
