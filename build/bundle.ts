@@ -78,12 +78,13 @@ exports.fetch = function fetch(init, options) {
 
 /**
  * Packages client-node imports at its start but uses only for what this
- * daemon may never meet: SOCKS proxies (`socks-proxy-agent`, `socks`), the
- * JSONPath of the Azure and GCP auth providers, and OpenID Connect. Each is
- * still bundled, but loaded on the first use of one of its exports instead
- * of at every start (about 20 ms: `socks` and its `debug` and `ip-address`).
+ * daemon may never meet: SOCKS proxies (`socks-proxy-agent`, with `debug`),
+ * the JSONPath of the Azure and GCP auth providers, and OpenID Connect. Each
+ * is still bundled, but loaded on the first use of one of its exports
+ * instead of at every start. ES modules only: a CommonJS module's export
+ * names are not known before it runs (so `socks` itself is not here).
  */
-export const LOADED_ON_FIRST_USE = ["socks-proxy-agent", "socks", "jsonpath-plus", "openid-client"];
+export const LOADED_ON_FIRST_USE = ["socks-proxy-agent", "jsonpath-plus", "openid-client"];
 
 /**
  * A file of client-node other than `polyfill.js`. Those files do nothing when
@@ -170,7 +171,7 @@ const trimClientNode: esbuild.Plugin = {
   },
 };
 
-/** The names a bundled module exports (its metafile's `exports`). */
+/** The names an ES module exports (its metafile's `exports`); throws for CommonJS. */
 async function exportNames(path: string): Promise<string[]> {
   const result = await esbuild.build({
     entryPoints: [path],
@@ -182,6 +183,9 @@ async function exportNames(path: string): Promise<string[]> {
     metafile: true,
     logLevel: "silent",
   });
+  if (Object.values(result.metafile.inputs).some((input) => input.format === "cjs")) {
+    throw new Error(`${path} is CommonJS: its exports cannot be loaded on first use`);
+  }
   return Object.values(result.metafile.outputs)[0].exports;
 }
 

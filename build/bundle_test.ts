@@ -119,7 +119,7 @@ Deno.test("client-node takes from undici only the exports the bundle's trimmed u
   assertEquals(undiciParts, []);
 });
 
-Deno.test("Bundled, client-node still loads a package it loads on first use: a SOCKS proxy gets its agent", async () => {
+Deno.test("Bundled, client-node still loads the packages it loads on first use: a cluster behind a SOCKS proxy gets its agent and its requests go to the proxy", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bundle_test_" });
   try {
     await build({ entry: ["integration/fixtures/bundle_socks_proxy.ts", "socks"], outdir: dir });
@@ -136,7 +136,10 @@ Deno.test("Bundled, client-node still loads a package it loads on first use: a S
     }).output();
     const stderr = new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 0, stderr);
-    assertEquals(new TextDecoder().decode(out.stdout), "SocksProxyAgent\n");
+    const [agent, failure] = new TextDecoder().decode(out.stdout).split("\n");
+    assertEquals(agent, "SocksProxyAgent");
+    // The request went to the proxy (port 1, refused), not to the API server.
+    assertMatch(failure, /ECONNREFUSED 127\.0\.0\.1:1$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
