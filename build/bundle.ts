@@ -50,6 +50,145 @@ async function installDeps(): Promise<string> {
   return `${deps}/node_modules`;
 }
 
+/**
+ * What @kubernetes/client-node takes from undici: `fetch`, `Agent` and
+ * `ProxyAgent`, and nothing else (its `import` statements, checked by
+ * build/bundle_test.ts). undici's own entry (`index.js`) requires every part
+ * of undici when it loads (mock agents, caches, WebSocket, EventSource,
+ * cookies, balanced pools...): tens of milliseconds at every start, before
+ * the first API request. This entry requires the parts client-node uses and
+ * does what undici's entry does to them: the request API methods on
+ * `Dispatcher`, the global dispatcher, and a `fetch` whose errors carry the
+ * caller's stack.
+ */
+const UNDICI_FOR_CLIENT_NODE = `"use strict";
+const Dispatcher = require("./lib/dispatcher/dispatcher");
+Object.assign(Dispatcher.prototype, require("./lib/api"));
+require("./lib/global");
+exports.Agent = require("./lib/dispatcher/agent");
+exports.ProxyAgent = require("./lib/dispatcher/proxy-agent");
+const fetchImpl = require("./lib/web/fetch").fetch;
+exports.fetch = function fetch(init, options) {
+  return fetchImpl(init, options).catch((err) => {
+    if (err && typeof err === "object") Error.captureStackTrace(err, exports.fetch);
+    throw err;
+  });
+};
+`;
+
+/**
+ * Packages client-node imports at its start but uses only for what this
+ * daemon may never meet: SOCKS proxies (`socks-proxy-agent`, with `debug`),
+ * the JSONPath of the Azure and GCP auth providers, and OpenID Connect. Each
+ * is still bundled, but loaded on the first use of one of its exports
+ * instead of at every start. ES modules only: a CommonJS module's export
+ * names are not known before it runs (so `socks` itself is not here).
+ */
+export const LOADED_ON_FIRST_USE = ["socks-proxy-agent", "jsonpath-plus", "openid-client"];
+
+/**
+ * A file of client-node other than `polyfill.js`. Those files do nothing when
+ * they load but define their exports (and set static fields of their own
+ * classes), so the bundle may leave out one whose exports nothing uses: its
+ * index re-exports every part (`cp.js` with tar-fs, `exec.js` and
+ * `attach.js` with ws...), which would otherwise all load at start.
+ * `polyfill.js` sets the global `File`.
+ */
+const CLIENT_NODE_FILE = /[/\\]@kubernetes[/\\]client-node[/\\]dist[/\\](?!polyfill\.js$).*\.js$/;
+
+/**
+ * Trims what client-node loads at start, without changing what it does: its
+ * files are free of side effects ({@linkcode CLIENT_NODE_FILE}), its
+ * `undici` import gets {@linkcode UNDICI_FOR_CLIENT_NODE}, and each package
+ * of {@linkcode LOADED_ON_FIRST_USE} a CommonJS stand-in whose exports are
+ * getters that `require` the real module (esbuild evaluates a bundled module
+ * that is `require`d when it is first required).
+ */
+const trimClientNode: esbuild.Plugin = {
+  name: "trim-client-node",
+  setup(build) {
+    const lazy = new RegExp(`^(undici|${LOADED_ON_FIRST_USE.join("|")})$`);
+    build.onResolve({ filter: lazy }, async (args) => {
+      if (
+        args.pluginData === "trim-client-node" ||
+        !/[/\\]@kubernetes[/\\]client-node[/\\]/.test(args.importer)
+      ) {
+        return undefined;
+      }
+      const real = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: "trim-client-node",
+      });
+      if (real.errors.length > 0) return { errors: real.errors };
+      // Named by the package alone: no build machine's path in the source map.
+      return {
+        path: args.path,
+        namespace: "trim-client-node",
+        pluginData: { name: args.path, real: real.path },
+      };
+    });
+    build.onResolve({ filter: /.*/ }, async (args) => {
+      if (
+        args.pluginData === "trim-client-node" ||
+        !(args.importer.includes("client-node") || args.path.startsWith("@kubernetes/client-node"))
+      ) {
+        return undefined;
+      }
+      const real = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: "trim-client-node",
+      });
+      if (real.errors.length > 0 || !CLIENT_NODE_FILE.test(real.path)) return undefined;
+      return { ...real, sideEffects: false };
+    });
+    build.onLoad({ filter: /.*/, namespace: "trim-client-node" }, async (args) => {
+      const { name, real } = args.pluginData as { name: string; real: string };
+      const dir = real.replace(/[/\\][^/\\]*$/, "");
+      if (name === "undici") {
+        return { contents: UNDICI_FOR_CLIENT_NODE, loader: "js", resolveDir: dir };
+      }
+      // The real module's export names, from a build of it alone.
+      const exports = await exportNames(real);
+      const getters = exports.map((e) =>
+        `Object.defineProperty(exports, ${
+          JSON.stringify(e)
+        }, { enumerable: true, get: () => load()[${JSON.stringify(e)}] });`
+      );
+      return {
+        contents:
+          `"use strict";\nlet real;\nconst load = () => real ??= require(${
+            JSON.stringify(real)
+          });\n` +
+          getters.join("\n"),
+        loader: "js",
+        resolveDir: dir,
+      };
+    });
+  },
+};
+
+/** The names an ES module exports (its metafile's `exports`); throws for CommonJS. */
+async function exportNames(path: string): Promise<string[]> {
+  const result = await esbuild.build({
+    entryPoints: [path],
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "node",
+    packages: "external",
+    metafile: true,
+    logLevel: "silent",
+  });
+  if (Object.values(result.metafile.inputs).some((input) => input.format === "cjs")) {
+    throw new Error(`${path} is CommonJS: its exports cannot be loaded on first use`);
+  }
+  return Object.values(result.metafile.outputs)[0].exports;
+}
+
 /** Options for {@linkcode build}. */
 export interface BuildOptions {
   /** Minify (the shipped artifact is). @default {true} */
@@ -124,6 +263,7 @@ export async function build(options: BuildOptions = {}): Promise<Record<string, 
       js: `import"./${ENV_SHIM}.js";` +
         'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);',
     },
+    plugins: [trimClientNode],
     metafile: true,
     logLevel: "warning",
     legalComments: "none",

@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { build, DIST, ensureBuilt } from "./bundle.ts";
+import { build, DIST, ensureBuilt, LOADED_ON_FIRST_USE } from "./bundle.ts";
 
 interface Metafile {
+  inputs: Record<string, unknown>;
   outputs: Record<string, {
     entryPoint?: string;
     imports: { path: string; kind: string }[];
@@ -78,6 +79,67 @@ Deno.test("An error thrown in bundled code names the original file and line unde
       stderr,
       /at failInNamedFunction \(.*integration\/fixtures\/bundle_throws\.ts:7:\d+\)/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("client-node takes from undici only the exports the bundle's trimmed undici entry provides, and names what it takes from the packages it loads on first use", async () => {
+  await ensureBuilt();
+  const meta = JSON.parse(await Deno.readTextFile(`${DIST}/meta.json`)) as Metafile;
+  const root = new URL("../", import.meta.url);
+  const clientNode = Object.keys(meta.outputs).flatMap((f) => Object.keys(meta.outputs[f].inputs))
+    .filter((i) => /@kubernetes\/client-node\/dist\/.*\.js$/.test(i));
+  assert(clientNode.length > 0, "no client-node file in the bundle");
+  const names = new Set<string>();
+  for (const file of new Set(clientNode)) {
+    const text = await Deno.readTextFile(new URL(file, root));
+    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*['"]undici['"]/g)) {
+      for (const n of m[1].split(",")) if (n.trim()) names.add(n.trim().split(/\s+as\s+/)[0]);
+    }
+    // The packages loaded on first use get a stand-in of getters: named or
+    // namespace imports only (a default import would get the stand-in).
+    for (const name of LOADED_ON_FIRST_USE) {
+      const quoted = name.replace(/[-/]/g, "\\$&");
+      assert(
+        !new RegExp(`import\\s+\\w+\\s*(,[^;]*)?from\\s*['"]${quoted}['"]`).test(text),
+        `${file} imports ${name} by default`,
+      );
+    }
+    assert(
+      !/import\s+(\*|\w+\s*,|\w+\s+from)[^;]*['"]undici['"]/.test(text),
+      `${file} imports undici whole`,
+    );
+  }
+  assertEquals([...names].sort(), ["Agent", "ProxyAgent", "fetch"]);
+  // And undici's own entry, which requires all of undici, is not what they get.
+  const undiciParts = Object.keys(meta.inputs).filter((i) =>
+    /undici@[^/]+\/node_modules\/undici\/lib\/mock\//.test(i)
+  );
+  assertEquals(undiciParts, []);
+});
+
+Deno.test("Bundled, client-node still loads the packages it loads on first use: a cluster behind a SOCKS proxy gets its agent and its requests go to the proxy", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bundle_test_" });
+  try {
+    await build({ entry: ["integration/fixtures/bundle_socks_proxy.ts", "socks"], outdir: dir });
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-P=daemon",
+        `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+        `${dir}/socks.js`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, stderr);
+    const [agent, failure] = new TextDecoder().decode(out.stdout).split("\n");
+    assertEquals(agent, "SocksProxyAgent");
+    // The request went to the proxy (port 1, refused), not to the API server.
+    assertMatch(failure, /ECONNREFUSED 127\.0\.0\.1:1$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

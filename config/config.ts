@@ -18,6 +18,12 @@ import {
 } from "../images/desired_images.ts";
 import { compileRepositoryPattern } from "../images/trust.ts";
 
+// The schema parses once per process, at start, before anything else runs:
+// zod's default compiles each object schema into a function on its first
+// parse, which costs more than that one parse (about 17 ms against 9 ms
+// here, issue #15). Parsing is the same either way.
+z.config({ jitless: true });
+
 /** The project's own warden image, tagged like the daemon. */
 export const DEFAULT_WARDEN_IMAGE = `ghcr.io/image-cache-daemon/warden:${VERSION}`;
 
