@@ -39,16 +39,33 @@ interface Phases {
   peakMiB: number;
   /** CPU time (user + system) the aggregator had used when it published: robust to the machine's load. */
   cpuMs: number;
+  /** The same CPU time per thread name (`/proc/<pid>/task/*`): which thread the start waits on. */
+  threadCpuMs: Record<string, number>;
   /** The fake's own time to serve the same list requests, replayed one after another. */
   fakeServeMs: number;
 }
 
 /** User + system CPU time of a process so far, from `/proc/<pid>/stat` (clock ticks of 10 ms). */
-function processCpuMs(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+function processCpuMs(pid: number, path = `/proc/${pid}/stat`): number {
+  const stat = Deno.readTextFileSync(path);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** {@linkcode processCpuMs} per thread of the process, summed by thread name. */
+function threadCpuMs(pid: number): Record<string, number> {
+  const byName: Record<string, number> = {};
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
+      const ms = processCpuMs(Number(task.name), `/proc/${pid}/task/${task.name}/stat`);
+      if (ms > 0) byName[name] = (byName[name] ?? 0) + ms;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return byName;
 }
 
 async function runOnce(
@@ -73,6 +90,7 @@ async function runOnce(
     })();
     const published = await child.waitForLog("Published the desired images");
     const cpuMs = processCpuMs(child.pid);
+    const threads = threadCpuMs(child.pid);
     done = true;
     await sampling;
     peak = Math.max(peak, child.memory()?.peakKiB ?? 0);
@@ -114,6 +132,7 @@ async function runOnce(
       publishedMs: rel(published.at),
       peakMiB: round(peak / 1024),
       cpuMs,
+      threadCpuMs: threads,
       fakeServeMs: 0,
     };
     await child.stop();

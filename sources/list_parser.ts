@@ -10,9 +10,13 @@
  * (bench/RESULTS.md, scenario 8). Watch events, one object at a time, stay on
  * the main thread.
  *
- * When the worker has two batches waiting, the main thread parses the next
- * one itself: two threads parse while the network allows, and the waiting
- * bytes stay few.
+ * When the worker has eight batches it has not finished (2 MiB), the main
+ * thread parses the next one itself: the worker is behind, and two threads
+ * parse while the network allows. The worker counts what it has finished in memory
+ * shared with the main thread, because its answers reach the main thread
+ * only between the main thread's own tasks: counted by answers, a main
+ * thread busy reading pages took the worker for behind and parsed most
+ * batches itself while the worker idled.
  *
  * The worker runs the same code as the main thread ({@linkcode parseEntries});
  * if it cannot start or fails, the parser says so once and parses on the main
@@ -25,12 +29,14 @@ import type { Logger } from "../log/logger.ts";
 import { parseEntries } from "./extractors.ts";
 import type { Entry, EntrySpec } from "./object_entry.ts";
 
-/** One batch of listed objects for the worker. */
-export interface ParseRequest {
-  readonly id: number;
-  readonly spec: EntrySpec;
-  readonly batch: ItemBatch;
-}
+/**
+ * A message to the worker: first, the shared counter where it stores the id
+ * of each batch it has finished (ids ascend; batches are parsed in order);
+ * then one batch of listed objects per message.
+ */
+export type ParseRequest =
+  | { readonly finished: Int32Array }
+  | { readonly id: number; readonly spec: EntrySpec; readonly batch: ItemBatch };
 
 /**
  * The worker's answer to one {@linkcode ParseRequest}; first, once loaded,
@@ -58,8 +64,14 @@ function workerUrl(): string {
   return new URL("./list_parser_worker.ts", import.meta.url).href;
 }
 
-/** Batches waiting for the worker beyond which the main thread parses one itself. */
-const SHARE_WHEN_QUEUED = 2;
+/**
+ * Batches the worker has not finished at which the main thread parses one
+ * itself. Not fewer: the main thread has the network, the splitting and the
+ * applying to do, and parsing a batch it could have left to the worker
+ * delays them (at two, the main thread parsed most batches while the worker
+ * idled more than half the list; bench/RESULTS.md).
+ */
+const SHARE_WHEN_QUEUED = 8;
 
 interface Pending {
   readonly spec: EntrySpec;
@@ -80,6 +92,8 @@ export class ListParser {
   readonly #log: Logger;
   #worker: Worker | undefined;
   readonly #pending = new Map<number, Pending>();
+  /** The id of the last batch the worker finished, stored by the worker. */
+  readonly #finished = new Int32Array(new SharedArrayBuffer(4));
   #nextId = 1;
   #closed = false;
 
@@ -94,6 +108,7 @@ export class ListParser {
         this.#fallBack(event.message);
       };
       worker.onmessageerror = () => this.#fallBack("a message could not be read");
+      worker.postMessage({ finished: this.#finished } satisfies ParseRequest);
       this.#worker = worker;
     } catch (error) {
       this.#fallBack((error as Error).message);
@@ -116,7 +131,8 @@ export class ListParser {
     if (this.#closed) return Promise.reject(new Error("The list parser is closed"));
     const worker = this.#worker;
     // The worker is behind: this thread takes a batch too.
-    if (!worker || this.#pending.size >= SHARE_WHEN_QUEUED) return this.#here(spec, batch);
+    const unfinished = this.#nextId - 1 - Atomics.load(this.#finished, 0);
+    if (!worker || unfinished >= SHARE_WHEN_QUEUED) return this.#here(spec, batch);
     const { promise, resolve, reject } = Promise.withResolvers<Array<[string, Entry]>>();
     const id = this.#nextId++;
     this.#pending.set(id, { spec, batch, resolve, reject });

@@ -116,6 +116,64 @@ Deno.test("ListParser rejects a batch holding malformed JSON with a SyntaxError,
   }
 });
 
+/** A worker (as a data: URL) running `onFinished` on the shared counter, then answering nothing or, after 50 ms, a marker. */
+function scriptedWorker(onFinished: string, answer: boolean): string {
+  return "data:text/javascript," + encodeURIComponent(`
+    self.onmessage = ({ data }) => {
+      if (data.finished) {
+        ${onFinished}
+        self.postMessage({ id: 0, ready: true });
+        return;
+      }
+      if (${answer}) {
+        setTimeout(() => self.postMessage({ id: data.id, entries: [["from-worker", {}]] }), 50);
+      }
+    };
+  `);
+}
+
+Deno.test("ListParser keeps giving batches to a worker that says it has finished them, though its answers have not arrived", async () => {
+  const log = recordingLogger();
+  // Counts every batch finished at once, and answers each 50 ms later: the
+  // main thread, which learns of answers only between its tasks, must not
+  // take this worker for behind.
+  const p = new ListParser({
+    log,
+    workerUrl: scriptedWorker("Atomics.store(data.finished, 0, 1_000_000);", true),
+  });
+  try {
+    await waitFor(() =>
+      log.lines.some((l) => l.msg === "Parsing listed objects on a worker thread")
+    );
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => p.parse(CM, configMaps)),
+    );
+    assertEquals(results.map((r) => r[0][0]), Array(20).fill("from-worker"));
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("ListParser parses a batch on the main thread while its worker has eight unfinished", async () => {
+  const log = recordingLogger();
+  // Never finishes a batch and never answers.
+  const p = new ListParser({ log, workerUrl: scriptedWorker("", false) });
+  try {
+    await waitFor(() =>
+      log.lines.some((l) => l.msg === "Parsing listed objects on a worker thread")
+    );
+    const sent = Array.from({ length: 8 }, () => p.parse(CM, configMaps));
+    for (const s of sent) s.catch(() => {});
+    // The ninth and tenth are parsed here, at once.
+    assertEquals(await p.parse(CM, configMaps), parseEntries(CM, configMaps));
+    assertEquals(await p.parse(WT, templates), parseEntries(WT, templates));
+    p.close();
+    for (const s of sent) await assertRejects(() => s, Error, "closed");
+  } finally {
+    p.close();
+  }
+});
+
 Deno.test("ListParser parses on the main thread, saying so once, when its worker cannot start", async () => {
   const log = recordingLogger();
   const p = new ListParser({ log, workerUrl: "data:text/javascript,throw new Error('no worker')" });

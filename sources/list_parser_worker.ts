@@ -1,7 +1,8 @@
 /**
  * The list parser worker's entry: answers each {@linkcode ParseRequest} with
  * the entries of its objects ({@linkcode parseEntries}), or the error that
- * stopped them. Loaded only by {@linkcode ListParser} (sources/list_parser.ts).
+ * stopped them, and counts it finished in the memory it shares with the main
+ * thread. Loaded only by {@linkcode ListParser} (sources/list_parser.ts).
  *
  * @module
  */
@@ -15,7 +16,15 @@ const scope = globalThis as unknown as {
   postMessage(reply: ParseReply): void;
 };
 
-scope.onmessage = ({ data: { id, spec, batch } }) => {
+/** Where the id of each finished batch goes, read by the main thread at once. */
+let finished: Int32Array | undefined;
+
+scope.onmessage = ({ data }) => {
+  if ("finished" in data) {
+    finished = data.finished;
+    return;
+  }
+  const { id, spec, batch } = data;
   let reply: ParseReply;
   try {
     reply = { id, entries: parseEntries(spec, batch) };
@@ -23,6 +32,7 @@ scope.onmessage = ({ data: { id, spec, batch } }) => {
     const { name, message } = error instanceof Error ? error : new Error(String(error));
     reply = { id, error: { name, message } };
   }
+  if (finished) Atomics.store(finished, 0, id);
   scope.postMessage(reply);
 };
 
