@@ -108,6 +108,14 @@ const trimClientNode: esbuild.Plugin = {
   name: "trim-client-node",
   setup(build) {
     const lazy = new RegExp(`^(undici|${LOADED_ON_FIRST_USE.join("|")})$`);
+    // esbuild's own resolution of the import, marked so these hooks pass it by.
+    const resolveReal = (args: esbuild.OnResolveArgs) =>
+      build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: "trim-client-node",
+      });
     build.onResolve({ filter: lazy }, async (args) => {
       if (
         args.pluginData === "trim-client-node" ||
@@ -115,12 +123,7 @@ const trimClientNode: esbuild.Plugin = {
       ) {
         return undefined;
       }
-      const real = await build.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: "trim-client-node",
-      });
+      const real = await resolveReal(args);
       if (real.errors.length > 0) return { errors: real.errors };
       // Named by the package alone: no build machine's path in the source map.
       return {
@@ -136,12 +139,7 @@ const trimClientNode: esbuild.Plugin = {
       ) {
         return undefined;
       }
-      const real = await build.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: "trim-client-node",
-      });
+      const real = await resolveReal(args);
       if (real.errors.length > 0 || !CLIENT_NODE_FILE.test(real.path)) return undefined;
       return { ...real, sideEffects: false };
     });
