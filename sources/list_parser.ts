@@ -12,7 +12,8 @@
  *
  * When the worker has eight batches it has not finished (2 MiB), the main
  * thread parses the next one itself: the worker is behind, and two threads
- * parse while the network allows. The worker counts what it has finished in memory
+ * parse while the network allows. (What the main thread holds until the
+ * answers arrive is bounded by the reflector: 16 MiB per list.) The worker counts what it has finished in memory
  * shared with the main thread, because its answers reach the main thread
  * only between the main thread's own tasks: counted by answers, a main
  * thread busy reading pages took the worker for behind and parsed most
@@ -39,8 +40,8 @@ export type ParseRequest =
   | { readonly id: number; readonly spec: EntrySpec; readonly batch: ItemBatch };
 
 /**
- * The worker's answer to one {@linkcode ParseRequest}; first, once loaded,
- * `{ id: 0, ready: true }`.
+ * The worker's answer to one batch of {@linkcode ParseRequest}; first, once
+ * it has the shared counter, `{ id: 0, ready: true }`.
  */
 export type ParseReply =
   | { readonly id: 0; readonly ready: true }
@@ -92,8 +93,11 @@ export class ListParser {
   readonly #log: Logger;
   #worker: Worker | undefined;
   readonly #pending = new Map<number, Pending>();
-  /** The id of the last batch the worker finished, stored by the worker. */
-  readonly #finished = new Int32Array(new SharedArrayBuffer(4));
+  /**
+   * The id of the last batch the worker finished, stored by the worker
+   * (shared with it once the constructor has made it so).
+   */
+  #finished: Int32Array<ArrayBufferLike> = new Int32Array(1);
   #nextId = 1;
   #closed = false;
 
@@ -108,8 +112,10 @@ export class ListParser {
         this.#fallBack(event.message);
       };
       worker.onmessageerror = () => this.#fallBack("a message could not be read");
-      worker.postMessage({ finished: this.#finished } satisfies ParseRequest);
+      // Set first: a failure below must terminate this worker.
       this.#worker = worker;
+      this.#finished = new Int32Array(new SharedArrayBuffer(4));
+      worker.postMessage({ finished: this.#finished } satisfies ParseRequest);
     } catch (error) {
       this.#fallBack((error as Error).message);
     }
@@ -118,6 +124,15 @@ export class ListParser {
   /** Whether parsing happens on the worker (false after it failed, or once closed). */
   get offThread(): boolean {
     return this.#worker !== undefined;
+  }
+
+  /**
+   * Batches sent to the worker that it has not finished yet, as the worker
+   * counts them (its answers may still be on their way): what decides when
+   * the main thread parses a batch itself.
+   */
+  get backlog(): number {
+    return this.#nextId - 1 - Atomics.load(this.#finished, 0);
   }
 
   /**
@@ -131,8 +146,7 @@ export class ListParser {
     if (this.#closed) return Promise.reject(new Error("The list parser is closed"));
     const worker = this.#worker;
     // The worker is behind: this thread takes a batch too.
-    const unfinished = this.#nextId - 1 - Atomics.load(this.#finished, 0);
-    if (!worker || unfinished >= SHARE_WHEN_QUEUED) return this.#here(spec, batch);
+    if (!worker || this.backlog >= SHARE_WHEN_QUEUED) return this.#here(spec, batch);
     const { promise, resolve, reject } = Promise.withResolvers<Array<[string, Entry]>>();
     const id = this.#nextId++;
     this.#pending.set(id, { spec, batch, resolve, reject });

@@ -132,6 +132,24 @@ function scriptedWorker(onFinished: string, answer: boolean): string {
   `);
 }
 
+Deno.test("ListParser's worker counts each batch finished before its answer arrives", async () => {
+  const { parser: p } = parser();
+  try {
+    assertEquals(p.backlog, 0);
+    for (let i = 0; i < 3; i++) {
+      await p.parse(WT, templates);
+      assertEquals(p.backlog, 0);
+    }
+    const three = [p.parse(CM, configMaps), p.parse(WT, templates), p.parse(CM, configMaps)];
+    assertEquals(p.backlog, 3);
+    await Promise.all(three);
+    assertEquals(p.backlog, 0);
+    assert(p.offThread);
+  } finally {
+    p.close();
+  }
+});
+
 Deno.test("ListParser keeps giving batches to a worker that says it has finished them, though its answers have not arrived", async () => {
   const log = recordingLogger();
   // Counts every batch finished at once, and answers each 50 ms later: the
@@ -164,9 +182,15 @@ Deno.test("ListParser parses a batch on the main thread while its worker has eig
     );
     const sent = Array.from({ length: 8 }, () => p.parse(CM, configMaps));
     for (const s of sent) s.catch(() => {});
-    // The ninth and tenth are parsed here, at once.
-    assertEquals(await p.parse(CM, configMaps), parseEntries(CM, configMaps));
-    assertEquals(await p.parse(WT, templates), parseEntries(WT, templates));
+    assertEquals(p.backlog, 8);
+    // The ninth and tenth are parsed here, at once: settled before a timer
+    // turn (sent to this worker, they would never settle).
+    const got: unknown[] = [];
+    p.parse(CM, configMaps).then((r) => got.push(r));
+    p.parse(WT, templates).then((r) => got.push(r));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assertEquals(got, [parseEntries(CM, configMaps), parseEntries(WT, templates)]);
+    assertEquals(p.backlog, 8);
     p.close();
     for (const s of sent) await assertRejects(() => s, Error, "closed");
   } finally {
@@ -196,10 +220,13 @@ Deno.test("ListParser parses on the main thread, saying so once, when its worker
 
 Deno.test("ListParser loses no batch its worker had not answered when the worker dies", async () => {
   const log = recordingLogger();
-  // Loads, then fails on its first message, as a worker that runs out of memory would.
+  // Loads and takes the counter, then fails on its first batch, as a worker
+  // that runs out of memory would.
   const p = new ListParser({
     log,
-    workerUrl: "data:text/javascript,self.onmessage = () => { throw new Error('died'); };",
+    workerUrl: "data:text/javascript," + encodeURIComponent(
+      "self.onmessage = ({ data }) => { if (!data.finished) throw new Error('died'); };",
+    ),
   });
   try {
     const batches = [templates, configMaps, templates];

@@ -1,8 +1,8 @@
 /**
- * The list parser worker's entry: answers each {@linkcode ParseRequest} with
- * the entries of its objects ({@linkcode parseEntries}), or the error that
- * stopped them, and counts it finished in the memory it shares with the main
- * thread. Loaded only by {@linkcode ListParser} (sources/list_parser.ts).
+ * The list parser worker's entry: takes the counter it shares with the main
+ * thread (the first {@linkcode ParseRequest}), then answers each batch with
+ * the entries of its objects ({@linkcode parseEntries}) or the error that
+ * stopped them, storing the batch's id in the counter first. Loaded only by {@linkcode ListParser} (sources/list_parser.ts).
  *
  * @module
  */
@@ -22,8 +22,12 @@ let finished: Int32Array | undefined;
 scope.onmessage = ({ data }) => {
   if ("finished" in data) {
     finished = data.finished;
+    scope.postMessage({ id: 0, ready: true });
     return;
   }
+  // Thrown, so the main thread falls back and says so: without the counter
+  // it would take this worker for ever further behind.
+  if (!finished) throw new Error("a batch came before the shared counter");
   const { id, spec, batch } = data;
   let reply: ParseReply;
   try {
@@ -32,8 +36,6 @@ scope.onmessage = ({ data }) => {
     const { name, message } = error instanceof Error ? error : new Error(String(error));
     reply = { id, error: { name, message } };
   }
-  if (finished) Atomics.store(finished, 0, id);
+  Atomics.store(finished, 0, id);
   scope.postMessage(reply);
 };
-
-scope.postMessage({ id: 0, ready: true });
