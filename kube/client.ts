@@ -32,6 +32,7 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
   const target = kc as unknown as { createDispatcher: CreateDispatcher };
   const create = target.createDispatcher.bind(kc);
   const pools = new Map<string, unknown>();
+  POOLS.set(kc, pools);
   target.createDispatcher = (cluster, agentOptions) => {
     const o = agentOptions;
     const key = JSON.stringify([
@@ -51,6 +52,74 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
     return pools.get(key);
   };
   return kc;
+}
+
+/** The pools of each KubeConfig that {@linkcode reuseConnections} made reuse them. */
+const POOLS = new WeakMap<KubeConfig, Map<string, unknown>>();
+
+/**
+ * Makes `kc`'s next requests open new connections: its pools are dropped,
+ * and closed once what runs on them ends (a watch still streaming on one
+ * goes on).
+ *
+ * Why: when the API server restarts, the connections it had are dead, and
+ * this runtime may not report that for a connection idle in the pool (see
+ * {@linkcode boundRequests}): the next request sent on it waits for its whole
+ * bound, 20 to 30 s. A request that failed on its connection is the sign;
+ * the requests after it then do not meet the same dead connections.
+ */
+export function renewConnections(kc: KubeConfig): void {
+  const pools = POOLS.get(kc);
+  if (!pools) return;
+  for (const agent of pools.values()) {
+    (agent as { close?: () => Promise<void> }).close?.().catch(() => {});
+  }
+  pools.clear();
+}
+
+/** Error codes of a connection that failed under a request (Node.js and undici). */
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+]);
+
+/**
+ * Whether `error` is a request's connection failing (refused, reset,
+ * closed, or no answer within the request's bound) rather than an answer
+ * of the API server: `fetch failed` and its causes, or
+ * {@linkcode RequestTimeoutError}.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  if (error instanceof RequestTimeoutError) return true;
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e !== null && typeof e === "object"; depth++) {
+    if (e instanceof TypeError && e.message === "fetch failed") return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * `promise`, and when it fails on its connection ({@linkcode isConnectionFailure}),
+ * `kc`'s connections renewed first ({@linkcode renewConnections}).
+ */
+export function renewingOnFailure<T>(kc: KubeConfig, promise: Promise<T>): Promise<T> {
+  return promise.catch((error) => {
+    if (isConnectionFailure(error)) renewConnections(kc);
+    throw error;
+  });
 }
 
 type DispatcherOptions = { type: string; connect?: Record<string, unknown> };
@@ -123,8 +192,10 @@ export class RequestTimeoutError extends Error {
  * aborting does not end it either (measured: client-node 2.0.1's undici under
  * Deno 2.9.6). So every method of an API client made from `kc` also races its
  * result against a timer: the call fails with {@linkcode RequestTimeoutError}
- * and the daemon carries on; the dead socket is left behind. Watches set
- * their own signal and are ended by the reflector's watchdog instead.
+ * and the daemon carries on; the dead socket is left behind, and `kc`'s
+ * connections are renewed ({@linkcode renewConnections}), as they are when a
+ * call fails on its connection. Watches set their own signal and are ended
+ * by the reflector's watchdog instead.
  */
 export function boundRequests(
   kc: KubeConfig,
@@ -147,7 +218,9 @@ export function boundRequests(
           const result = value.apply(target, args);
           const name = String(property);
           const bound = WRITE_METHOD.test(name) ? Math.min(timeoutMs, writeTimeoutMs) : timeoutMs;
-          return result instanceof Promise ? withTimeout(result, bound, name) : result;
+          return result instanceof Promise
+            ? renewingOnFailure(kc, withTimeout(result, bound, name))
+            : result;
         };
       },
     });

@@ -12,10 +12,12 @@ import {
   apiMessage,
   apiStatus,
   boundRequests,
+  isConnectionFailure,
   loadKubeConfig,
   RequestTimeoutError,
   retryAfterSeconds,
 } from "./client.ts";
+import { configMapCollection } from "./listers.ts";
 
 async function dispatcherOf(kc: ReturnType<typeof loadKubeConfig>, url: string) {
   const ctx = new RequestContext(url, "GET" as never);
@@ -38,6 +40,54 @@ Deno.test("loadKubeConfig() reuses one connection pool for every request", async
     await Deno.remove(dir, { recursive: true });
     await server.close();
   }
+});
+
+Deno.test("loadKubeConfig() opens new connections after a call fails on its connection, not after an API error", async () => {
+  const server = await startFakeApiServer({ tls: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(path, server.kubeconfigYaml());
+    const kc = loadKubeConfig({ kubeconfig: path });
+    const url = `${server.url}/api/v1/pods`;
+    const api = kc.makeApiClient(CoreV1Api);
+    const first = await dispatcherOf(kc, url);
+    // An answer, even an error, says the connection works: the pool stays.
+    await assertRejects(() => api.readNamespace({ name: "missing" }));
+    assert(await dispatcherOf(kc, url) === first, "renewed after an HTTP 404");
+    // No answer: the server is down, its connections dead.
+    await server.faults.down();
+    await assertRejects(() => api.listNamespace());
+    const second = await dispatcherOf(kc, url);
+    assert(second !== first, "the same pool after a failed connection");
+    // A list and a watch that fail on their connection renew it too.
+    const configMaps = configMapCollection(kc, { labelSelector: "a=b" });
+    await assertRejects(() => configMaps.list({ limit: 10 }, () => {}));
+    const third = await dispatcherOf(kc, url);
+    assert(third !== second, "the same pool after a list failed on its connection");
+    await server.faults.up();
+    // Up again: the new pool answers.
+    assert(Array.isArray((await api.listNamespace()).items));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await server.close();
+  }
+});
+
+Deno.test("isConnectionFailure() tells a failed connection from an answer", () => {
+  const refused = new TypeError("fetch failed", {
+    cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6443"), {
+      code: "ECONNREFUSED",
+    }),
+  });
+  assert(isConnectionFailure(refused));
+  assert(isConnectionFailure(new RequestTimeoutError("API request x timed out after 1 ms")));
+  assert(
+    isConnectionFailure(Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" })),
+  );
+  assert(!isConnectionFailure(Object.assign(new Error("HTTP 500"), { code: 500 })));
+  assert(!isConnectionFailure(new TypeError("The kubeconfig has no current cluster")));
+  assert(!isConnectionFailure(undefined));
 });
 
 Deno.test("loadKubeConfig() offers only HTTP/1.1 to a TLS API server that would take HTTP/2", async () => {

@@ -8,6 +8,7 @@
  */
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
 import type { Lister, Watcher } from "./reflector.ts";
+import { isConnectionFailure, renewConnections, renewingOnFailure } from "./client.ts";
 import { type ListQuery, streamList } from "./stream_list.ts";
 
 /** A lister and the matching watcher: one collection, one set of selectors. */
@@ -33,7 +34,14 @@ export function clientWatcher(
     const query: Record<string, string | number | boolean> = { ...options };
     if (selectors.labelSelector) query.labelSelector = selectors.labelSelector;
     if (selectors.fieldSelector) query.fieldSelector = selectors.fieldSelector;
-    return await watch.watch(path, query, onEvent, done);
+    // A watch that failed on its connection renews kc's connections, as a
+    // failed request does (renewConnections): the restarted API server's
+    // first requests must not meet the dead ones.
+    const renewing = (error?: unknown) => {
+      if (error && isConnectionFailure(error)) renewConnections(kc);
+      done(error);
+    };
+    return await renewingOnFailure(kc, watch.watch(path, query, onEvent, renewing));
   };
 }
 
@@ -46,7 +54,10 @@ function collection(
   return {
     watch: clientWatcher(kc, path, selectors),
     list: (options, onItem, onMeta, onItemBytes) =>
-      streamList(kc, path, { ...selectors, ...options }, onItem, { onMeta, onItemBytes }),
+      renewingOnFailure(
+        kc,
+        streamList(kc, path, { ...selectors, ...options }, onItem, { onMeta, onItemBytes }),
+      ),
   };
 }
 

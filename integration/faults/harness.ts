@@ -437,9 +437,12 @@ export async function assertSettles(
 ): Promise<StatusReport> {
   const want = refs(...expected);
   let last: StatusReport | undefined;
+  // When /status last answered: a daemon whose loop stalled stops answering.
+  let lastAt: number | undefined;
   await waitFor(async () => {
     if (daemon.hasExited) throw new Error(`Daemon exited: ${daemon.rawErrors.join("\n")}`);
     last = await daemon.status();
+    lastAt = Date.now();
     const have = last.images.map((i) => i.image).sort();
     return last.ready && JSON.stringify(have) === JSON.stringify(want) &&
       last.images.every((i) => i.state === "present") && last.inFlight === 0 &&
@@ -456,7 +459,9 @@ export async function assertSettles(
     // The daemon's own account of the wait, for whoever reads a failure.
     const recent = daemon.lines.slice(-40).map((l) => JSON.stringify(l)).join("\n");
     throw new Error(
-      `${(error as Error).message}\nlast status: ${
+      `${(error as Error).message}\nlast status (read at ${
+        lastAt === undefined ? "never" : new Date(lastAt).toISOString()
+      }, now ${new Date().toISOString()}): ${
         images?.join(", ")
       }\nsources:\n${sources}\ndaemon log (last 40 lines):\n${recent}`,
     );
