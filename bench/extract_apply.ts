@@ -13,7 +13,7 @@
  * @module
  */
 import { configMaps, imagePool, workflowTemplates } from "./generate.ts";
-import { machineLoad, print, round } from "./harness.ts";
+import { argValue, machineLoad, print, round } from "./harness.ts";
 import { splitScale } from "./split.ts";
 
 /** The modules one build's code comes from. */
@@ -112,8 +112,7 @@ function pass(code: Code, templates: Record<string, unknown>[], cms: Record<stri
 const best = (xs: number[]) => Math.min(...xs);
 
 if (import.meta.main) {
-  const flag = (name: string) =>
-    Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const flag = (name: string) => argValue(Deno.args, name);
   const args = {
     quick: Deno.args.includes("--quick"),
     bundled: Deno.args.includes("--bundled"),

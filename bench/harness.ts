@@ -104,6 +104,16 @@ function procMemory(pid: number): ProcMemory | undefined {
   }
 }
 
+/** The value of `--name=value` among a script's `args`, if given. */
+export function argValue(args: readonly string[], name: string): string | undefined {
+  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+/** Deno flags given as one space-separated `--name="…"` value, if given. */
+export function flagsArg(args: readonly string[], name: string): string[] | undefined {
+  return argValue(args, name)?.split(" ").filter((f) => f !== "");
+}
+
 /** The 1, 5 and 15 minute load averages and the CPU count, e.g. `"1.52 0.98 0.80 (2 cpus)"`. */
 export function machineLoad(): string {
   let avg = "?";

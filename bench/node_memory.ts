@@ -21,7 +21,9 @@
  * @module
  */
 import {
+  argValue,
   daemonArgs,
+  flagsArg,
   machineLoad,
   print,
   round,
@@ -33,13 +35,10 @@ import { fill, nodeMemoryRun, SHIPPED_NODE_FLAGS, spawnAggregator, splitScale } 
 if (import.meta.main) {
   const args = Deno.args;
   const quick = args.includes("--quick");
-  const rounds = Number(args.find((a) => a.startsWith("--rounds="))?.slice(9) ?? 2);
-  const old = args.find((a) => a.startsWith("--old="))?.slice(6);
-  const flagsOf = (name: string) =>
-    args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1).split(" ")
-      .filter((f) => f !== "");
-  const headFlags = flagsOf("--daemon-flags");
-  const oldFlags = flagsOf("--old-daemon-flags");
+  const rounds = Number(argValue(args, "rounds") ?? 2);
+  const old = argValue(args, "old");
+  const headFlags = flagsArg(args, "daemon-flags");
+  const oldFlags = flagsArg(args, "old-daemon-flags");
   const scale = splitScale(quick);
   const builds = [
     { name: "head", cwd: undefined, denoFlags: headFlags ?? SHIPPED_NODE_FLAGS },

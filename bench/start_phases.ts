@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { machineLoad, print, round, sleep, startCluster } from "./harness.ts";
+import { argValue, flagsArg, machineLoad, print, round, sleep, startCluster } from "./harness.ts";
 import { fill, spawnAggregator, splitScale } from "./split.ts";
 
 interface Phases {
@@ -46,7 +46,12 @@ interface Phases {
 }
 
 /** User + system CPU time of a process so far, from `/proc/<pid>/stat` (clock ticks of 10 ms). */
-function processCpuMs(pid: number, path = `/proc/${pid}/stat`): number {
+function processCpuMs(pid: number): number {
+  return cpuMsOf(`/proc/${pid}/stat`);
+}
+
+/** User + system CPU time from a `stat` file of `/proc` (a process's or a thread's). */
+function cpuMsOf(path: string): number {
   const stat = Deno.readTextFileSync(path);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
@@ -59,7 +64,7 @@ function threadCpuMs(pid: number): Record<string, number> {
   for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
     try {
       const name = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
-      const ms = processCpuMs(Number(task.name), `/proc/${pid}/task/${task.name}/stat`);
+      const ms = cpuMsOf(`/proc/${pid}/task/${task.name}/stat`);
       if (ms > 0) byName[name] = (byName[name] ?? 0) + ms;
     } catch {
       // The thread ended between the listing and the read.
@@ -154,17 +159,14 @@ async function runOnce(
 if (import.meta.main) {
   const args = Deno.args;
   const quick = args.includes("--quick");
-  const runs = Number(args.find((a) => a.startsWith("--runs="))?.slice(7) ?? 1);
-  const old = args.find((a) => a.startsWith("--old="))?.slice(6);
-  const flagsOf = (name: string) =>
-    args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1).split(" ")
-      .filter((f) => f !== "");
-  const denoFlags = flagsOf("--daemon-flags");
+  const runs = Number(argValue(args, "runs") ?? 1);
+  const old = argValue(args, "old");
+  const denoFlags = flagsArg(args, "daemon-flags");
   const scale = splitScale(quick);
   const builds = [
     { name: "head", denoFlags },
     ...(old
-      ? [{ name: "old", cwd: old, denoFlags: flagsOf("--old-daemon-flags") ?? denoFlags }]
+      ? [{ name: "old", cwd: old, denoFlags: flagsArg(args, "old-daemon-flags") ?? denoFlags }]
       : []),
   ];
   const all: Phases[] = [];
