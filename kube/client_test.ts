@@ -25,30 +25,36 @@ async function dispatcherOf(kc: ReturnType<typeof loadKubeConfig>, url: string) 
   return ctx.getDispatcher();
 }
 
-Deno.test("loadKubeConfig() reuses one connection pool for every request", async () => {
+/** Runs `fn` with a TLS fake API server and a KubeConfig loaded from its kubeconfig file. */
+async function withKubeconfigFile(
+  fn: (
+    server: Awaited<ReturnType<typeof startFakeApiServer>>,
+    kc: ReturnType<typeof loadKubeConfig>,
+  ) => Promise<void>,
+): Promise<void> {
   const server = await startFakeApiServer({ tls: true });
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/kubeconfig`;
     await Deno.writeTextFile(path, server.kubeconfigYaml());
-    const kc = loadKubeConfig({ kubeconfig: path });
-    const first = await dispatcherOf(kc, `${server.url}/api/v1/pods`);
-    const second = await dispatcherOf(kc, `${server.url}/api/v1/configmaps`);
-    assert(first !== undefined);
-    assert(first === second, "a new Agent (new TCP and TLS connection) per request");
+    await fn(server, loadKubeConfig({ kubeconfig: path }));
   } finally {
     await Deno.remove(dir, { recursive: true });
     await server.close();
   }
+}
+
+Deno.test("loadKubeConfig() reuses one connection pool for every request", async () => {
+  await withKubeconfigFile(async (server, kc) => {
+    const first = await dispatcherOf(kc, `${server.url}/api/v1/pods`);
+    const second = await dispatcherOf(kc, `${server.url}/api/v1/configmaps`);
+    assert(first !== undefined);
+    assert(first === second, "a new Agent (new TCP and TLS connection) per request");
+  });
 });
 
 Deno.test("loadKubeConfig() opens new connections after a call fails on its connection, not after an API error", async () => {
-  const server = await startFakeApiServer({ tls: true });
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/kubeconfig`;
-    await Deno.writeTextFile(path, server.kubeconfigYaml());
-    const kc = loadKubeConfig({ kubeconfig: path });
+  await withKubeconfigFile(async (server, kc) => {
     const url = `${server.url}/api/v1/pods`;
     const api = kc.makeApiClient(CoreV1Api);
     const first = await dispatcherOf(kc, url);
@@ -65,13 +71,22 @@ Deno.test("loadKubeConfig() opens new connections after a call fails on its conn
     await assertRejects(() => configMaps.list({ limit: 10 }, () => {}));
     const third = await dispatcherOf(kc, url);
     assert(third !== second, "the same pool after a list failed on its connection");
+    // However the watch reports it: as its start's rejection or through `done`.
+    const ended = Promise.withResolvers<void>();
+    configMaps.watch(
+      { resourceVersion: "", allowWatchBookmarks: true, timeoutSeconds: 5 },
+      () => {},
+      () => ended.resolve(),
+    ).catch(() => ended.resolve());
+    await ended.promise;
+    assert(
+      await dispatcherOf(kc, url) !== third,
+      "the same pool after a watch failed on its connection",
+    );
     await server.faults.up();
     // Up again: the new pool answers.
     assert(Array.isArray((await api.listNamespace()).items));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-    await server.close();
-  }
+  });
 });
 
 Deno.test("isConnectionFailure() tells a failed connection from an answer", () => {

@@ -63,6 +63,11 @@ const configMaps = batchOf(
   { metadata: { namespace: "apps", name: "broken" }, data: { images: "{not a list" } },
 );
 
+/** Waits until the parser logged that its worker is ready. */
+async function workerReady(log: ReturnType<typeof recordingLogger>): Promise<void> {
+  await waitFor(() => log.lines.some((l) => l.msg === "Parsing listed objects on a worker thread"));
+}
+
 function parser() {
   const log = recordingLogger();
   return { log, parser: new ListParser({ log }) };
@@ -75,9 +80,7 @@ Deno.test("ListParser's worker reads each listed object exactly as the main thre
       const here = parseEntries(spec, batch);
       assertEquals(await p.parse(spec, batch), here);
     }
-    await waitFor(() =>
-      log.lines.some((l) => l.msg === "Parsing listed objects on a worker thread")
-    );
+    await workerReady(log);
     assert(p.offThread);
     const [build, wide, bad] = await p.parse(WT, templates);
     assertEquals(build[0], "ci/build");
@@ -160,9 +163,7 @@ Deno.test("ListParser keeps giving batches to a worker that says it has finished
     workerUrl: scriptedWorker("Atomics.store(data.finished, 0, 1_000_000);", true),
   });
   try {
-    await waitFor(() =>
-      log.lines.some((l) => l.msg === "Parsing listed objects on a worker thread")
-    );
+    await workerReady(log);
     const results = await Promise.all(
       Array.from({ length: 20 }, () => p.parse(CM, configMaps)),
     );
@@ -177,9 +178,7 @@ Deno.test("ListParser parses a batch on the main thread while its worker has eig
   // Never finishes a batch and never answers.
   const p = new ListParser({ log, workerUrl: scriptedWorker("", false) });
   try {
-    await waitFor(() =>
-      log.lines.some((l) => l.msg === "Parsing listed objects on a worker thread")
-    );
+    await workerReady(log);
     const sent = Array.from({ length: 8 }, () => p.parse(CM, configMaps));
     for (const s of sent) s.catch(() => {});
     assertEquals(p.backlog, 8);
