@@ -13,11 +13,11 @@
  * When the worker has eight batches it has not finished (2 MiB), the main
  * thread parses the next one itself: the worker is behind, and two threads
  * parse while the network allows. (What the main thread holds until the
- * answers arrive is bounded by the reflector: 16 MiB per list.) The worker counts what it has finished in memory
- * shared with the main thread, because its answers reach the main thread
- * only between the main thread's own tasks: counted by answers, a main
- * thread busy reading pages took the worker for behind and parsed most
- * batches itself while the worker idled.
+ * answers arrive is bounded by the reflector: 16 MiB per list.) The worker
+ * counts what it has finished in memory shared with the main thread,
+ * because its answers reach the main thread only between the main thread's
+ * own tasks: counted by answers, a main thread busy reading pages took the
+ * worker for behind and parsed most batches itself while the worker idled.
  *
  * The worker runs the same code as the main thread ({@linkcode parseEntries});
  * if it cannot start or fails, the parser says so once and parses on the main
@@ -40,8 +40,8 @@ export type ParseRequest =
   | { readonly id: number; readonly spec: EntrySpec; readonly batch: ItemBatch };
 
 /**
- * The worker's answer to one batch of {@linkcode ParseRequest}; first, once
- * it has the shared counter, `{ id: 0, ready: true }`.
+ * The worker's answer to one batch (a {@linkcode ParseRequest} after the
+ * first); first, once it has the shared counter, `{ id: 0, ready: true }`.
  */
 export type ParseReply =
   | { readonly id: 0; readonly ready: true }
