@@ -277,19 +277,31 @@ Deno.test("An API server the Deno permissions refuse is named with the permissio
       stderr += chunk;
     }
   })();
+  // The daemon must keep running on a refused API server; an exit is the
+  // failure, reported with its code and output (not as a timeout).
+  let exited: Deno.CommandStatus | undefined;
+  const status = child.status.then((s) => exited = s);
   try {
-    await waitFor(() => /"Watch failed, retrying"/.test(stderr), {
-      what: "a failed watch",
-      timeoutMs: 20_000,
-    });
+    await waitFor(() => {
+      if (/"Watch failed, retrying"/.test(stderr)) return true;
+      if (exited) {
+        throw new Error(`the daemon exited (${JSON.stringify(exited)}):\n${stderr}`);
+      }
+      return false;
+    }, { what: "a failed watch", timeoutMs: 20_000 });
+    assert(!exited, `the daemon exited (${JSON.stringify(exited)}):\n${stderr}`);
     const line = stderr.split("\n").find((l) => l.includes('"Watch failed, retrying"'))!;
     const error = String(JSON.parse(line).error);
     assertMatch(error, /"api\.example\.invalid"/);
     assertMatch(error, /--allow-net/);
     assert(!/^fetch failed$/.test(error), error);
   } finally {
-    child.kill("SIGKILL");
-    await child.status;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited already; the assertions above report an early exit.
+    }
+    await status;
     await reading;
     await Deno.remove(dir, { recursive: true });
   }
