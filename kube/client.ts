@@ -162,6 +162,13 @@ export function speakHttp1(kc: KubeConfig): KubeConfig {
 export const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
+ * How long a watch may take to start, until its response's headers (an API
+ * server sends them as soon as the watch is registered). As long as a write
+ * may take ({@linkcode WRITE_TIMEOUT_MS}), for the same reasons.
+ */
+export const WATCH_START_TIMEOUT_MS = 20_000;
+
+/**
  * How long a write of one object (create, delete, patch, replace) may take.
  * Why shorter than reads: a write answers in milliseconds unless the
  * connection under it died (an API server restarting mid-request, which this
@@ -194,8 +201,9 @@ export class RequestTimeoutError extends Error {
  * result against a timer: the call fails with {@linkcode RequestTimeoutError}
  * and the daemon carries on; the dead socket is left behind, and `kc`'s
  * connections are renewed ({@linkcode renewConnections}), as they are when a
- * call fails on its connection. Watches set their own signal and are ended
- * by the reflector's watchdog instead.
+ * call fails on its connection. Watches set their own signal, are bounded
+ * until they start by {@linkcode WATCH_START_TIMEOUT_MS} (kube/listers.ts)
+ * and then ended by the reflector's watchdog.
  */
 export function boundRequests(
   kc: KubeConfig,

@@ -8,7 +8,13 @@
  */
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
 import type { Lister, Watcher } from "./reflector.ts";
-import { isConnectionFailure, renewConnections, renewingOnFailure } from "./client.ts";
+import {
+  isConnectionFailure,
+  renewConnections,
+  renewingOnFailure,
+  WATCH_START_TIMEOUT_MS,
+  withTimeout,
+} from "./client.ts";
 import { type ListQuery, streamList } from "./stream_list.ts";
 
 /** A lister and the matching watcher: one collection, one set of selectors. */
@@ -17,11 +23,22 @@ export interface Collection {
   readonly watch: Watcher;
 }
 
-/** A {@linkcode Watcher} of `path` through client-node's `Watch`. */
+/**
+ * A {@linkcode Watcher} of `path` through client-node's `Watch`.
+ *
+ * Its start (until the response's headers) is bounded by `startTimeoutMs`:
+ * client-node bounds it only by the whole watch's timeout plus 30 s, five
+ * minutes or more, and on this runtime a request sent on a pooled connection
+ * that died unreported (an API server that restarted) is never answered and
+ * not ended by an abort. A watch that cannot start within the bound fails
+ * with {@linkcode RequestTimeoutError}, renewing `kc`'s connections, as does
+ * one its reflector ends for silence; the reflector then opens a new one.
+ */
 export function clientWatcher(
   kc: KubeConfig,
   path: string,
   selectors: { labelSelector?: string; fieldSelector?: string } = {},
+  startTimeoutMs = WATCH_START_TIMEOUT_MS,
 ): Watcher {
   return async (options, onEvent, done) => {
     const watch = new Watch(kc);
@@ -41,7 +58,23 @@ export function clientWatcher(
       if (error && isConnectionFailure(error)) renewConnections(kc);
       done(error);
     };
-    return await renewingOnFailure(kc, watch.watch(path, query, onEvent, renewing));
+    const started = watch.watch(path, query, onEvent, renewing);
+    let late = false;
+    // Started after its bound: nobody holds the handle, so end it here.
+    started.then((controller) => late && controller.abort(), () => {});
+    const controller = await renewingOnFailure(
+      kc,
+      withTimeout(started, startTimeoutMs, `watch ${path}`),
+    ).catch((error) => {
+      late = true;
+      throw error;
+    });
+    return {
+      abort: (reason?: unknown) => {
+        if (reason !== undefined && isConnectionFailure(reason)) renewConnections(kc);
+        controller.abort();
+      },
+    };
   };
 }
 

@@ -13,7 +13,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import type { Logger } from "../log/logger.ts";
-import { apiMessage, apiStatus, retryAfterSeconds } from "./client.ts";
+import { apiMessage, apiStatus, RequestTimeoutError, retryAfterSeconds } from "./client.ts";
 import { objectKey } from "./object_key.ts";
 
 /** What one page of a list response says besides its items. */
@@ -69,7 +69,8 @@ export type WatchObject = KubernetesObject & { code?: number; message?: string }
  * Calls `onEvent` per event and `done` once when the stream ends: with no
  * argument after a clean end, else with the error (client-node's, with
  * `code`). Resolves, once the request is under way, with a handle that ends
- * it; rejects when it cannot be started.
+ * it (given why, when the reflector ends it for a fault: a silent watch is a
+ * {@linkcode RequestTimeoutError}); rejects when it cannot be started.
  */
 export type Watcher = (
   options: {
@@ -81,7 +82,7 @@ export type Watcher = (
   },
   onEvent: (type: string, obj: WatchObject) => void,
   done: (error?: unknown) => void,
-) => Promise<{ abort(): void }>;
+) => Promise<{ abort(reason?: unknown): void }>;
 
 /**
  * What a reflector keeps in step. The reflector calls `replace` with the
@@ -516,7 +517,7 @@ export class Reflector<T> {
     let events = 0;
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
-      let handle: { abort(): void } | undefined;
+      let handle: { abort(reason?: unknown): void } | undefined;
       let settled = false;
       // Why a watchdog of our own: a connection that dies mid-stream (peer
       // reset, a proxy dropping it) is never reported on this runtime, and
@@ -561,7 +562,8 @@ export class Reflector<T> {
           // an abort does not end a dead connection on this runtime).
           arm(
             (timeoutSeconds + 30) * 1000,
-            () => finish(new Error(`Watch silent past its ${timeoutSeconds} s timeout`)),
+            () =>
+              finish(new RequestTimeoutError(`Watch silent past its ${timeoutSeconds} s timeout`)),
           );
           return;
         }
@@ -573,7 +575,9 @@ export class Reflector<T> {
           2 ** Math.min(this.#silentTimeouts, 4);
         arm(ms, () => {
           this.#silentTimeouts++;
-          finish(new Error(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`));
+          finish(
+            new RequestTimeoutError(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`),
+          );
         });
       };
       const finish = (error?: unknown) => {
@@ -581,7 +585,9 @@ export class Reflector<T> {
         settled = true;
         idle?.abort();
         signal.removeEventListener("abort", onAbort);
-        handle?.abort();
+        // A silent watch's connection is dead: the watcher may renew its
+        // connections (the next watch must not be sent on its dead siblings).
+        handle?.abort(error instanceof RequestTimeoutError ? error : undefined);
         if (error === undefined) resolve();
         else reject(error);
       };

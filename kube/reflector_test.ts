@@ -5,6 +5,7 @@ import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserve
 import { waitFor } from "../testing/wait.ts";
 import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
+import { RequestTimeoutError } from "./client.ts";
 import { configMapCollection } from "./listers.ts";
 import { type ItemBatch, type Lister, Reflector } from "./reflector.ts";
 
@@ -240,6 +241,8 @@ Deno.test("Reflector's watchdog ends a silent watch after three missed bookmarks
       assert(!watch.aborted);
       await clock.advance(1);
       assert(watch.aborted, `fault ${fault}: the dead watch is ended after three beats`);
+      // Ended as a request that timed out: its watcher renews the connections.
+      assert(watch.abortReason instanceof RequestTimeoutError, String(watch.abortReason));
       await clock.advance(1_000); // the backoff before the reconnect
       assertEquals(api.watches.length, fault + 2, `fault ${fault}: reconnected`);
     }

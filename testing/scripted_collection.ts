@@ -16,6 +16,8 @@ export interface ScriptedWatch {
   readonly options: Parameters<Watcher>[0];
   /** Whether the reflector ended it. */
   readonly aborted: boolean;
+  /** Why the reflector ended it, if it said. */
+  readonly abortReason: unknown;
   /** Delivers an event to the reflector. */
   send(type: string, obj: WatchObject): void;
   /** Ends the stream, as the server or the connection would. */
@@ -80,11 +82,15 @@ export class ScriptedCollection implements Collection {
 
   readonly watch: Watcher = (options, onEvent, done) => {
     let aborted = false;
+    let abortReason: unknown;
     let ended = false;
     const watch: ScriptedWatch = {
       options,
       get aborted() {
         return aborted || ended;
+      },
+      get abortReason() {
+        return abortReason;
       },
       send: (type, obj) => {
         if (!aborted && !ended) onEvent(type, obj);
@@ -96,7 +102,12 @@ export class ScriptedCollection implements Collection {
       },
     };
     this.watches.push(watch);
-    return Promise.resolve({ abort: () => aborted = true });
+    return Promise.resolve({
+      abort: (reason?: unknown) => {
+        aborted = true;
+        abortReason = reason;
+      },
+    });
   };
 
   /** A BOOKMARK at the latest resourceVersion. */
