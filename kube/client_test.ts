@@ -18,7 +18,7 @@ import {
   retryAfterSeconds,
   reuseConnections,
 } from "./client.ts";
-import { clientWatcher, configMapCollection } from "./listers.ts";
+import { clientWatcher, configMapCollection, nodeCollection } from "./listers.ts";
 
 async function dispatcherOf(kc: ReturnType<typeof loadKubeConfig>, url: string) {
   const ctx = new RequestContext(url, "GET" as never);
@@ -172,6 +172,17 @@ Deno.test("clientWatcher() renews the connections when its watch is ended for si
     (await open()).abort(new RequestTimeoutError("Watch silent for 5000 ms"));
     assert(await dispatcherOf(kc, url) !== first, "the same pool after a silent watch");
   });
+});
+
+Deno.test("Collections of one KubeConfig share their API server's heartbeat; another KubeConfig's do not", () => {
+  const kc = new KubeConfig();
+  const other = new KubeConfig();
+  const configMaps = configMapCollection(kc, { labelSelector: "a=b" });
+  const nodes = nodeCollection(kc, { name: "n" });
+  assert(configMaps.heartbeat !== undefined);
+  configMaps.heartbeat.observe(2_000);
+  assertEquals(nodes.heartbeat?.ms, 2_000);
+  assertEquals(configMapCollection(other, { labelSelector: "a=b" }).heartbeat?.ms, undefined);
 });
 
 Deno.test("isConnectionFailure() tells a failed connection from an answer", () => {

@@ -7,7 +7,7 @@
  * @module
  */
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
-import type { Lister, Watcher } from "./reflector.ts";
+import { type Lister, ServerHeartbeat, type Watcher } from "./reflector.ts";
 import {
   isConnectionFailure,
   renewConnections,
@@ -21,6 +21,20 @@ import { type ListQuery, streamList } from "./stream_list.ts";
 export interface Collection {
   readonly list: Lister;
   readonly watch: Watcher;
+  /** The heartbeat of the API server it is on, shared with its other collections. */
+  readonly heartbeat?: ServerHeartbeat;
+}
+
+const HEARTBEATS = new WeakMap<KubeConfig, ServerHeartbeat>();
+
+/** The {@linkcode ServerHeartbeat} of `kc`'s API server, one per KubeConfig. */
+export function heartbeatOf(kc: KubeConfig): ServerHeartbeat {
+  let heartbeat = HEARTBEATS.get(kc);
+  if (heartbeat === undefined) {
+    heartbeat = new ServerHeartbeat();
+    HEARTBEATS.set(kc, heartbeat);
+  }
+  return heartbeat;
 }
 
 /**
@@ -85,6 +99,7 @@ function collection(
   selectors: Pick<ListQuery, "labelSelector" | "fieldSelector"> = {},
 ): Collection {
   return {
+    heartbeat: heartbeatOf(kc),
     watch: clientWatcher(kc, path, selectors),
     list: (options, onItem, onMeta, onItemBytes) =>
       renewingOnFailure(

@@ -127,6 +127,31 @@ export interface ReflectorHandler<T> {
   unavailable?(status: number, message: string): void;
 }
 
+/**
+ * The bookmark heartbeat an API server has shown, shared by the reflectors
+ * of its collections.
+ *
+ * Why shared: how often an API server sends bookmarks is the server's
+ * setting, not a collection's, and a watch that dies unreported before its
+ * own first bookmark (an API server restarting a moment after a reflector
+ * (re)opened its watch) would otherwise wait out its whole server-side
+ * timeout, five minutes or more, while its siblings reconnect within
+ * seconds.
+ */
+export class ServerHeartbeat {
+  #ms?: number;
+
+  /** The longest gap between bookmarks seen on any watch, if any. */
+  get ms(): number | undefined {
+    return this.#ms;
+  }
+
+  /** Records a gap between bookmarks (or from a watch's start to its first). */
+  observe(ms: number): void {
+    if (this.#ms === undefined || ms > this.#ms) this.#ms = ms;
+  }
+}
+
 /** Options for {@linkcode Reflector}. */
 export interface ReflectorOptions<T> {
   /** Name for logs, such as `configmap`. */
@@ -163,6 +188,11 @@ export interface ReflectorOptions<T> {
   random?: () => number;
   /** The shortest silence that ends a watch whose server sends bookmarks. @default {5000} */
   minWatchIdleMs?: number;
+  /**
+   * The API server's heartbeat, shared with the reflectors of its other
+   * collections: used until this reflector has seen a bookmark of its own.
+   */
+  heartbeat?: ServerHeartbeat;
 }
 
 /**
@@ -555,30 +585,40 @@ export class Reflector<T> {
         // A timer that ends no later than the new deadline re-arms itself then.
         if (idle === undefined || idleAt > deadline) startTimer();
       };
-      const watchdog = () => {
-        if (this.#heartbeatMs === undefined) {
-          // No bookmark seen yet: a watch that stays silent past its own
-          // server-side timeout is dead (client-node's idle timer aborts, and
-          // an abort does not end a dead connection on this runtime).
-          arm(
-            (timeoutSeconds + 30) * 1000,
-            () =>
-              finish(new RequestTimeoutError(`Watch silent past its ${timeoutSeconds} s timeout`)),
-          );
+      const minIdleMs = this.#o.minWatchIdleMs ?? MIN_IDLE_MS;
+      /** When the watch last heard from its server: opened, or its last event. */
+      let heard = clock.now();
+      const check = () => {
+        const beat = this.#heartbeatMs ?? this.#o.heartbeat?.ms;
+        if (beat === undefined) {
+          // No bookmark seen yet, on this or any watch of the server: a watch
+          // that stays silent past its own server-side timeout is dead
+          // (client-node's idle timer aborts, and an abort does not end a
+          // dead connection on this runtime). Looked at again every
+          // minIdleMs: once another watch shows the server's heartbeat, the
+          // bound below applies to this one too.
+          const limit = heard + (timeoutSeconds + 30) * 1000;
+          arm(Math.min(limit - clock.now(), minIdleMs), () => {
+            if (clock.now() < limit) return check();
+            finish(new RequestTimeoutError(`Watch silent past its ${timeoutSeconds} s timeout`));
+          });
           return;
         }
         // Timeouts in a row without a bookmark between them widen the wait
         // (a server whose beat slowed down must not get reconnects forever);
         // the next bookmark resets it, so one dead connection costs nothing
         // later (widening for good made each fault wait 1.5x longer).
-        const ms = Math.max(this.#o.minWatchIdleMs ?? MIN_IDLE_MS, 3 * this.#heartbeatMs) *
-          2 ** Math.min(this.#silentTimeouts, 4);
-        arm(ms, () => {
+        const ms = Math.max(minIdleMs, 3 * beat) * 2 ** Math.min(this.#silentTimeouts, 4);
+        arm(heard + ms - clock.now(), () => {
           this.#silentTimeouts++;
           finish(
             new RequestTimeoutError(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`),
           );
         });
+      };
+      const watchdog = () => {
+        heard = clock.now();
+        check();
       };
       const finish = (error?: unknown) => {
         if (settled) return;
@@ -616,6 +656,7 @@ export class Reflector<T> {
           if (type === "BOOKMARK") {
             const now = clock.now();
             this.#heartbeatMs = now - lastBeat;
+            this.#o.heartbeat?.observe(this.#heartbeatMs);
             this.#silentTimeouts = 0;
             lastBeat = now;
             watchdog();

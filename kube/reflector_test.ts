@@ -7,7 +7,7 @@ import { FakeClock } from "../time/clock.ts";
 import { nullLogger } from "../log/logger.ts";
 import { RequestTimeoutError } from "./client.ts";
 import { configMapCollection } from "./listers.ts";
-import { type ItemBatch, type Lister, Reflector } from "./reflector.ts";
+import { type ItemBatch, type Lister, Reflector, ServerHeartbeat } from "./reflector.ts";
 
 /** A handler that mirrors the collection as name → data.v, and counts calls. */
 function mirror() {
@@ -65,8 +65,15 @@ function reflect(server: FakeApiServer, m: ReturnType<typeof mirror>) {
 }
 
 /** A reflector of a hand-driven collection on fake time. */
-function scripted(options: { minWatchIdleMs?: number; watchTimeoutSeconds?: number } = {}) {
-  const clock = new FakeClock(1_000_000);
+function scripted(
+  options: {
+    minWatchIdleMs?: number;
+    watchTimeoutSeconds?: number;
+    clock?: FakeClock;
+    heartbeat?: ServerHeartbeat;
+  } = {},
+) {
+  const clock = options.clock ?? new FakeClock(1_000_000);
   const api = new ScriptedCollection();
   const m = mirror();
   const r = new Reflector({
@@ -81,6 +88,7 @@ function scripted(options: { minWatchIdleMs?: number; watchTimeoutSeconds?: numb
     backoffMaxMs: 1_000,
     minWatchIdleMs: options.minWatchIdleMs ?? 1_000,
     watchTimeoutSeconds: () => options.watchTimeoutSeconds ?? 300,
+    heartbeat: options.heartbeat,
   });
   return { clock, api, m, r };
 }
@@ -283,6 +291,51 @@ Deno.test("Reflector ends a watch without bookmarks only after its server-side t
     await clock.advance(1);
     assert(watch.aborted);
   });
+});
+
+Deno.test("Reflector without a bookmark of its own ends a silent watch by the heartbeat its API server showed on another collection", async () => {
+  const clock = new FakeClock(1_000_000);
+  const heartbeat = new ServerHeartbeat();
+  const beating = scripted({ clock, heartbeat, watchTimeoutSeconds: 60 });
+  const quiet = scripted({ clock, heartbeat, watchTimeoutSeconds: 60 });
+  const alone = scripted({ clock, watchTimeoutSeconds: 60 });
+  await withRun(beating.r, async () => {
+    await withRun(quiet.r, async () => {
+      await withRun(alone.r, async () => {
+        await Promise.all([beating.r.synced, quiet.r.synced, alone.r.synced]);
+        await clock.flush(); // the watches open
+        // The server's heartbeat, 2 s, seen on one collection's watch only;
+        // the other two watches die before their first bookmark.
+        for (let beat = 0; beat < 2; beat++) {
+          await clock.advance(2_000);
+          beating.api.lastWatch!.send("BOOKMARK", beating.api.bookmark());
+        }
+        assertEquals(heartbeat.ms, 2_000);
+        const dead = quiet.api.lastWatch!;
+        // Three beats (6 s) from the last time the reflector armed it.
+        await clock.advance(1_999);
+        assert(!dead.aborted, "ended before three beats of silence");
+        await clock.advance(1);
+        assert(dead.aborted, "a watch silent for three of its server's beats goes on waiting");
+        assert(dead.abortReason instanceof RequestTimeoutError, String(dead.abortReason));
+        // Without the shared heartbeat: the whole server-side timeout plus 30 s.
+        const unshared = alone.api.lastWatch!;
+        await clock.advance(83_999);
+        assert(!unshared.aborted, "ended before its server-side timeout plus 30 s");
+        await clock.advance(1);
+        assert(unshared.aborted);
+      });
+    });
+  });
+});
+
+Deno.test("ServerHeartbeat keeps the longest gap between bookmarks it was told of", () => {
+  const heartbeat = new ServerHeartbeat();
+  assertEquals(heartbeat.ms, undefined);
+  heartbeat.observe(1_000);
+  heartbeat.observe(3_000);
+  heartbeat.observe(2_000);
+  assertEquals(heartbeat.ms, 3_000);
 });
 
 Deno.test("Reflector backs off after a watch the server closes at once, instead of reconnecting in a loop", async () => {

@@ -81,6 +81,7 @@ export class LedgerFeed {
       name: "ledger-nodes",
       list: nodes.list,
       watch: nodes.watch,
+      heartbeat: nodes.heartbeat,
       log,
       clock,
       handler: {
@@ -105,6 +106,7 @@ export class LedgerFeed {
       name: "ledger-pull-pods",
       list: pods.list,
       watch: pods.watch,
+      heartbeat: pods.heartbeat,
       log,
       clock,
       handler: {
@@ -122,6 +124,7 @@ export class LedgerFeed {
       name: "ledger-tag-checks",
       list: checks.list,
       watch: checks.watch,
+      heartbeat: checks.heartbeat,
       log,
       clock,
       handler: {

@@ -149,6 +149,7 @@ export class NodeImages {
       name: "node",
       list: collection.list,
       watch: collection.watch,
+      heartbeat: collection.heartbeat,
       log: options.log,
       clock: options.clock,
       handler: {

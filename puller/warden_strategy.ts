@@ -218,6 +218,7 @@ export class WardenPodStrategy implements PullStrategy {
       name: "pull-pods",
       list: collection.list,
       watch: collection.watch,
+      heartbeat: collection.heartbeat,
       log: options.log,
       clock: options.clock ?? realClock,
       handler: {

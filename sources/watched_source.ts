@@ -111,6 +111,7 @@ export class WatchedSource implements Source {
         name: options.name,
         list: collection.list,
         watch: collection.watch,
+        heartbeat: collection.heartbeat,
         handler: this.#handler(),
         log: options.log,
         clock: options.clock,
