@@ -25,6 +25,7 @@ import {
   SETTLE_MS,
   SOAK,
   startCluster,
+  waitHeartbeat,
   waitReady,
   workflowTemplate,
 } from "./faults/harness.ts";
@@ -885,6 +886,10 @@ faultTest("Memory returns to its baseline across fault cycles", async () => {
   await using cluster = await startCluster({ pullDelayMs: 50 });
   cluster.server.create("configmaps", baseConfigMap());
   const daemon = await cluster.spawn();
+  // A daemon in its steady state: it knows its server's heartbeat before the
+  // first cut (spawned, it is ready after its lists, within the fake's first
+  // one-second bookmark interval).
+  await waitHeartbeat(daemon);
   const cycles = scaled(3, 20);
   // Warm up with one cycle, so the baseline includes what the first fault allocates.
   await faultCycle(cluster, 0);

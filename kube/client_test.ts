@@ -16,34 +16,9 @@ import {
   loadKubeConfig,
   RequestTimeoutError,
   retryAfterSeconds,
-  reuseConnections,
 } from "./client.ts";
-import { clientWatcher, configMapCollection, nodeCollection } from "./listers.ts";
-
-async function dispatcherOf(kc: ReturnType<typeof loadKubeConfig>, url: string) {
-  const ctx = new RequestContext(url, "GET" as never);
-  await kc.applySecurityAuthentication(ctx);
-  return ctx.getDispatcher();
-}
-
-/** Runs `fn` with a TLS fake API server and a KubeConfig loaded from its kubeconfig file. */
-async function withKubeconfigFile(
-  fn: (
-    server: Awaited<ReturnType<typeof startFakeApiServer>>,
-    kc: ReturnType<typeof loadKubeConfig>,
-  ) => Promise<void>,
-): Promise<void> {
-  const server = await startFakeApiServer({ tls: true });
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/kubeconfig`;
-    await Deno.writeTextFile(path, server.kubeconfigYaml());
-    await fn(server, loadKubeConfig({ kubeconfig: path }));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-    await server.close();
-  }
-}
+import { configMapCollection } from "./listers.ts";
+import { dispatcherOf, withKubeconfigFile } from "../testing/kubeconfig_file.ts";
 
 Deno.test("loadKubeConfig() reuses one connection pool for every request", async () => {
   await withKubeconfigFile(async (server, kc) => {
@@ -88,101 +63,6 @@ Deno.test("loadKubeConfig() opens new connections after a call fails on its conn
     // Up again: the new pool answers.
     assert(Array.isArray((await api.listNamespace()).items));
   });
-});
-
-/** A server that takes connections and requests and never answers, as a dead connection does. */
-function neverAnswering() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<Deno.Conn>();
-  const serving = (async () => {
-    for await (const conn of listener) {
-      open.add(conn);
-      conn.read(new Uint8Array(64 * 1024)).catch(() => {});
-    }
-  })().catch(() => {});
-  const port = (listener.addr as Deno.NetAddr).port;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: "u" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
-  return {
-    kc: reuseConnections(kc),
-    url: `http://127.0.0.1:${port}/api/v1/configmaps`,
-    async close() {
-      listener.close();
-      for (const conn of open) conn.close();
-      await serving;
-    },
-  };
-}
-
-Deno.test("clientWatcher() fails a watch whose start is not answered within its bound, and renews the connections", async () => {
-  const server = neverAnswering();
-  try {
-    const before = await dispatcherOf(server.kc, server.url);
-    const watch = clientWatcher(server.kc, "/api/v1/configmaps", {}, 300);
-    let done = false;
-    // Not a timing claim: unbounded, the start waits for the watch's whole
-    // timeout plus 30 s (client-node's own bound), far past this guard.
-    let guard: ReturnType<typeof setTimeout> | undefined;
-    const hung = new Promise<never>((_, reject) => {
-      guard = setTimeout(() => reject(new Error("The start never settled")), 20_000);
-    });
-    try {
-      await assertRejects(
-        () =>
-          Promise.race([
-            watch(
-              { resourceVersion: "1", allowWatchBookmarks: true, timeoutSeconds: 60 },
-              () => {},
-              () => done = true,
-            ),
-            hung,
-          ]),
-        RequestTimeoutError,
-        "API request watch /api/v1/configmaps timed out after 300 ms",
-      );
-    } finally {
-      clearTimeout(guard);
-    }
-    assertEquals(done, false, "a start that timed out is reported once, as its rejection");
-    assert(await dispatcherOf(server.kc, server.url) !== before, "the same pool after the timeout");
-  } finally {
-    await server.close();
-  }
-});
-
-Deno.test("clientWatcher() renews the connections when its watch is ended for silence, not when ended for another reason", async () => {
-  await withKubeconfigFile(async (server, kc) => {
-    const url = `${server.url}/api/v1/configmaps`;
-    const watch = clientWatcher(kc, "/api/v1/configmaps");
-    const open = () =>
-      watch(
-        { resourceVersion: "", allowWatchBookmarks: true, timeoutSeconds: 60 },
-        () => {},
-        () => {},
-      );
-    const first = await dispatcherOf(kc, url);
-    (await open()).abort();
-    (await open()).abort(new Error("Watch error"));
-    assert(await dispatcherOf(kc, url) === first, "renewed for an abort that was not a fault");
-    (await open()).abort(new RequestTimeoutError("Watch silent for 5000 ms"));
-    assert(await dispatcherOf(kc, url) !== first, "the same pool after a silent watch");
-  });
-});
-
-Deno.test("Collections of one KubeConfig share their API server's heartbeat; another KubeConfig's do not", () => {
-  const kc = new KubeConfig();
-  const other = new KubeConfig();
-  const configMaps = configMapCollection(kc, { labelSelector: "a=b" });
-  const nodes = nodeCollection(kc, { name: "n" });
-  assert(configMaps.heartbeat !== undefined);
-  configMaps.heartbeat.observe(2_000);
-  assertEquals(nodes.heartbeat?.ms, 2_000);
-  assertEquals(configMapCollection(other, { labelSelector: "a=b" }).heartbeat?.ms, undefined);
 });
 
 Deno.test("isConnectionFailure() tells a failed connection from an answer", () => {

@@ -28,7 +28,7 @@ export interface Collection {
 const HEARTBEATS = new WeakMap<KubeConfig, ServerHeartbeat>();
 
 /** The {@linkcode ServerHeartbeat} of `kc`'s API server, one per KubeConfig. */
-export function heartbeatOf(kc: KubeConfig): ServerHeartbeat {
+function heartbeatOf(kc: KubeConfig): ServerHeartbeat {
   let heartbeat = HEARTBEATS.get(kc);
   if (heartbeat === undefined) {
     heartbeat = new ServerHeartbeat();
@@ -65,22 +65,24 @@ export function clientWatcher(
     const query: Record<string, string | number | boolean> = { ...options };
     if (selectors.labelSelector) query.labelSelector = selectors.labelSelector;
     if (selectors.fieldSelector) query.fieldSelector = selectors.fieldSelector;
+    /** Given up at its start's bound (and its connections renewed then). */
+    let abandoned = false;
     // A watch that failed on its connection renews kc's connections, as a
     // failed request does (renewConnections): the restarted API server's
-    // first requests must not meet the dead ones.
+    // first requests must not meet the dead ones. Not once abandoned: its
+    // late failure would throw away the new connections its retry is on.
     const renewing = (error?: unknown) => {
-      if (error && isConnectionFailure(error)) renewConnections(kc);
+      if (error && !abandoned && isConnectionFailure(error)) renewConnections(kc);
       done(error);
     };
     const started = watch.watch(path, query, onEvent, renewing);
-    let late = false;
     // Started after its bound: nobody holds the handle, so end it here.
-    started.then((controller) => late && controller.abort(), () => {});
+    started.then((controller) => abandoned && controller.abort(), () => {});
     const controller = await renewingOnFailure(
       kc,
       withTimeout(started, startTimeoutMs, `watch ${path}`),
     ).catch((error) => {
-      late = true;
+      abandoned = true;
       throw error;
     });
     return {
@@ -92,14 +94,19 @@ export function clientWatcher(
   };
 }
 
-/** The collection at `path`: listed page by page and watched, with `selectors` on both. */
+/**
+ * The collection at `path`: listed page by page and watched, with `selectors`
+ * on both; sharing its API server's heartbeat unless `cached` is false (a
+ * resource the server keeps no watch cache for gets no bookmarks).
+ */
 function collection(
   kc: KubeConfig,
   path: string,
   selectors: Pick<ListQuery, "labelSelector" | "fieldSelector"> = {},
+  cached = true,
 ): Collection {
   return {
-    heartbeat: heartbeatOf(kc),
+    heartbeat: cached ? heartbeatOf(kc) : undefined,
     watch: clientWatcher(kc, path, selectors),
     list: (options, onItem, onMeta, onItemBytes) =>
       renewingOnFailure(
@@ -143,15 +150,22 @@ export function podCollection(
   });
 }
 
-/** Events in one namespace, selected by field (such as `reason=…`). */
+/**
+ * Events in one namespace, selected by field (such as `reason=…`). Not held
+ * to the server's heartbeat: kube-apiserver keeps no watch cache for Events
+ * by default, so their watches get no bookmarks.
+ */
 export function eventCollection(
   kc: KubeConfig,
   options: { namespace: string; fieldSelector?: string },
 ): Collection {
   const { namespace, fieldSelector } = options;
-  return collection(kc, `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
-    fieldSelector,
-  });
+  return collection(
+    kc,
+    `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+    { fieldSelector },
+    false,
+  );
 }
 
 /**

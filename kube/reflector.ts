@@ -69,8 +69,9 @@ export type WatchObject = KubernetesObject & { code?: number; message?: string }
  * Calls `onEvent` per event and `done` once when the stream ends: with no
  * argument after a clean end, else with the error (client-node's, with
  * `code`). Resolves, once the request is under way, with a handle that ends
- * it (given why, when the reflector ends it for a fault: a silent watch is a
- * {@linkcode RequestTimeoutError}); rejects when it cannot be started.
+ * it: given a {@linkcode RequestTimeoutError} when the reflector ends it for
+ * silence (its connection is likely dead), else nothing. Rejects when it
+ * cannot be started.
  */
 export type Watcher = (
   options: {
@@ -128,15 +129,21 @@ export interface ReflectorHandler<T> {
 }
 
 /**
- * The bookmark heartbeat an API server has shown, shared by the reflectors
- * of its collections.
+ * The bookmark heartbeat an API server has shown: the longest gap between
+ * bookmarks (or from a watch's start to its first) seen on its watches.
+ * Shared by the reflectors of the collections it caches, so that a reflector
+ * that has not yet seen a bookmark of its own since it started is held to
+ * the server's.
  *
- * Why shared: how often an API server sends bookmarks is the server's
- * setting, not a collection's, and a watch that dies unreported before its
- * own first bookmark (an API server restarting a moment after a reflector
- * (re)opened its watch) would otherwise wait out its whole server-side
- * timeout, five minutes or more, while its siblings reconnect within
- * seconds.
+ * Why shared: kube-apiserver sends bookmarks from its watch cache on one
+ * schedule for every cached resource, and a watch that dies unreported
+ * before its reflector's first bookmark (an API server restarting within a
+ * minute of the daemon's start) would otherwise wait out its whole
+ * server-side timeout, five minutes or more, while its siblings reconnect
+ * within seconds. Not for a resource the server does not cache (Events, by
+ * default), which never gets a bookmark. Why the longest gap: the server
+ * also sends one bookmark shortly before each watch's deadline, and that
+ * short gap must not make a quiet watch look dead.
  */
 export class ServerHeartbeat {
   #ms?: number;
@@ -186,11 +193,15 @@ export interface ReflectorOptions<T> {
   watchTimeoutSeconds?: () => number;
   /** Randomness for jitter. @default {Math.random} */
   random?: () => number;
-  /** The shortest silence that ends a watch whose server sends bookmarks. @default {5000} */
+  /**
+   * The shortest silence that ends a watch whose server sends bookmarks;
+   * also how often a watch without a known heartbeat looks again for one.
+   * Positive. @default {5000}
+   */
   minWatchIdleMs?: number;
   /**
    * The API server's heartbeat, shared with the reflectors of its other
-   * collections: used until this reflector has seen a bookmark of its own.
+   * cached collections (see {@linkcode ServerHeartbeat}). @default {one of this reflector's own}
    */
   heartbeat?: ServerHeartbeat;
 }
@@ -265,8 +276,8 @@ export class Reflector<T> {
   #restarts = 0;
   #lastActivity?: number;
   #failures = 0;
-  /** The latest gap between BOOKMARKs: the server's heartbeat, if it sends any. */
-  #heartbeatMs?: number;
+  /** The server's heartbeat, if it sends any: this reflector's gaps between BOOKMARKs and any sharer's. */
+  readonly #heartbeat: ServerHeartbeat;
   /** Watchdog timeouts in a row with no BOOKMARK since; each doubles the next wait. */
   #silentTimeouts = 0;
   #resolveSynced!: () => void;
@@ -274,7 +285,11 @@ export class Reflector<T> {
   readonly synced: Promise<void>;
 
   constructor(options: ReflectorOptions<T>) {
+    if (options.minWatchIdleMs !== undefined && !(options.minWatchIdleMs > 0)) {
+      throw new RangeError(`minWatchIdleMs must be positive, got ${options.minWatchIdleMs}`);
+    }
     this.#o = options;
+    this.#heartbeat = options.heartbeat ?? new ServerHeartbeat();
     this.#clock = options.clock ?? realClock;
     this.#random = options.random ?? Math.random;
     this.synced = new Promise((resolve) => this.#resolveSynced = resolve);
@@ -542,7 +557,9 @@ export class Reflector<T> {
     const clock = this.#clock;
     const timeoutSeconds = this.#o.watchTimeoutSeconds?.() ??
       Math.round(300 + 300 * this.#random());
+    /** The last BOOKMARK of this watch, or its start before the first. */
     let lastBeat = clock.now();
+    let beats = 0;
     const opened = clock.now();
     let events = 0;
     return new Promise<void>((resolve, reject) => {
@@ -589,9 +606,9 @@ export class Reflector<T> {
       /** When the watch last heard from its server: opened, or its last event. */
       let heard = clock.now();
       const check = () => {
-        const beat = this.#heartbeatMs ?? this.#o.heartbeat?.ms;
+        const beat = this.#heartbeat.ms;
         if (beat === undefined) {
-          // No bookmark seen yet, on this or any watch of the server: a watch
+          // No bookmark seen yet, on this or a sharer's watch: a watch
           // that stays silent past its own server-side timeout is dead
           // (client-node's idle timer aborts, and an abort does not end a
           // dead connection on this runtime). Looked at again every
@@ -608,11 +625,19 @@ export class Reflector<T> {
         // (a server whose beat slowed down must not get reconnects forever);
         // the next bookmark resets it, so one dead connection costs nothing
         // later (widening for good made each fault wait 1.5x longer).
-        const ms = Math.max(minIdleMs, 3 * beat) * 2 ** Math.min(this.#silentTimeouts, 4);
+        // Never longer than without a heartbeat: one long gap (a stalled
+        // event loop) must not leave every later dead watch hanging longer.
+        const ms = Math.min(
+          Math.max(minIdleMs, 3 * beat) * 2 ** Math.min(this.#silentTimeouts, 4),
+          (timeoutSeconds + 30) * 1000,
+        );
         arm(heard + ms - clock.now(), () => {
           this.#silentTimeouts++;
+          const silent = clock.now() - heard;
           finish(
-            new RequestTimeoutError(`Watch silent for ${ms} ms, not even a bookmark: reconnecting`),
+            new RequestTimeoutError(
+              `Watch silent for ${silent} ms, not even a bookmark: reconnecting`,
+            ),
           );
         });
       };
@@ -655,8 +680,12 @@ export class Reflector<T> {
           if (rv) this.#resourceVersion = rv;
           if (type === "BOOKMARK") {
             const now = clock.now();
-            this.#heartbeatMs = now - lastBeat;
-            this.#o.heartbeat?.observe(this.#heartbeatMs);
+            // From the start to the first bookmark is a gap only when nothing
+            // better is known: a watch opened between two beats of a server's
+            // schedule overstates it.
+            if (beats++ > 0 || this.#heartbeat.ms === undefined) {
+              this.#heartbeat.observe(now - lastBeat);
+            }
             this.#silentTimeouts = 0;
             lastBeat = now;
             watchdog();

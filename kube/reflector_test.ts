@@ -312,7 +312,7 @@ Deno.test("Reflector without a bookmark of its own ends a silent watch by the he
         }
         assertEquals(heartbeat.ms, 2_000);
         const dead = quiet.api.lastWatch!;
-        // Three beats (6 s) from the last time the reflector armed it.
+        // Three beats (6 s) from the watch's start, its last word from the server.
         await clock.advance(1_999);
         assert(!dead.aborted, "ended before three beats of silence");
         await clock.advance(1);

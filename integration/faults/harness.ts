@@ -207,7 +207,14 @@ export interface StatusReport {
   desired: number;
   inFlight: number;
   images: ImageReport[];
-  sources: { name: string; available: boolean; synced: boolean; errors: number }[];
+  sources: {
+    name: string;
+    available: boolean;
+    synced: boolean;
+    errors: number;
+    /** When it last heard from its API (list, event or bookmark), ISO 8601. */
+    lastActivity?: string;
+  }[];
   /** One entry per object with rejections (at most 50), with the exact count and a few samples. */
   rejected: { origin: string; count: number; samples: { input: string; reason: string }[] }[];
   /** Exact totals of objects with rejections and of rejected entries. */
@@ -411,6 +418,21 @@ export async function waitReady(daemon: DaemonProcess, timeoutMs = SETTLE_MS): P
     if (daemon.hasExited) throw new Error(`Daemon exited: ${daemon.rawErrors.join("\n")}`);
     return (await daemon.status()).ready;
   }, { what: "daemon ready", timeoutMs, intervalMs: 50 });
+}
+
+/**
+ * Waits until the daemon's `source` has heard from its API server after
+ * this call, with the cluster left unchanged meanwhile: a bookmark. Then the
+ * daemon knows its server's heartbeat, as one running for longer than a
+ * bookmark interval does; before it, a watch cut without a word is found
+ * dead only after its server-side timeout (see the Reflector's watchdog).
+ */
+export async function waitHeartbeat(daemon: DaemonProcess, source = "configmap"): Promise<void> {
+  const since = Date.now();
+  await waitFor(async () => {
+    const heard = (await daemon.status()).sources.find((s) => s.name === source)?.lastActivity;
+    return heard !== undefined && Date.parse(heard) > since;
+  }, { what: `a bookmark on the ${source} watch`, timeoutMs: 10_000, intervalMs: 50 });
 }
 
 /** Options of {@linkcode assertSettles}. */

@@ -187,6 +187,8 @@ export interface FakeApiServer {
   waitForWatches(n: number, options?: { timeoutMs?: number }): Promise<void>;
   /** Number of open watch streams. */
   openWatches(): number;
+  /** Number of watch streams ever opened, ended ones included. */
+  openedWatches(): number;
   /** The current global resourceVersion. */
   readonly resourceVersion: string;
 
@@ -498,6 +500,10 @@ class FakeApiServerImpl implements FakeApiServer {
 
   openWatches(): number {
     return this.#watches.size;
+  }
+
+  openedWatches(): number {
+    return this.#watches.opened;
   }
 
   #notifyWatchWaiters(): void {

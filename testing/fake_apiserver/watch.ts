@@ -41,6 +41,7 @@ export class WatchRegistry {
   /** Silenced streams: still open (the client has not noticed), ended on close. */
   readonly #silenced = new Set<ActiveWatch>();
   #bookmarkTimer: ReturnType<typeof setInterval> | undefined;
+  #opened = 0;
 
   constructor(store: Store, options: { bookmarkIntervalMs: number }) {
     this.#store = store;
@@ -50,6 +51,11 @@ export class WatchRegistry {
   /** Number of open watches. */
   get size(): number {
     return this.#active.size;
+  }
+
+  /** Number of watches ever opened, ended ones included. */
+  get opened(): number {
+    return this.#opened;
   }
 
   /** Opens a watch; the returned stream is the response body. */
@@ -107,6 +113,7 @@ export class WatchRegistry {
           throw error;
         }
         this.#active.add(watch);
+        this.#opened++;
         this.#updateBookmarkTimer();
         if (request.timeoutSeconds !== undefined && request.timeoutSeconds > 0) {
           timeout = setTimeout(() => watch!.close("end"), request.timeoutSeconds * 1000);
