@@ -421,13 +421,15 @@ export async function waitReady(daemon: DaemonProcess, timeoutMs = SETTLE_MS): P
 }
 
 /**
- * Waits until the daemon's `source` has heard from its API server after
- * this call, with the cluster left unchanged meanwhile: a bookmark. Then the
- * daemon knows its server's heartbeat, as one running for longer than a
- * bookmark interval does; before it, a watch cut without a word is found
- * dead only after its server-side timeout (see the Reflector's watchdog).
+ * Waits until the daemon is ready and its `source` has then heard from its
+ * API server again, with the cluster left unchanged meanwhile: a bookmark
+ * (its list is done by then, and nothing changed). Then the daemon knows its
+ * server's heartbeat, as one running for longer than a bookmark interval
+ * does; before it, a watch cut without a word is found dead only after its
+ * server-side timeout (see the Reflector's watchdog).
  */
 export async function waitHeartbeat(daemon: DaemonProcess, source = "configmap"): Promise<void> {
+  await waitReady(daemon);
   const since = Date.now();
   await waitFor(async () => {
     const heard = (await daemon.status()).sources.find((s) => s.name === source)?.lastActivity;
