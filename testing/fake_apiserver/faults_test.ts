@@ -3,6 +3,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import type { FakeApiServer } from "./mod.ts";
 import { rejection, withServer } from "./test_helpers.ts";
 import { waitFor } from "../wait.ts";
+import { killServer } from "./fake_api_server.ts";
 
 async function openWatch(
   server: FakeApiServer,
@@ -177,4 +178,18 @@ Deno.test("the request log counts requests per verb and resource", async () => {
     server.requests.reset();
     assertEquals(server.requests.counts(), {});
   });
+});
+
+Deno.test("Killing a server whose graceful shutdown has just ended raises no uncaught error", async () => {
+  const kill = new AbortController();
+  const http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: kill.signal, onListen() {} },
+    () => new Response("x"),
+  );
+  await http.shutdown();
+  // Unguarded, the runtime's abort listener throws BadResource here, an
+  // uncaught error that fails this test.
+  killServer(kill);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert(kill.signal.aborted);
 });
