@@ -147,6 +147,7 @@ export interface ReflectorHandler<T> {
  */
 export class ServerHeartbeat {
   #ms?: number;
+  readonly #waiting = new Set<() => void>();
 
   /** The longest gap between bookmarks seen on any watch, if any. */
   get ms(): number | undefined {
@@ -155,7 +156,21 @@ export class ServerHeartbeat {
 
   /** Records a gap between bookmarks (or from a watch's start to its first). */
   observe(ms: number): void {
-    if (this.#ms === undefined || ms > this.#ms) this.#ms = ms;
+    const first = this.#ms === undefined;
+    if (first || ms > this.#ms!) this.#ms = ms;
+    if (!first) return;
+    const waiting = [...this.#waiting];
+    this.#waiting.clear();
+    for (const known of waiting) known();
+  }
+
+  /**
+   * Calls `known` once, when the heartbeat first becomes known (never if it
+   * is known already). Returns a function that cancels the call.
+   */
+  whenKnown(known: () => void): () => void {
+    if (this.#ms === undefined) this.#waiting.add(known);
+    return () => this.#waiting.delete(known);
   }
 }
 
@@ -194,8 +209,7 @@ export interface ReflectorOptions<T> {
   /** Randomness for jitter. @default {Math.random} */
   random?: () => number;
   /**
-   * The shortest silence that ends a watch whose server sends bookmarks;
-   * also how often a watch without a known heartbeat looks again for one.
+   * The shortest silence that ends a watch whose server sends bookmarks.
    * Positive. @default {5000}
    */
   minWatchIdleMs?: number;
@@ -605,20 +619,25 @@ export class Reflector<T> {
       const minIdleMs = this.#o.minWatchIdleMs ?? MIN_IDLE_MS;
       /** When the watch last heard from its server: opened, or its last event. */
       let heard = clock.now();
+      /** Cancels the wait for the server's heartbeat, while there is one. */
+      let unwait: (() => void) | undefined;
       const check = () => {
         const beat = this.#heartbeat.ms;
         if (beat === undefined) {
           // No bookmark seen yet, on this or a sharer's watch: a watch
           // that stays silent past its own server-side timeout is dead
           // (client-node's idle timer aborts, and an abort does not end a
-          // dead connection on this runtime). Looked at again every
-          // minIdleMs: once another watch shows the server's heartbeat, the
-          // bound below applies to this one too.
-          const limit = heard + (timeoutSeconds + 30) * 1000;
-          arm(Math.min(limit - clock.now(), minIdleMs), () => {
-            if (clock.now() < limit) return check();
-            finish(new RequestTimeoutError(`Watch silent past its ${timeoutSeconds} s timeout`));
+          // dead connection on this runtime). Once a sharer's watch shows
+          // the server's heartbeat, the bound below applies to this one too.
+          unwait ??= this.#heartbeat.whenKnown(() => {
+            unwait = undefined;
+            if (!settled) check();
           });
+          arm(
+            heard + (timeoutSeconds + 30) * 1000 - clock.now(),
+            () =>
+              finish(new RequestTimeoutError(`Watch silent past its ${timeoutSeconds} s timeout`)),
+          );
           return;
         }
         // Timeouts in a row without a bookmark between them widen the wait
@@ -648,6 +667,7 @@ export class Reflector<T> {
       const finish = (error?: unknown) => {
         if (settled) return;
         settled = true;
+        unwait?.();
         idle?.abort();
         signal.removeEventListener("abort", onAbort);
         // A silent watch's connection is dead: the watcher may renew its

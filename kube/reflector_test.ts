@@ -329,13 +329,21 @@ Deno.test("Reflector without a bookmark of its own ends a silent watch by the he
   });
 });
 
-Deno.test("ServerHeartbeat keeps the longest gap between bookmarks it was told of", () => {
+Deno.test("ServerHeartbeat keeps the longest gap between bookmarks it was told of, and says once when it first knows one", () => {
   const heartbeat = new ServerHeartbeat();
   assertEquals(heartbeat.ms, undefined);
+  const calls: string[] = [];
+  heartbeat.whenKnown(() => calls.push("a"));
+  const cancel = heartbeat.whenKnown(() => calls.push("cancelled"));
+  cancel();
   heartbeat.observe(1_000);
   heartbeat.observe(3_000);
   heartbeat.observe(2_000);
   assertEquals(heartbeat.ms, 3_000);
+  assertEquals(calls, ["a"]);
+  heartbeat.whenKnown(() => calls.push("late"));
+  heartbeat.observe(4_000);
+  assertEquals(calls, ["a"], "known already: no call");
 });
 
 Deno.test("Reflector backs off after a watch the server closes at once, instead of reconnecting in a loop", async () => {
