@@ -154,14 +154,16 @@ export class ServerHeartbeat {
     return this.#ms;
   }
 
-  /** Records a gap between bookmarks (or from a watch's start to its first). */
+  /**
+   * Records a gap between bookmarks (or from a watch's start to its first);
+   * the first one recorded calls the {@linkcode whenKnown} callbacks, at once.
+   */
   observe(ms: number): void {
     const first = this.#ms === undefined;
     if (first || ms > this.#ms!) this.#ms = ms;
     if (!first) return;
-    const waiting = [...this.#waiting];
-    this.#waiting.clear();
-    for (const known of waiting) known();
+    // One cancelled by an earlier one's call is not called.
+    for (const known of [...this.#waiting]) if (this.#waiting.delete(known)) known();
   }
 
   /**
