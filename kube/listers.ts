@@ -87,7 +87,7 @@ export function clientWatcher(
     });
     return {
       abort: (reason?: unknown) => {
-        if (reason !== undefined && isConnectionFailure(reason)) renewConnections(kc);
+        if (isConnectionFailure(reason)) renewConnections(kc);
         controller.abort();
       },
     };

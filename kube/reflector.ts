@@ -575,7 +575,7 @@ export class Reflector<T> {
       Math.round(300 + 300 * this.#random());
     /** The last BOOKMARK of this watch, or its start before the first. */
     let lastBeat = clock.now();
-    let beats = 0;
+    let beaten = false;
     const opened = clock.now();
     let events = 0;
     return new Promise<void>((resolve, reject) => {
@@ -619,6 +619,8 @@ export class Reflector<T> {
         if (idle === undefined || idleAt > deadline) startTimer();
       };
       const minIdleMs = this.#o.minWatchIdleMs ?? MIN_IDLE_MS;
+      /** How long a watch may stay silent while its server's heartbeat is unknown. */
+      const unbeatenMs = (timeoutSeconds + 30) * 1000;
       /** When the watch last heard from its server: opened, or its last event. */
       let heard = clock.now();
       /** Cancels the wait for the server's heartbeat, while there is one. */
@@ -636,7 +638,7 @@ export class Reflector<T> {
             if (!settled) check();
           });
           arm(
-            heard + (timeoutSeconds + 30) * 1000 - clock.now(),
+            heard + unbeatenMs - clock.now(),
             () =>
               finish(new RequestTimeoutError(`Watch silent past its ${timeoutSeconds} s timeout`)),
           );
@@ -650,7 +652,7 @@ export class Reflector<T> {
         // event loop) must not leave every later dead watch hanging longer.
         const ms = Math.min(
           Math.max(minIdleMs, 3 * beat) * 2 ** Math.min(this.#silentTimeouts, 4),
-          (timeoutSeconds + 30) * 1000,
+          unbeatenMs,
         );
         arm(heard + ms - clock.now(), () => {
           this.#silentTimeouts++;
@@ -705,9 +707,8 @@ export class Reflector<T> {
             // From the start to the first bookmark is a gap only when nothing
             // better is known: a watch opened between two beats of a server's
             // schedule overstates it.
-            if (beats++ > 0 || this.#heartbeat.ms === undefined) {
-              this.#heartbeat.observe(now - lastBeat);
-            }
+            if (beaten || this.#heartbeat.ms === undefined) this.#heartbeat.observe(now - lastBeat);
+            beaten = true;
             this.#silentTimeouts = 0;
             lastBeat = now;
             watchdog();
