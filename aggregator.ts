@@ -62,7 +62,9 @@ export async function runAggregator(
     renewDeadlineMs: config.leaderElectRenewDeadlineMs,
     retryPeriodMs: config.leaderElectRetryPeriodMs,
     log,
-    clock,
+    // Undefined unless a test drives time: the election then decides on
+    // monotonic time, which a step of the wall clock does not move.
+    clock: deps.clock,
   });
   const events = new LeaderEventSink(recorder, () => election.isLeader());
   // Listed objects are parsed on a second thread: the start's lists are
@@ -112,14 +114,19 @@ export async function runAggregator(
     lease: `${namespace}/${config.leaderElectLeaseName}`,
     sources: sources.map((s) => s.name),
   });
+  // The election stops (and a leader releases the Lease) only once the
+  // publisher has: a write in flight at the signal is not left to land after
+  // a standby has taken over.
+  const electionStop = new AbortController();
   try {
     await Promise.all([
       ...sources.map((s) => s.run(signal)),
-      publisher.run(signal),
+      publisher.run(signal).finally(() => electionStop.abort()),
       feed.run(signal),
-      election.run(signal),
+      election.run(electionStop.signal),
     ]);
   } finally {
+    electionStop.abort();
     listParser.close();
     await recorder.flush();
   }

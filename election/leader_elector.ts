@@ -9,7 +9,7 @@
  * @module
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
-import { type Clock, realClock, sleepUnlessAborted } from "../time/clock.ts";
+import { type Clock, monotonicClock, realClock, sleepUnlessAborted } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
 import {
@@ -43,7 +43,12 @@ export interface LeaderElectorOptions {
   /** Pause between attempts to acquire or renew. @default {2000} */
   retryPeriodMs?: number;
   log: Logger;
-  /** Time source of every decision. @default {realClock} */
+  /**
+   * Time source of every decision and wait, and of the times written in the
+   * Lease. Without it, decisions use {@linkcode monotonicClock} (a step of the
+   * wall clock must not stretch a leader's fence or cut a holder's lease
+   * short) and the Lease's times the wall clock.
+   */
   clock?: Clock;
   /** Randomness of the jitter of a candidate's retries. @default {Math.random} */
   random?: () => number;
@@ -120,6 +125,8 @@ export class LeaderElector {
   readonly #o: LeaderElectorOptions;
   readonly #api: CoordinationV1Api;
   readonly #clock: Clock;
+  /** The wall clock, for the times written in the Lease. */
+  readonly #wall: Clock;
   readonly #random: () => number;
   readonly #leaseMs: number;
   readonly #renewMs: number;
@@ -134,7 +141,10 @@ export class LeaderElector {
   #renewedAt = 0;
   #listeners = new Set<(leading: boolean) => void>();
   #attempts = 0;
-  #requesting = false;
+  /** Requests to the API in flight. */
+  #requesting = 0;
+  /** The acquire or renew attempt in flight, which a release waits for. */
+  #inflight?: Promise<boolean>;
 
   /** @throws {RangeError} when the durations break client-go's constraints. */
   constructor(options: LeaderElectorOptions) {
@@ -144,7 +154,8 @@ export class LeaderElector {
     this.#retryMs = options.retryPeriodMs ?? DEFAULT_RETRY_PERIOD_MS;
     validateElectionDurations(this.#leaseMs, this.#renewMs, this.#retryMs);
     this.#api = options.kubeConfig.makeApiClient(CoordinationV1Api);
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? monotonicClock;
+    this.#wall = options.clock ?? realClock;
     this.#random = options.random ?? Math.random;
   }
 
@@ -173,7 +184,7 @@ export class LeaderElector {
       transitions: this.#observed?.leaseTransitions,
       lastRenew: this.#leading ? this.#renewedAt : undefined,
       attempts: this.#attempts,
-      requesting: this.#requesting,
+      requesting: this.#requesting > 0,
     };
   }
 
@@ -192,13 +203,17 @@ export class LeaderElector {
       // retries as client-go does, so candidates do not move in step.
       while (!signal.aborted && !(await this.#tryAcquireOrRenew())) {
         const held = (this.#observed?.holderIdentity ?? "") !== "";
-        const expiresIn = this.#observedAt + this.#leaseMs - this.#clock.now();
+        const expiresIn = this.#observedAt + this.#leaseMsOf(this.#observed) - this.#clock.now();
         const wait = held
           ? (expiresIn > 0 ? Math.min(this.#retryMs, expiresIn) : this.#retryMs)
           : this.#retryMs * (1 + JITTER_FACTOR * this.#random());
         if (!await this.#sleep(wait, signal)) break;
       }
-      if (signal.aborted) break;
+      if (signal.aborted) {
+        // An acquire that succeeded as the signal aborted: give it back.
+        await this.#release();
+        break;
+      }
       this.#setLeading(true);
       log.info("Became leader", { lease: `${this.#o.namespace}/${this.#o.name}` });
       await this.#lead(signal);
@@ -237,6 +252,8 @@ export class LeaderElector {
         stop.abort();
         if (outcome === true) break;
         if (outcome === "aborted") return;
+        // Another holder seen, or the Lease deleted: the fence dropped at once.
+        if (this.#renewedAt === -Infinity) return;
         if (outcome === false && !await this.#sleep(this.#retryMs, signal)) return;
       }
     }
@@ -253,30 +270,66 @@ export class LeaderElector {
   }
 
   /** One attempt: client-go's tryAcquireOrRenew. True when this candidate now holds the Lease. */
-  async #tryAcquireOrRenew(): Promise<boolean> {
-    this.#requesting = true;
-    try {
-      return await this.#attempt();
-    } finally {
-      this.#requesting = false;
+  #tryAcquireOrRenew(): Promise<boolean> {
+    this.#requesting++;
+    const attempt = this.#attempt().finally(() => {
+      this.#requesting--;
       this.#attempts++;
-    }
+      if (this.#inflight === attempt) this.#inflight = undefined;
+    });
+    this.#inflight = attempt;
+    return attempt;
+  }
+
+  /**
+   * How long the holder of `record` holds it unrenewed: the duration the
+   * holder wrote (client-go's rule: replicas may run with other durations,
+   * say during a rollout that changes them), or this candidate's own when the
+   * Lease has none.
+   */
+  #leaseMsOf(record: LeaseRecord | undefined): number {
+    const seconds = record?.leaseDurationSeconds;
+    return seconds !== undefined && Number.isFinite(seconds) && seconds > 0
+      ? seconds * 1000
+      : this.#leaseMs;
+  }
+
+  /** Stops this candidate's writes at once: it has seen that it no longer holds the Lease. */
+  #dropFence(why: string, fields: Record<string, unknown>): void {
+    if (!this.#leading || this.#renewedAt === -Infinity) return;
+    this.#renewedAt = -Infinity;
+    this.#o.log.warn(why, { lease: `${this.#o.namespace}/${this.#o.name}`, ...fields });
   }
 
   async #attempt(): Promise<boolean> {
+    // A leader renews from the Lease it wrote last, without a read; a
+    // conflict means someone else wrote it: read and try again at once, as
+    // client-go does, rather than lose a retry period of the renew deadline.
+    const fast = this.#leading ? this.#lease : undefined;
+    if (fast !== undefined) {
+      const outcome = await this.#tryOnce(fast);
+      if (outcome !== "conflict") return outcome;
+    }
+    return await this.#tryOnce(undefined) === true;
+  }
+
+  async #tryOnce(known: V1Lease | undefined): Promise<boolean | "conflict"> {
     const { namespace, name, identity, log } = this.#o;
     const started = this.#clock.now();
-    const now = microTime(started);
+    const now = microTime(this.#wall.now());
     const durationSeconds = Math.ceil(this.#leaseMs / 1000);
     try {
-      // A leader renews from the Lease it wrote last, without a read; a
-      // conflict means someone else wrote it, so the next attempt reads.
-      let lease = this.#leading ? this.#lease : undefined;
+      let lease = known;
       if (lease === undefined) {
         try {
           lease = await this.#api.readNamespacedLease({ namespace, name });
         } catch (error) {
           if (apiStatus(error) !== 404) throw error;
+          if (this.#leading) {
+            // Deleted under a leader: whoever creates it next leads.
+            this.#dropFence("The lease was deleted; stopping", {});
+            return false;
+          }
           const created = await this.#api.createNamespacedLease({
             namespace,
             body: {
@@ -299,10 +352,16 @@ export class LeaderElector {
       const old = recordOf(lease);
       if (!sameRecord(this.#observed, old)) {
         this.#observed = old;
-        this.#observedAt = started;
+        // When the answer came (client-go's observedTime): a renewal that
+        // landed while the read was on its way is no older than this.
+        this.#observedAt = known === undefined ? this.#clock.now() : started;
       }
       const heldByOther = old.holderIdentity !== "" && old.holderIdentity !== identity;
-      if (heldByOther && this.#observedAt + this.#leaseMs > started) return false;
+      if (heldByOther && this.#leading) {
+        this.#dropFence("Another holder has the lease; stopping", { holder: old.holderIdentity });
+        return false;
+      }
+      if (heldByOther && this.#observedAt + this.#leaseMsOf(old) > this.#clock.now()) return false;
       const mine = old.holderIdentity === identity;
       const updated = await this.#api.replaceNamespacedLease({
         namespace,
@@ -333,6 +392,11 @@ export class LeaderElector {
       // failing stops at the renew deadline.
       this.#lease = undefined;
       const status = apiStatus(error);
+      if (status === 409 && known !== undefined) return "conflict";
+      if (status === 404 && known !== undefined && this.#leading) {
+        this.#dropFence("The lease was deleted; stopping", {});
+        return false;
+      }
       if (status !== 409) {
         log.warn("Lease request failed", {
           lease: `${namespace}/${name}`,
@@ -350,24 +414,42 @@ export class LeaderElector {
     this.#observedAt = at;
   }
 
-  /** Gives the Lease up (client-go's ReleaseOnCancel): empty holder, a one-second duration. */
+  /**
+   * Gives the Lease up (client-go's ReleaseOnCancel): empty holder, a
+   * one-second duration. The fence drops first, so nothing this replica
+   * writes after the release starts is written as the leader; a renewal in
+   * flight is waited for (within the renew deadline), so the release is
+   * written over it rather than refused for a stale resourceVersion.
+   */
   async #release(): Promise<boolean> {
     if (this.#o.releaseOnCancel === false) return false;
-    if (!this.isLeader() || this.#lease === undefined) return false;
+    const inflight = this.#inflight;
+    if (inflight !== undefined) {
+      const left = this.#renewedAt + this.#renewMs - this.#clock.now();
+      const stop = new AbortController();
+      await Promise.race([inflight, this.#clock.sleep(Math.max(left, 0), stop.signal)])
+        .catch(() => {});
+      stop.abort();
+    }
+    const holds = this.#clock.now() < this.#renewedAt + this.#renewMs &&
+      this.#lease !== undefined && recordOf(this.#lease).holderIdentity === this.#o.identity;
+    this.#renewedAt = -Infinity;
+    const lease = this.#lease;
+    if (!holds || lease === undefined) return false;
     const { namespace, name } = this.#o;
-    const now = microTime(this.#clock.now());
+    const now = microTime(this.#wall.now());
     try {
       await this.#api.replaceNamespacedLease({
         namespace,
         name,
         body: {
-          metadata: { ...this.#lease.metadata, name, namespace },
+          metadata: { ...lease.metadata, name, namespace },
           spec: {
             holderIdentity: "",
             leaseDurationSeconds: 1,
             acquireTime: now as unknown as Date,
             renewTime: now as unknown as Date,
-            leaseTransitions: recordOf(this.#lease).leaseTransitions,
+            leaseTransitions: recordOf(lease).leaseTransitions,
           },
         },
       });

@@ -213,6 +213,130 @@ Deno.test("two candidates racing for a free Lease: exactly one wins", async () =
   });
 });
 
+Deno.test("a standby waits out the lease duration its holder wrote, counted from its own first read, not its own duration nor the Lease's renewTime", async () => {
+  await withCluster(async (server, clock) => {
+    // A holder running with longer durations (a rollout that shortens them),
+    // whose renewTime is an hour old on this candidate's clock.
+    server.create("leases", {
+      metadata: { namespace: NS, name: LEASE },
+      spec: {
+        holderIdentity: "pod-old",
+        leaseDurationSeconds: 30,
+        acquireTime: microTime(T0 - 3_600_000),
+        renewTime: microTime(T0 - 3_600_000),
+        leaseTransitions: 4,
+      },
+    });
+    const b = candidate(server, clock, "pod-b");
+    try {
+      await settle([b]);
+      assertEquals(b.elector.status().holder, "pod-old");
+      while (!b.elector.isLeader()) {
+        assert(clock.now() <= T0 + 30_000 + 2_000, "took over within a retry period");
+        await advance(clock, 250, [b]);
+      }
+      const [[, at]] = b.changes;
+      assert(at >= T0 + 30_000, `took over at +${at - T0} ms, before the holder's 30 s`);
+      assertEquals(leaseSpec(server).leaseTransitions, 5);
+      assertEquals(leaseSpec(server).leaseDurationSeconds, 15);
+    } finally {
+      b.stop.abort();
+      await b.done;
+    }
+  });
+});
+
+Deno.test("a leader that finds another holder in the Lease stops leading at once, not at its renew deadline", async () => {
+  await withCluster(async (server, clock) => {
+    const a = candidate(server, clock, "pod-a", { releaseOnCancel: false });
+    try {
+      await waitFor(() => a.elector.isLeader(), { what: "pod-a leads" });
+      await advance(clock, 2_000, [a]);
+      // Another replica took the Lease (as one would after a partition).
+      const lease = server.get("leases", NS, LEASE)!;
+      server.update("leases", {
+        ...lease,
+        spec: {
+          ...lease.spec as Record<string, unknown>,
+          holderIdentity: "pod-x",
+          renewTime: microTime(clock.now()),
+        },
+      });
+      const takenAt = clock.now();
+      await advance(clock, 2_000, [a]);
+      assert(!a.elector.isLeader(), "pod-a still leads");
+      assertEquals(a.changes.map(([leading]) => leading), [true, false]);
+      assert(a.changes[1][1] <= takenAt + 2_000, `stopped at +${a.changes[1][1] - takenAt} ms`);
+      assertEquals(a.elector.status().holder, "pod-x");
+      assertEquals(leaseSpec(server).holderIdentity, "pod-x");
+    } finally {
+      a.stop.abort();
+      await a.done;
+    }
+  });
+});
+
+Deno.test("a leader whose Lease is deleted stops leading at once, then creates it again and leads", async () => {
+  await withCluster(async (server, clock) => {
+    const a = candidate(server, clock, "pod-a");
+    try {
+      await waitFor(() => a.elector.isLeader(), { what: "pod-a leads" });
+      await advance(clock, 2_000, [a]);
+      server.delete("leases", NS, LEASE);
+      const deletedAt = clock.now();
+      await advance(clock, 2_000, [a]);
+      assertEquals(a.changes.map(([leading]) => leading).slice(0, 2), [true, false]);
+      assert(a.changes[1][1] <= deletedAt + 2_000, `stopped at +${a.changes[1][1] - deletedAt} ms`);
+      await advance(clock, 4_000, [a]);
+      assert(a.elector.isLeader(), "pod-a leads again");
+      assertEquals(leaseSpec(server).holderIdentity, "pod-a");
+    } finally {
+      a.stop.abort();
+      await a.done;
+    }
+  });
+});
+
+Deno.test("a renewal refused for a conflict reads the Lease and renews in the same attempt, without waiting a retry period", async () => {
+  await withCluster(async (server, clock) => {
+    const a = candidate(server, clock, "pod-a");
+    try {
+      await waitFor(() => a.elector.isLeader(), { what: "pod-a leads" });
+      // Someone edits the Lease's metadata just before the renewal lands.
+      server.faults.beforeNext({ verb: "update", resource: "leases" }, () => {
+        server.patch("leases", NS, LEASE, { metadata: { labels: { edited: "yes" } } });
+      });
+      await advance(clock, 2_000, [a]);
+      assert(a.elector.isLeader());
+      assertEquals(leaseSpec(server).renewTime, microTime(T0 + 2_000));
+      assertEquals(
+        server.requests.counts()["update leases"],
+        2,
+        "the refused renewal and its retry",
+      );
+      assertEquals(server.get("leases", NS, LEASE)!.metadata.labels, { edited: "yes" });
+    } finally {
+      a.stop.abort();
+      await a.done;
+    }
+  });
+});
+
+Deno.test("a leader that shuts down stops leading before its release reaches the API server", async () => {
+  await withCluster(async (server, clock) => {
+    const a = candidate(server, clock, "pod-a");
+    await waitFor(() => a.elector.isLeader(), { what: "pod-a leads" });
+    let leaderAtRelease: boolean | undefined;
+    server.faults.beforeNext({ verb: "update", resource: "leases" }, () => {
+      leaderAtRelease = a.elector.isLeader();
+    });
+    a.stop.abort();
+    await a.done;
+    assertEquals(leaseSpec(server).holderIdentity, "");
+    assertEquals(leaderAtRelease, false);
+  });
+});
+
 Deno.test("durations that break client-go's constraints are refused", () => {
   const base = {
     kubeConfig: undefined as never,
@@ -228,6 +352,12 @@ Deno.test("durations that break client-go's constraints are refused", () => {
   );
   assertThrows(
     () => new LeaderElector({ ...base, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 }),
+    RangeError,
+    "1.2 × the retry period",
+  );
+  // The bound itself is refused: the deadline must be greater.
+  assertThrows(
+    () => new LeaderElector({ ...base, renewDeadlineMs: 2_400, retryPeriodMs: 2_000 }),
     RangeError,
     "1.2 × the retry period",
   );

@@ -47,14 +47,13 @@ export async function sleepUnlessAborted(
   }
 }
 
-/** The wall clock: `Date.now()` and real timers. */
-export const realClock: Clock = {
-  now: () => Date.now(),
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Real timers; a timer that fires early by `now` waits out the rest. */
+function timerSleep(now: () => number) {
+  return (ms: number, signal?: AbortSignal): Promise<void> => {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (ms <= 0) return Promise.resolve();
     if (ms === Infinity) ms = Number.MAX_VALUE;
-    const until = Date.now() + ms;
+    const until = now() + ms;
     return new Promise((resolve, reject) => {
       let id: ReturnType<typeof setTimeout>;
       const onAbort = () => {
@@ -63,7 +62,7 @@ export const realClock: Clock = {
       };
       const arm = (left: number) => {
         id = setTimeout(() => {
-          const rest = until - Date.now();
+          const rest = until - now();
           if (rest > 0) return arm(rest);
           signal?.removeEventListener("abort", onAbort);
           resolve();
@@ -72,7 +71,22 @@ export const realClock: Clock = {
       arm(ms);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
-  },
+  };
+}
+
+/** The wall clock: `Date.now()` and real timers. */
+export const realClock: Clock = { now: () => Date.now(), sleep: timerSleep(() => Date.now()) };
+
+/**
+ * A clock that only moves forward at the rate of real time: the wall time at
+ * the process's start plus the time elapsed since (`performance.now()`). A
+ * step of the wall clock (NTP, a resumed VM) does not move it, so durations
+ * measured on it are real durations. For decisions whose safety rests on
+ * elapsed time, like a leader's renew deadline (election/leader_elector.ts).
+ */
+export const monotonicClock: Clock = {
+  now: () => performance.timeOrigin + performance.now(),
+  sleep: timerSleep(() => performance.timeOrigin + performance.now()),
 };
 
 interface Timer {

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
-import { FakeClock, MAX_TIMER_MS, realClock } from "./clock.ts";
+import { FakeClock, MAX_TIMER_MS, monotonicClock, realClock } from "./clock.ts";
 
 Deno.test("FakeClock.now() starts at the given time and moves only on advance()", async () => {
   const clock = new FakeClock(1_000);
@@ -120,4 +120,24 @@ Deno.test("realClock.sleep() never asks a timer for more than it can hold (1000 
   } finally {
     globalThis.setTimeout = original;
   }
+});
+
+Deno.test("monotonicClock reads the wall time at the start plus the time elapsed since, never going back, and its sleep waits that long", async () => {
+  const first = monotonicClock.now();
+  assert(Math.abs(first - Date.now()) < 60_000, "near the wall clock");
+  // Elapsed time only: its offset from performance.now() is the start's wall time.
+  const offset = monotonicClock.now() - performance.now();
+  assert(
+    Math.abs(offset - performance.timeOrigin) < 1,
+    `offset ${offset - performance.timeOrigin} ms`,
+  );
+  let last = first;
+  for (let i = 0; i < 1_000; i++) {
+    const now = monotonicClock.now();
+    assert(now >= last, "went back");
+    last = now;
+  }
+  const before = performance.now();
+  await monotonicClock.sleep(30);
+  assert(performance.now() - before >= 29, "slept less than asked");
 });
