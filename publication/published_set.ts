@@ -143,6 +143,13 @@ export function shardName(generation: number, index: number): string {
   return `${SHARD_NAME_PREFIX}-${generation}-${index}`;
 }
 
+/** True for a name {@linkcode shardName} makes: what a publisher may delete as its own. */
+export function isShardName(name: string): boolean {
+  return SHARD_NAME.test(name);
+}
+
+const SHARD_NAME = new RegExp(`^${SHARD_NAME_PREFIX}-\\d{1,16}-\\d{1,6}$`);
+
 function shardObject(
   namespace: string,
   generation: number,
@@ -234,6 +241,13 @@ function body(texts: readonly string[]): string {
 const positiveInt = (v: string | undefined, min: number) =>
   v !== undefined && /^\d{1,15}$/.test(v) && Number(v) >= min ? Number(v) : undefined;
 
+/**
+ * The highest generation a shard may carry (15 digits). A publisher that
+ * would have to go past it (someone wrote a shard at the limit) stops and
+ * says so rather than write shards nobody could read.
+ */
+export const MAX_GENERATION = 999_999_999_999_999;
+
 /** Reads one image of a shard, or says why it cannot be used. */
 function readImage(value: unknown): PublishedImage | string {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -283,6 +297,11 @@ export function readShard(obj: KubernetesObject): Shard {
   if (count === undefined) return fail(`annotation ${SHARDS_ANNOTATION} is not a positive number`);
   if (index === undefined || index >= count) {
     return fail(`annotation ${SHARD_ANNOTATION} is not a shard index below ${count}`);
+  }
+  if (name !== shardName(generation, index)) {
+    return fail(
+      `its name is not ${shardName(generation, index)}, as its annotations say it should be`,
+    );
   }
   if (typeof digest !== "string" || !digest.startsWith("sha256:")) {
     return fail(`annotation ${SET_DIGEST_ANNOTATION} is missing`);

@@ -155,7 +155,17 @@ export class PublishedSetSource implements Source {
 
   #reconcile(): void {
     const view = viewShards(this.#shards.values());
-    const complete = view.complete;
+    // Never back to an older generation while shards of the applied one (or
+    // newer) are there: an older set left behind by an aggregator that died
+    // before its clean-up is not the newest, only the newest complete one
+    // while the newest is broken. Once nothing of it is left (every shard
+    // deleted, or a new aggregator starting over), the newest set is the
+    // one there.
+    const applied = this.#applied;
+    const complete = view.complete !== undefined && applied !== undefined &&
+        view.complete.generation < applied.generation && view.maxGeneration >= applied.generation
+      ? undefined
+      : view.complete;
     if (complete) {
       this.#lastComplete = this.#clock.now();
       if (complete.digest !== this.#applied?.digest) {

@@ -1,9 +1,9 @@
 import { assert, assertEquals } from "../testing/assert.ts";
-import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
 import { nullLogger } from "../log/logger.ts";
 import { DesiredImages } from "../images/desired_images.ts";
-import { encodeShards, type PublishedImage, publishedImageOf } from "./published_set.ts";
+import { encodeShards, type PublishedImage, publishedImageOf, shardName } from "./published_set.ts";
 import { PublishedSetSource } from "./published_set_source.ts";
 
 const NS = "image-cache-daemon";
@@ -15,7 +15,8 @@ async function withSource(
     parts: {
       source: PublishedSetSource;
       desired: DesiredImages;
-      publish(images: PublishedImage[], generation: number): void;
+      publish(images: PublishedImage[], generation: number, maxBytes?: number): void;
+      server: FakeApiServer;
     },
   ) => Promise<void>,
 ): Promise<void> {
@@ -28,15 +29,15 @@ async function withSource(
     sink: desired,
     log: nullLogger,
   });
-  const publish = (images: PublishedImage[], generation: number) => {
-    for (const shard of encodeShards(images, { namespace: NS, generation })) {
+  const publish = (images: PublishedImage[], generation: number, maxBytes?: number) => {
+    for (const shard of encodeShards(images, { namespace: NS, generation, maxBytes })) {
       server.create("configmaps", shard);
     }
   };
   const controller = new AbortController();
   const running = source.run(controller.signal);
   try {
-    await fn({ source, desired, publish });
+    await fn({ source, desired, publish, server });
   } finally {
     controller.abort();
     await running;
@@ -73,5 +74,29 @@ Deno.test("a generation that changes only the tag ledger updates the ledger, not
     await waitFor(() => desired.has(ref(99)), { what: "generation 3's new image" });
     assert(desired.version > version);
     assertEquals(desired.size, 51);
+  });
+});
+
+Deno.test("a node never goes back to an older generation left behind while shards of the one it applied are there; once none is left, the older one is the set", async () => {
+  await withSource(async ({ source, desired, publish, server }) => {
+    publish([publishedImageOf(ref(0))], 4);
+    await waitFor(() => source.publishedSet().generation === 4, { what: "generation 4" });
+    // Generation 5 in two shards; its writer died before removing generation 4.
+    const five = [0, 1, 2, 3].map((i) => publishedImageOf(ref(i)));
+    publish(five, 5, 800);
+    assert(server.get("configmaps", NS, shardName(5, 1)), "generation 5 has two shards");
+    await waitFor(() => source.publishedSet().generation === 5, { what: "generation 5" });
+    assertEquals(desired.size, 4);
+
+    server.delete("configmaps", NS, shardName(5, 1));
+    await waitFor(() => source.publishedSet().state === "incomplete", { what: "incomplete" });
+    assertEquals(source.publishedSet().generation, 5);
+    assertEquals(desired.size, 4, "generation 4 was not applied");
+    assert(/generation 5 is incomplete; keeping generation 5/.test(source.publishedSet().detail!));
+
+    server.delete("configmaps", NS, shardName(5, 0));
+    await waitFor(() => source.publishedSet().generation === 4, { what: "generation 4 again" });
+    assertEquals(source.publishedSet().state, "current");
+    assertEquals(desired.size, 1);
   });
 });

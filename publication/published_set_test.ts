@@ -89,13 +89,14 @@ Deno.test("viewShards() never applies half a generation: the newest complete one
 
 Deno.test("readShard() keeps fields it does not know, for later versions, and rejects references that are not normalised", () => {
   // The writer hashes what it writes, unknown fields included.
-  const [withField] = encodeShards([{ ...image(1), trusted: true } as never], {
+  const [withField] = encodeShards([{ ...image(1), laterField: { x: [1] } } as never], {
     namespace: NS,
     generation: 3,
   });
   const read = readShard(withField);
   assertEquals(read.error, undefined);
-  assertEquals((read.images![0] as unknown as { trusted: boolean }).trusted, true);
+  assertEquals((read.images![0] as unknown as { laterField: unknown }).laterField, { x: [1] });
+  // Kept, so the set's digest still matches what the writer hashed.
   assertEquals(viewShards([read]).complete?.images[0].ref, image(1).ref);
 
   const [bad] = encodeShards([image(1)], { namespace: NS, generation: 4 });
@@ -157,4 +158,16 @@ Deno.test("viewShards() judges the same shards once: a later view of them is the
   // A shard read anew is judged anew: a copy whose images do not match its digest is refused.
   const tampered = shards.map((s, i) => i === 0 ? { ...s, images: s.images!.slice(1) } : s);
   assertEquals(viewShards(tampered).complete, undefined);
+});
+
+Deno.test("readShard() refuses a labelled ConfigMap whose name is not the one its annotations give a shard", () => {
+  const [shard] = encodeShards([image(1)], { namespace: NS, generation: 3 });
+  assertEquals(readShard(shard).error, undefined);
+  const renamed = structuredClone(shard);
+  renamed.metadata!.name = "image-cache-daemon-desired-copy";
+  assertEquals(
+    readShard(renamed).error,
+    "its name is not image-cache-daemon-desired-3-0, as its annotations say it should be",
+  );
+  assertEquals(viewShards([readShard(renamed)]).complete, undefined);
 });

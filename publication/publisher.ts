@@ -23,6 +23,9 @@ import type { Reflector } from "../kube/reflector.ts";
 import { watchPublishedSet } from "./published_set_watch.ts";
 import {
   encodeShards,
+  isShardName,
+  MAX_GENERATION,
+  PUBLISHED_SET_SELECTOR,
   type PublishedImage,
   publishedImageOf,
   readShard,
@@ -261,11 +264,29 @@ export class Publisher {
       // A generation above any seen, including one half written by an
       // earlier leader, so readers never mistake old shards for new ones.
       const generation = Math.max(view.maxGeneration, this.#lastGeneration) + 1;
+      if (generation > MAX_GENERATION) {
+        throw new Error(
+          `generation ${generation} would be past the highest a node reads (${MAX_GENERATION}): ` +
+            `delete the ConfigMaps labelled ${PUBLISHED_SET_SELECTOR} in ${namespace} to start over`,
+        );
+      }
       const shards = encodeShards(images, { namespace, generation });
       for (const body of shards) {
         if (!this.#o.isLeader()) return;
-        const created = await this.#api.createNamespacedConfigMap({ namespace, body });
-        this.#shards.set(`${namespace}/${created.metadata!.name}`, readShard(created));
+        let created;
+        try {
+          created = await this.#api.createNamespacedConfigMap({ namespace, body });
+        } catch (error) {
+          // The name is taken (by a ConfigMap this publisher does not watch,
+          // or a write it has not yet seen): go past this generation.
+          if (apiStatus(error) === 409) this.#lastGeneration = generation;
+          throw error;
+        }
+        const shard = readShard(created);
+        this.#shards.set(`${namespace}/${created.metadata!.name}`, shard);
+        if (shard.error !== undefined) {
+          throw new Error(`shard ${shard.name} reads back unusable: ${shard.error}`);
+        }
       }
       this.#lastGeneration = generation;
       this.#lastWriteAt = this.#clock.now();
@@ -280,13 +301,26 @@ export class Publisher {
         change: plan.change,
       });
       current = viewShards(this.#shards.values()).complete;
+      if (current?.generation !== generation) {
+        // Not what nodes now see (another writer's newer set, or a relist
+        // that has not yet shown every shard just written): remove nothing,
+        // and look again.
+        this.#dirty = true;
+        log.warn("The published set is not the generation just written; not cleaning up", {
+          generation,
+          complete: current?.generation,
+        });
+        return;
+      }
     } else {
       this.#lastGeneration = Math.max(this.#lastGeneration, current!.generation);
     }
-    // Only now that the current generation is complete: remove the others.
-    const keep = new Set(current?.digest === digest ? current.shards : []);
+    // Only now that the current generation is complete: remove the others,
+    // and only this publisher's own shards (by their names).
+    if (current?.digest !== digest) return;
+    const keep = new Set(current.shards);
     for (const [key, shard] of [...this.#shards]) {
-      if (keep.has(shard.name)) continue;
+      if (keep.has(shard.name) || !isShardName(shard.name)) continue;
       if (!this.#o.isLeader()) return;
       try {
         await this.#api.deleteNamespacedConfigMap({ namespace, name: shard.name });

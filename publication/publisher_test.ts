@@ -6,12 +6,21 @@
  * that never delays a change of the images.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { assertEquals } from "../testing/assert.ts";
-import { startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
+import { assert, assertEquals } from "../testing/assert.ts";
+import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
 import { recordingLogger } from "../log/logger.ts";
 import { FakeClock } from "../time/clock.ts";
-import { GENERATION_ANNOTATION, PUBLISHED_SET_SELECTOR, readShard } from "./published_set.ts";
+import {
+  encodeShards,
+  GENERATION_ANNOTATION,
+  MAX_GENERATION,
+  PUBLISHED_SET_LABEL,
+  PUBLISHED_SET_SELECTOR,
+  publishedImageOf,
+  readShard,
+  shardName,
+} from "./published_set.ts";
 import { type DesiredSet, Publisher } from "./publisher.ts";
 import type { PublishedImage } from "./published_set.ts";
 
@@ -186,6 +195,120 @@ Deno.test("a change only of the ledger's digests waits for the slower interval a
   } finally {
     controller.abort();
     await running;
+    await server.close();
+  }
+});
+
+/** A publisher of `refs` against `server`, run until the returned stop. */
+function startPublisher(server: FakeApiServer, refs: string[]) {
+  const desired = new EditableSet();
+  for (const ref of refs) desired.add(ref);
+  const log = recordingLogger();
+  const clock = new FakeClock(1_000_000);
+  const publisher = new Publisher({
+    kubeConfig: server.kubeConfig(),
+    namespace: NS,
+    desired,
+    isLeader: () => true,
+    sourcesSynced: Promise.resolve(),
+    log,
+    clock,
+    minIntervalMs: INTERVAL_MS,
+  });
+  const controller = new AbortController();
+  const running = publisher.run(controller.signal);
+  return {
+    publisher,
+    log,
+    clock,
+    stop: async () => {
+      controller.abort();
+      await running;
+    },
+  };
+}
+
+async function serverWithNamespace(): Promise<FakeApiServer> {
+  const server = await startFakeApiServer();
+  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+  return server;
+}
+
+Deno.test("a shard at the highest generation stops the publisher with a clear error: it writes no shard nobody could read and deletes nothing", async () => {
+  const server = await serverWithNamespace();
+  const [good] = encodeShards([publishedImageOf("docker.io/library/a:1")], {
+    namespace: NS,
+    generation: 3,
+  });
+  server.create("configmaps", good);
+  const [hostile] = encodeShards([publishedImageOf("docker.io/library/x:1")], {
+    namespace: NS,
+    generation: MAX_GENERATION,
+  });
+  server.create("configmaps", hostile);
+  const run = startPublisher(server, ["docker.io/library/b:1"]);
+  try {
+    await waitFor(
+      () => run.log.lines.some((e) => /past the highest a node reads/.test(String(e.error))),
+      { what: "the error" },
+    );
+    assertEquals(server.requests.counts()["create configmaps"] ?? 0, 0);
+    assertEquals(server.requests.counts()["delete configmaps"] ?? 0, 0);
+    assertEquals(
+      server.list("configmaps", { namespace: NS }).map((cm) => cm.metadata.name).sort(),
+      [good.metadata!.name!, hostile.metadata!.name!].sort(),
+    );
+  } finally {
+    await run.stop();
+    await server.close();
+  }
+});
+
+Deno.test("a ConfigMap that already holds the next shard's name makes the publisher go past that generation, not retry it for ever", async () => {
+  const server = await serverWithNamespace();
+  // Not labelled: the publisher does not see it, only its name taken.
+  server.create("configmaps", { metadata: { namespace: NS, name: shardName(1, 0) } });
+  const run = startPublisher(server, ["docker.io/library/a:1"]);
+  try {
+    await waitFor(() => run.log.lines.some((e) => e.status === 409), {
+      what: "the refused create",
+    });
+    assertEquals(run.publisher.status().publishes, 0);
+    // The retry, after its backoff: at the next generation.
+    await run.clock.advance(1_200); // the first backoff: 1 s ± 20 %
+    await waitFor(() => run.publisher.status().publishes === 1, { what: "a publish" });
+    assertEquals(run.publisher.status().generation, 2);
+    assert(server.get("configmaps", NS, shardName(1, 0)), "the other ConfigMap is left alone");
+  } finally {
+    await run.stop();
+    await server.close();
+  }
+});
+
+Deno.test("the publisher deletes only its own shards: a labelled ConfigMap under another name is left alone", async () => {
+  const server = await serverWithNamespace();
+  server.create("configmaps", {
+    metadata: {
+      namespace: NS,
+      name: "team-notes",
+      labels: { [PUBLISHED_SET_LABEL]: "desired-images" },
+    },
+    data: { note: "not a shard" },
+  });
+  const old = encodeShards([publishedImageOf("docker.io/library/old:1")], {
+    namespace: NS,
+    generation: 1,
+  });
+  for (const shard of old) server.create("configmaps", shard);
+  const run = startPublisher(server, ["docker.io/library/a:1"]);
+  try {
+    await waitFor(() => run.publisher.status().publishes === 1, { what: "a publish" });
+    await waitFor(() => !server.get("configmaps", NS, shardName(1, 0)), {
+      what: "the old generation removed",
+    });
+    assert(server.get("configmaps", NS, "team-notes"), "the labelled ConfigMap is still there");
+  } finally {
+    await run.stop();
     await server.close();
   }
 });
