@@ -287,7 +287,10 @@ Deno.test("the aggregator: two replicas spread over nodes, a PodDisruptionBudget
   assertEquals(term.topologyKey, "kubernetes.io/hostname");
   assertEquals(term.labelSelector.matchLabels, deployment.spec.selector.matchLabels);
   const pdb = only(objects, "PodDisruptionBudget");
-  assertEquals(pdb.spec.minAvailable, 1);
+  // One at a time, and never blocking a drain: not with one replica, not for a replica not ready.
+  assertEquals(pdb.spec.maxUnavailable, 1);
+  assertEquals(pdb.spec.minAvailable, undefined);
+  assertEquals(pdb.spec.unhealthyPodEvictionPolicy, "AlwaysAllow");
   assertEquals(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
   for (const [key, value] of Object.entries(deployment.spec.selector.matchLabels)) {
     assertEquals(template.metadata.labels[key], value);
