@@ -268,6 +268,7 @@ export async function runDaemon(
       taint: config.startupTaint,
       timeoutMs: config.warmTimeoutMs,
       images: () => puller.status(),
+      known: () => pullerRunning,
       nodeMeta: () => nodeImages.meta(),
       setConcurrency: (limit) => puller.setConcurrency(limit),
       warmConcurrency: config.warmMaxConcurrentPulls,
@@ -304,6 +305,9 @@ export async function runDaemon(
   const watching = [
     ...sources.map((s) => s.run(lifetime)),
     nodeImages.run(lifetime),
+    // From the start, not after the sync: --warm-timeout opens the node even
+    // if its images never become known (say, no published set yet).
+    warmUp?.run(lifetime),
   ];
   try {
     // No action before sync: an image missing from a half-filled cache is
@@ -336,7 +340,9 @@ export async function runDaemon(
     }
     if (!lifetime.aborted) {
       pullerRunning = true;
-      await Promise.all([puller.run(lifetime), warmUp?.run(lifetime)]);
+      // The images are known from now on: the warm-up's first real look.
+      warmUp?.poke();
+      await puller.run(lifetime);
     }
   } finally {
     pullerRunning = false;

@@ -270,11 +270,11 @@ for (const { dir, strategy, split } of LAYOUTS) {
   });
 }
 
-Deno.test("node daemons lose every cluster-wide list and watch but their own Node's", async () => {
+Deno.test("node daemons keep no cluster-wide grant but list and watch of Nodes (their own, asked for by name)", async () => {
   const objects = await render("manifests");
   const ds = only(objects, "DaemonSet");
   const rules = rulesOf(objects, ds.spec.template.spec.serviceAccountName);
-  assertEquals(ruleTable(rules.cluster), { "core/nodes": ["get", "list", "watch"] });
+  assertEquals(ruleTable(rules.cluster), { "core/nodes": ["list", "watch"] });
 });
 
 Deno.test("the aggregator: two replicas spread over nodes, a PodDisruptionBudget, the restricted profile, its identity from the downward API", async () => {
@@ -286,6 +286,11 @@ Deno.test("the aggregator: two replicas spread over nodes, a PodDisruptionBudget
     .preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
   assertEquals(term.topologyKey, "kubernetes.io/hostname");
   assertEquals(term.labelSelector.matchLabels, deployment.spec.selector.matchLabels);
+  // Over zones too, best effort: a cluster without zones still schedules both.
+  const [spread] = template.spec.topologySpreadConstraints;
+  assertEquals(spread.topologyKey, "topology.kubernetes.io/zone");
+  assertEquals(spread.whenUnsatisfiable, "ScheduleAnyway");
+  assertEquals(spread.labelSelector.matchLabels, deployment.spec.selector.matchLabels);
   const pdb = only(objects, "PodDisruptionBudget");
   // One at a time, and never blocking a drain: not with one replica, not for a replica not ready.
   assertEquals(pdb.spec.maxUnavailable, 1);

@@ -148,13 +148,31 @@ Deno.test("The split as it ships: an aggregator process publishes, a node proces
       assertEquals((lease.spec as { holderIdentity: string }).holderIdentity, "");
 
       server.requests.reset();
-      node = start(kubeconfig, ["--role=node", `--node-name=${NODE}`]);
+      // As the DaemonSet runs it: its own pod named, so it reads its own
+      // tolerations and records Events on itself.
+      const self = server.create("pods", {
+        metadata: { namespace: NS, name: "icd-node-1" },
+        spec: { nodeName: NODE, containers: [{ name: "daemon", image: "icd" }] },
+      });
+      node = start(kubeconfig, [
+        "--role=node",
+        `--node-name=${NODE}`,
+        `--pod-name=${self.metadata.name}`,
+        `--pod-uid=${self.metadata.uid}`,
+      ]);
       await waitFor(
         () => expected.every((ref) => server.kubelet(NODE).imagesPresent().includes(ref)),
         { what: "images on the node", timeoutMs: 20_000 },
       );
+      await waitFor(() => server.requests.counts()["create events"] === 1, {
+        what: "the node's Event on its own pod",
+      });
       assertEquals(await stop(node), 0, await node.stderr);
       node = undefined;
+      const made = new Set(server.requests.entries().map((r) => `${r.verb} ${r.resource}`));
+      for (const call of ["get pods", "create events", "list configmaps", "watch nodes"]) {
+        assert(made.has(call), `the node made no ${call}`);
+      }
       assertWithinRbac(server, await rulesOf("image-cache-daemon"), "node");
     } finally {
       await stop(aggregator, "SIGKILL");
@@ -232,6 +250,8 @@ Deno.test("Two aggregator processes: after the leader is SIGKILLed the standby p
       assertEquals(events.length, 1);
       assertEquals(events[0].count, 1);
       assertEquals(eventCreates().map((r) => r.status), [201, 409]);
+      // Both replicas, Events and Lease writes included, within the aggregator's RBAC.
+      assertWithinRbac(server, await rulesOf("image-cache-daemon-aggregator"), "aggregators");
     } finally {
       for (const proc of procs.values()) await stop(proc, "SIGKILL");
     }

@@ -189,7 +189,7 @@ Deno.test("a node registered with the startup taint gets it lifted only after it
     assertEquals(
       [...new Set(calls.filter((c) => !isAllowed(base, c)).map((c) => `${c.verb} ${c.resource}`))]
         .sort(),
-      ["patch nodes", "patch nodes/status"],
+      ["get nodes", "patch nodes", "patch nodes/status"],
     );
   } finally {
     await run.stop();

@@ -89,10 +89,10 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     scope: "cluster",
     apiGroup: "",
     resource: "nodes",
-    verbs: ["get", "list", "watch"],
+    verbs: ["list", "watch"],
     mode: "all",
     roles: ["all", "node"],
-    why: "the puller reads its own node: architecture and status.images",
+    why: "the puller watches its own node by name: architecture and status.images",
   },
   {
     scope: "namespace",
@@ -154,11 +154,11 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     scope: "namespace",
     apiGroup: "",
     resource: "configmaps",
-    verbs: ["create", "delete"],
+    verbs: ["create", "delete", "list", "watch"],
     mode: "all",
     roles: ["aggregator"],
     why:
-      "publication/publisher.ts writes each generation of the published set and deletes old ones",
+      "publication/publisher.ts watches the published set, writes each generation and deletes old ones",
   },
   {
     scope: "namespace",
@@ -182,12 +182,12 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
     scope: "cluster",
     apiGroup: "",
     resource: "nodes",
-    verbs: ["patch"],
+    verbs: ["get", "patch"],
     mode: "all",
     roles: ["all", "node"],
     feature: "warm-up",
     why:
-      "warm/warm_up.ts removes the --startup-taint from its own Node (JSON patch with a test op)",
+      "warm/warm_up.ts reads its own Node's taints and removes the --startup-taint (JSON patch with a test op)",
   },
   {
     scope: "cluster",

@@ -27,6 +27,21 @@ import type { NodeMeta } from "../puller/node_images.ts";
 import { type Clock, realClock } from "../time/clock.ts";
 import { CONDITION_TYPE, type WarmState, warmState } from "./warm_state.ts";
 
+/** The state before the desired images are known: not warm, and saying why. */
+const UNKNOWN_STATE: WarmState = {
+  warm: false,
+  desired: 0,
+  present: 0,
+  missing: 0,
+  failing: [],
+  permanent: [],
+  condition: {
+    status: "False",
+    reason: "DesiredImagesUnknown",
+    message: "the desired images are not known yet: the daemon waits for its sources",
+  },
+};
+
 /** Options for {@linkcode WarmUp}. */
 export interface WarmUpOptions {
   kubeConfig: KubeConfig;
@@ -39,6 +54,14 @@ export interface WarmUpOptions {
   timeoutMs: number;
   /** The puller's view of the desired images. */
   images(): readonly ImageStatus[];
+  /**
+   * Whether the desired images are known (every source, or the published
+   * set, synced and the puller running). Until then the node is not warm,
+   * whatever {@linkcode images} says, and only `--warm-timeout` opens it: a
+   * node whose daemon never learns its images (no published set yet, a
+   * source that never syncs) is still opened in time. @default {always}
+   */
+  known?(): boolean;
   /** The watched Node (undefined until seen). */
   nodeMeta(): NodeMeta | undefined;
   /** Raises the puller's concurrency while warming, and sets it back. */
@@ -164,7 +187,8 @@ export class WarmUp {
   async tick(): Promise<void> {
     const meta = this.#o.nodeMeta();
     if (meta === undefined) return;
-    const state = warmState(this.#o.images());
+    const known = this.#o.known?.() !== false;
+    const state = known ? warmState(this.#o.images()) : UNKNOWN_STATE;
     this.#state = state;
     this.#foundStatus ??= meta.conditions.find((c) => c.type === CONDITION_TYPE)?.status ??
       "none";
@@ -172,7 +196,9 @@ export class WarmUp {
     if ((state.warm || this.#opened) && this.#o.warmConcurrency !== undefined) {
       this.#o.setConcurrency?.(this.#o.normalConcurrency ?? 1);
     }
-    await this.#writeCondition(meta, state);
+    // Not before the images are known: a restarted daemon would turn a warm
+    // node's condition False for as long as its sources take to sync.
+    if (known) await this.#writeCondition(meta, state);
     const { taint } = this.#o;
     if (taint === undefined) {
       if (state.warm) this.#open(meta, state);
@@ -191,6 +217,7 @@ export class WarmUp {
       if (!state.warm) {
         this.#log.warn("Warm-up timed out; startup taint removed with images missing", {
           taint: taintText(taint),
+          reason: state.condition.reason,
           missing: state.missing,
           failing: state.failing,
         });

@@ -22,6 +22,7 @@ async function harness(taint: { key: string; effect: string; value?: string; tim
   let images: ImageStatus[] = [
     { ref: "a", state: "failed", attempts: 1, consecutiveFailures: 1 },
   ];
+  let known = true;
   const meta = (): NodeMeta => ({
     created,
     taints: node().spec?.taints ?? [],
@@ -35,6 +36,7 @@ async function harness(taint: { key: string; effect: string; value?: string; tim
     taint: { key: KEY, effect: "NoSchedule" },
     timeoutMs: 600_000,
     images: () => images,
+    known: () => known,
     nodeMeta: meta,
     events: { emit: (_type, _obj, reason, message) => events.push(`${reason}: ${message}`) },
     onWarm: (seconds, outcome) => observed.push([seconds, outcome]),
@@ -50,6 +52,7 @@ async function harness(taint: { key: string; effect: string; value?: string; tim
     observed,
     meta,
     setImages: (next: ImageStatus[]) => images = next,
+    setKnown: (next: boolean) => known = next,
   };
 }
 
@@ -219,6 +222,36 @@ Deno.test("WarmUp writes a change of the counts alone at most every 10 s, and a 
     await h.warmUp.tick();
     assertEquals(patches(), 3);
     assertEquals(h.meta().conditions[0]?.status, "True");
+  } finally {
+    await h.server.close();
+  }
+});
+
+Deno.test("WarmUp opens a node at --warm-timeout while its desired images are still unknown, and leaves its condition alone until they are known", async () => {
+  const h = await harness({ key: KEY, effect: "NoSchedule" });
+  try {
+    // Nothing known yet (no published set, say): an empty list is not "warm".
+    h.setKnown(false);
+    h.setImages([]);
+    await h.warmUp.tick();
+    assertEquals(h.keys(), [KEY]);
+    assertEquals(h.warmUp.status().warm, false);
+    assertEquals(h.meta().conditions, []);
+    await h.clock.advance(600_000);
+    await h.warmUp.tick();
+    assertEquals(h.keys(), [], "opened by the timeout");
+    assertEquals(h.meta().conditions, [], "no condition written while unknown");
+    // Known at last, and present: the condition follows.
+    h.setKnown(true);
+    h.setImages([{
+      ref: "a",
+      state: "present",
+      attempts: 1,
+      consecutiveFailures: 0,
+      everPresent: true,
+    }]);
+    await h.warmUp.tick();
+    assertEquals(h.meta().conditions.map((c) => c.status), ["True"]);
   } finally {
     await h.server.close();
   }
