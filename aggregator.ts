@@ -66,7 +66,7 @@ export async function runAggregator(
     // monotonic time, which a step of the wall clock does not move.
     clock: deps.clock,
   });
-  const events = new LeaderEventSink(recorder, () => election.isLeader());
+  const events = new LeaderEventSink(recorder, () => election.isLeader(), () => recorder.flush());
   // Listed objects are parsed on a second thread: the start's lists are
   // the aggregator's largest work (sources/list_parser.ts).
   const listParser = new ListParser({ log });
@@ -95,7 +95,7 @@ export async function runAggregator(
   ledger.subscribe(() => publisher.poke());
   election.onChange((leading) => {
     if (!leading) return;
-    events.flush();
+    void events.flush();
     publisher.poke();
   });
   deps.onAggregatorStarted?.({

@@ -202,9 +202,15 @@ export class EventRecorder implements EventSink {
     try {
       await this.#api.createNamespacedEvent({ namespace: entry.namespace, body });
     } catch (error) {
-      // Another daemon (on another node) already reported this very thing:
-      // one Event per bad input cluster-wide, not one per node.
-      if (apiStatus(error) === 409) return;
+      // Another daemon (or the aggregator leader before this one) already
+      // reported this very thing: one Event per bad input cluster-wide. It
+      // made nothing new, so its token goes back: a new leader replaying what
+      // it held as a standby (mostly Events the old leader sent) must not
+      // spend the budget of the Events that are really new.
+      if (apiStatus(error) === 409) {
+        this.#tokens = Math.min(this.#o.burst ?? 25, this.#tokens + 1);
+        return;
+      }
       // Why absorb: an Event is advice to operators; failing to send one
       // must never disturb pulling.
       this.#o.log.warn("Cannot create Event", {
