@@ -13,6 +13,7 @@ import type { Logger } from "./log/logger.ts";
 import { DesiredImages, desiredImagesOptions } from "./images/desired_images.ts";
 import { EventRecorder, type EventSink } from "./kube/events.ts";
 import { PublishedSetSource } from "./publication/published_set_source.ts";
+import { LeaseLiveness } from "./election/lease_liveness.ts";
 import type { AggregatorParts } from "./aggregator.ts";
 import { StaticSource } from "./sources/static.ts";
 import type { ArgoKind } from "./sources/argo.ts";
@@ -36,6 +37,8 @@ export interface DaemonDeps {
   /** Backoff bounds of the source watches. @default {500 ms to 30 s} */
   sourceBackoffBaseMs?: number;
   sourceBackoffMaxMs?: number;
+  /** How often a node daemon may read the aggregator's Lease. @default {LEASE_CHECK_EVERY_MS} */
+  leaseCheckEveryMs?: number;
   /** Called once the daemon's parts exist, before they run (for the metrics server and tests). */
   onStarted?(daemon: DaemonParts): void;
   /** Metrics fed by the puller's hooks. */
@@ -98,6 +101,15 @@ export async function buildSources(
         clock,
         backoffBaseMs: deps.sourceBackoffBaseMs,
         backoffMaxMs: deps.sourceBackoffMaxMs,
+        // The ledger counts only while an aggregator renews its Lease.
+        ledgerLiveness: new LeaseLiveness({
+          kubeConfig,
+          namespace: config.podNamespace!,
+          name: config.leaderElectLeaseName,
+          log,
+          clock,
+          checkEveryMs: deps.leaseCheckEveryMs,
+        }),
       }),
     );
     return sources;
@@ -336,6 +348,8 @@ export async function runDaemon(
       }
     }
     if (!lifetime.aborted) {
+      // Whether the tag ledger counts, known before the first resync relies on it.
+      await publishedSet?.checkLedger();
       await strategy.start?.(lifetime);
     }
     if (!lifetime.aborted) {

@@ -62,6 +62,7 @@ async function start<P>(server: FakeApiServer, args: string[], aggregator: boole
     log: recordingLogger(),
     sourceBackoffBaseMs: 20,
     sourceBackoffMaxMs: 200,
+    leaseCheckEveryMs: 200,
     [aggregator ? "onAggregatorStarted" : "onStarted"]: (p: P) => parts = p,
   }, controller.signal);
   await waitFor(() => parts, { what: `${args.join(" ")} started` });
@@ -196,6 +197,36 @@ Deno.test("a moved tag: the canary sees the new digest, the ledger publishes it 
     await waitFor(() => nodes.every((n) => !n.parts.puller.status().some((s) => s.ledgerDrift)), {
       what: "no node reports drift",
     });
+  });
+});
+
+Deno.test("with every aggregator gone (its Lease no longer renewed), the ledger stops counting: a moved tag reaches every node through the nodes' own resyncs", async () => {
+  await withCluster(async ({ server, registry, aggregator, nodes }) => {
+    const [ref] = TAGS;
+    await waitFor(() => allHold(server, ref, digestOf(1)), { what: "v1 on every node" });
+    await waitFor(
+      () =>
+        nodes.every((n) => n.parts.puller.status().some((s) => s.ref === ref && s.ledgerDigest)),
+      { what: "every node on the ledger" },
+    );
+    await aggregator.stop();
+    // A minute and more without a renewal.
+    const lease = server.get("leases", NS, "image-cache-daemon-aggregator")!;
+    server.update("leases", {
+      ...lease,
+      spec: {
+        ...lease.spec as Record<string, unknown>,
+        renewTime: new Date(Date.now() - 120_000).toISOString().replace(/Z$/, "000Z"),
+      },
+    });
+    registry.digests.set(ref, digestOf(99));
+    await waitFor(() => allHold(server, ref, digestOf(99)), {
+      what: "the moved tag on every node, with no aggregator",
+      timeoutMs: 30_000,
+    });
+    for (const n of nodes) {
+      assertEquals(n.parts.publishedSet!.publishedSet().ledger?.alive, false);
+    }
   });
 });
 

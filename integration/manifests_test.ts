@@ -555,7 +555,10 @@ Deno.test("isAllowed() in the split layout: the aggregator writes only its names
     [node, "GET", "/apis/argoproj.io/v1alpha1/workflowtemplates", false],
     [node, "POST", "/api/v1/namespaces/team-a/events", false],
     [node, "POST", `${ns}/events`, true],
-    [node, "GET", `${lease}/image-cache-daemon-aggregator`, false],
+    // A node reads the aggregator's Lease (is the tag ledger kept?), that one only, never writes it.
+    [node, "GET", `${lease}/image-cache-daemon-aggregator`, true],
+    [node, "GET", `${lease}/another-lease`, false],
+    [node, "PUT", `${lease}/image-cache-daemon-aggregator`, false],
   ];
   for (const [rules, method, path, allowed] of cases) {
     const who = rules === aggregator ? "aggregator" : "node";

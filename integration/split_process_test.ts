@@ -170,7 +170,9 @@ Deno.test("The split as it ships: an aggregator process publishes, a node proces
       assertEquals(await stop(node), 0, await node.stderr);
       node = undefined;
       const made = new Set(server.requests.entries().map((r) => `${r.verb} ${r.resource}`));
-      for (const call of ["get pods", "create events", "list configmaps", "watch nodes"]) {
+      for (
+        const call of ["get pods", "create events", "list configmaps", "watch nodes", "get leases"]
+      ) {
         assert(made.has(call), `the node made no ${call}`);
       }
       assertWithinRbac(server, await rulesOf("image-cache-daemon"), "node");

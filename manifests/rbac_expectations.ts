@@ -171,6 +171,16 @@ export const REQUIRED_API_CALLS: readonly RequiredRule[] = [
   },
   {
     scope: "namespace",
+    apiGroup: "coordination.k8s.io",
+    resource: "leases",
+    verbs: ["get"],
+    mode: "all",
+    roles: ["node"],
+    why:
+      "election/lease_liveness.ts reads the aggregator's Lease: the tag ledger counts only while it is renewed",
+  },
+  {
+    scope: "namespace",
     apiGroup: "",
     resource: "events",
     verbs: ["create", "patch"],

@@ -36,6 +36,8 @@ export interface PublishedSetStatus {
   readonly images: number;
   /** When (clock ms) a complete set was last seen: now while `current`. */
   readonly lastComplete?: number;
+  /** Whether the tag ledger counts (an aggregator is alive), and why not. */
+  readonly ledger?: { readonly alive?: boolean; readonly reason?: string };
 }
 
 /** Options for {@linkcode PublishedSetSource}. */
@@ -48,6 +50,16 @@ export interface PublishedSetSourceOptions {
   clock?: Clock;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /**
+   * Whether an aggregator keeps the tag ledger now (election/lease_liveness.ts):
+   * while it says no, {@linkcode PublishedSetSource.ledger} has nothing, so
+   * the node resyncs its tags itself. Absent: the ledger always counts.
+   */
+  ledgerLiveness?: {
+    alive(): boolean;
+    check(): Promise<void>;
+    status(): { readonly alive?: boolean; readonly reason?: string };
+  };
 }
 
 /** Whether two reference lists are equal, element by element. */
@@ -119,12 +131,24 @@ export class PublishedSetSource implements Source {
       generation: this.#applied?.generation,
       images: this.#applied?.images ?? 0,
       lastComplete: this.#state === "current" ? this.#clock.now() : this.#lastComplete,
+      ledger: this.#o.ledgerLiveness?.status(),
     };
   }
 
-  /** The aggregator's tag ledger for `ref` (a tag), as last applied. */
+  /** Reads whether an aggregator keeps the tag ledger now (before the puller starts). */
+  async checkLedger(): Promise<void> {
+    await this.#o.ledgerLiveness?.check();
+  }
+
+  /**
+   * The aggregator's tag ledger for `ref` (a tag), as last applied; nothing
+   * while no aggregator keeps it (a moved tag's new digest would not be
+   * published).
+   */
   ledger(ref: string): { canary?: string; digest?: string } | undefined {
-    return this.#ledger.get(ref);
+    const entry = this.#ledger.get(ref);
+    if (entry === undefined || this.#o.ledgerLiveness?.alive() === false) return undefined;
+    return entry;
   }
 
   /** Calls `listener` with the tags whose ledger digest changed, after each applied set. */

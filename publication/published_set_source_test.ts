@@ -100,3 +100,49 @@ Deno.test("a node never goes back to an older generation left behind while shard
     assertEquals(desired.size, 1);
   });
 });
+
+Deno.test("the tag ledger counts only while an aggregator is alive: without one a node finds no ledger entry and resyncs the tag itself", async () => {
+  const server = await startFakeApiServer();
+  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+  let alive = true;
+  const source = new PublishedSetSource({
+    kubeConfig: server.kubeConfig(),
+    namespace: NS,
+    sink: new DesiredImages(),
+    log: nullLogger,
+    ledgerLiveness: {
+      alive: () => alive,
+      check: () => Promise.resolve(),
+      status: () => ({ alive, reason: alive ? undefined : "no aggregator is running" }),
+    },
+  });
+  const digest = `sha256:${"d".repeat(64)}`;
+  for (
+    const shard of encodeShards([{
+      ...publishedImageOf(ref(1)),
+      canary: "node-2",
+      ledgerDigest: digest,
+    }], {
+      namespace: NS,
+      generation: 1,
+    })
+  ) server.create("configmaps", shard);
+  const controller = new AbortController();
+  const running = source.run(controller.signal);
+  try {
+    await source.synced;
+    assertEquals(source.ledger(ref(1)), { canary: "node-2", digest });
+    alive = false;
+    assertEquals(source.ledger(ref(1)), undefined);
+    assertEquals(source.publishedSet().ledger, {
+      alive: false,
+      reason: "no aggregator is running",
+    });
+    alive = true;
+    assertEquals(source.ledger(ref(1)), { canary: "node-2", digest });
+  } finally {
+    controller.abort();
+    await running;
+    await server.close();
+  }
+});
