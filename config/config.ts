@@ -731,8 +731,39 @@ export function loadConfig(
       );
     }
   }
+  if (config.role === "node") {
+    const cluster = NODE_IGNORED_FLAGS.filter((name) => flags[name] !== undefined);
+    if (cluster.length > 0) {
+      throw new TypeError(
+        `${
+          cluster.map(flagName).join(", ")
+        }: the sources and the election run on the aggregator; set them on its Deployment (--role=aggregator), not with --role=node`,
+      );
+    }
+  }
   return deepFreeze({ config, positionals });
 }
+
+/**
+ * Flags a node daemon (`--role=node`) would silently do nothing with: it
+ * reads only the published set, so what selects, trusts or caps the sources'
+ * objects, and the election and publishing, are the aggregator's.
+ */
+const NODE_IGNORED_FLAGS = [
+  "configmap-selector",
+  "configmap-namespaces",
+  "watch-configmaps",
+  "watch-argo-workflow-templates",
+  "watch-argo-cluster-workflow-templates",
+  "watch-argo-cron-workflows",
+  "trusted-namespaces",
+  "trust-cluster-workflow-templates",
+  "max-images-per-object",
+  "leader-elect-lease-duration",
+  "leader-elect-renew-deadline",
+  "leader-elect-retry-period",
+  "publish-interval",
+] as const;
 
 /**
  * Who the running daemon is. {@linkcode requireDaemonIdentity} returns it

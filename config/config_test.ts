@@ -253,3 +253,34 @@ Deno.test("bad warm-up flags and warm-up flags on an aggregator are refused, nam
     "--startup-taint: warm-up runs on the nodes",
   );
 });
+
+Deno.test("--role=node refuses the flags only the aggregator uses, naming each, and keeps those a node applies", () => {
+  assertThrows(
+    () =>
+      loadConfig([
+        "--role=node",
+        "--configmap-namespaces=apps",
+        "--trusted-namespaces=platform",
+        "--publish-interval=2s",
+      ]),
+    TypeError,
+    "--configmap-namespaces, --trusted-namespaces, --publish-interval: the sources and the election run on the aggregator",
+  );
+  assertThrows(
+    () => loadConfig(["--role=node", "--watch-argo-cron-workflows=false"]),
+    TypeError,
+    "--watch-argo-cron-workflows:",
+  );
+  // What a node does apply: its own images, the repositories it accepts, the set's cap, the Lease it reads.
+  const { config } = loadConfig([
+    "--role=node",
+    "--image=alpine:3.20",
+    "--allowed-repositories=docker.io/library/*",
+    "--max-desired-images=500",
+    "--leader-elect-lease-name=my-lease",
+  ]);
+  assertEquals(config.role, "node");
+  assertEquals(config.leaderElectLeaseName, "my-lease");
+  // The same flags are fine with the other roles.
+  assertEquals(loadConfig(["--configmap-namespaces=apps"]).config.role, "all");
+});
