@@ -417,6 +417,11 @@ Deno.test("the CRI overlay mounts the runtime socket where the daemon-cri permis
   const spec = only(objects, "DaemonSet").spec.template.spec;
   const container = daemonContainer(objects);
   assertEquals(container.image, `ghcr.io/image-cache-daemon/image-cache-daemon:${VERSION}-cri`);
+  // Only the node daemons: the aggregator pulls nothing, and its image cannot open a socket.
+  assertEquals(
+    only(objects, "Deployment").spec.template.spec.containers[0].image,
+    `ghcr.io/image-cache-daemon/image-cache-daemon:${VERSION}`,
+  );
   const { config } = loadConfig(container.args, () => undefined);
   assertEquals(container.volumeMounts, [{ name: "cri-socket", mountPath: config.criSocket }]);
   assertEquals(spec.volumes, [{
