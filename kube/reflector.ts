@@ -245,6 +245,12 @@ export interface WatchStatus {
   readonly lastActivity?: number;
 }
 
+/**
+ * How a {@linkcode WatchStatus.reason} starts while the API answers 403: the
+ * objects may be there, unseen (unlike a 404, an API not installed).
+ */
+export const FORBIDDEN_REASON = "Forbidden (check the RBAC rules)";
+
 /** A point-in-time view of a reflector. */
 export interface ReflectorStatus {
   readonly synced: boolean;
@@ -391,9 +397,7 @@ export class Reflector<T> {
   }
 
   #markUnavailable(status: number, message: string): void {
-    const hint = status === 404
-      ? "API not found (is the CRD installed?)"
-      : "Forbidden (check the RBAC rules)";
+    const hint = status === 404 ? "API not found (is the CRD installed?)" : FORBIDDEN_REASON;
     const reason = `${hint}: ${message}`;
     // Say it once per cause: the list and the watch word the same 404 differently.
     if (this.#available || !this.#reason?.startsWith(hint)) {

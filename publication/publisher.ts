@@ -73,6 +73,14 @@ export interface PublisherOptions {
   annotationIntervalMs?: number;
   /** Longest time between two checks of the published set against the desired one. @default {60000} */
   resyncMs?: number;
+  /**
+   * Why no image may leave the published set now (a source the aggregator is
+   * forbidden to read: its objects may still ask for images it cannot see),
+   * or undefined. While it says why, published images that are no longer
+   * desired stay published; additions go out as usual. Call
+   * {@linkcode Publisher.poke} when it changes.
+   */
+  holdRemovals?(): string | undefined;
   /** First wait after a failed write. @default {1000} */
   backoffBaseMs?: number;
   /** Longest wait after failed writes. @default {30000} */
@@ -100,6 +108,8 @@ export class Publisher {
   readonly #o: PublisherOptions;
   readonly #api: CoreV1Api;
   readonly #clock: Clock;
+  /** The reason removals were last held for, to say it once. */
+  #heldBecause?: string;
   readonly #reflector: Reflector<Shard>;
   /** The published ConfigMaps as this replica knows them: watched, and updated by its own writes. */
   readonly #shards = new Map<string, Shard>();
@@ -237,16 +247,34 @@ export class Publisher {
   /** The desired images as they would be published, and how they differ from the published set. */
   #plan(): Plan {
     const { desired } = this.#o;
-    const images = sortImages(
-      desired.refs().map((ref) => {
-        const image = publishedImageOf(ref);
-        const marked = desired.trusted?.(ref) ? { ...image, trusted: true } : image;
-        return this.#o.annotate?.(marked) ?? marked;
-      }),
-    );
-    const digest = setDigest(images);
     const view = viewShards(this.#shards.values());
     const current = view.complete;
+    let images = desired.refs().map((ref) => {
+      const image = publishedImageOf(ref);
+      const marked = desired.trusted?.(ref) ? { ...image, trusted: true } : image;
+      return this.#o.annotate?.(marked) ?? marked;
+    });
+    const held = this.#o.holdRemovals?.();
+    if (held !== undefined && current !== undefined) {
+      const refs = new Set(images.map((i) => i.ref));
+      const kept = current.images.filter((i) => !refs.has(i.ref));
+      if (kept.length > 0) {
+        images = [...images, ...kept];
+        if (this.#heldBecause !== held) {
+          this.#o.log.warn(
+            "Keeping published images no longer desired while a source is unreadable",
+            {
+              images: kept.length,
+              examples: kept.slice(0, 5).map((i) => i.ref),
+              because: held,
+            },
+          );
+        }
+      }
+    }
+    this.#heldBecause = held;
+    images = sortImages(images);
+    const digest = setDigest(images);
     const change = current?.digest === digest
       ? "none"
       : current !== undefined && imagesDigest(current.images) === imagesDigest(images)

@@ -312,3 +312,65 @@ Deno.test("the publisher deletes only its own shards: a labelled ConfigMap under
     await server.close();
   }
 });
+
+Deno.test("while a source is forbidden, no published image is dropped: additions go out, removals wait until it is readable again", async () => {
+  const server = await serverWithNamespace();
+  for (
+    const shard of encodeShards(
+      ["docker.io/library/a:1", "docker.io/library/b:1"].map(publishedImageOf),
+      { namespace: NS, generation: 1 },
+    )
+  ) server.create("configmaps", shard);
+  let forbidden: string | undefined = "configmap: Forbidden (check the RBAC rules): no";
+  const desired = new EditableSet();
+  desired.add("docker.io/library/a:1");
+  const log = recordingLogger();
+  const publisher = new Publisher({
+    kubeConfig: server.kubeConfig(),
+    namespace: NS,
+    desired,
+    isLeader: () => true,
+    sourcesSynced: Promise.resolve(),
+    holdRemovals: () => forbidden,
+    log,
+    clock: new FakeClock(1_000_000),
+    minIntervalMs: 0,
+  });
+  const newest = () => {
+    const shards = server.list("configmaps", {
+      namespace: NS,
+      labelSelector: PUBLISHED_SET_SELECTOR,
+    })
+      .map((cm) => readShard(cm as KubernetesObject));
+    const top = Math.max(...shards.map((s) => s.generation ?? 0));
+    return shards.filter((s) => s.generation === top).flatMap((s) => s.images ?? [])
+      .map((i) => i.ref).sort();
+  };
+  const controller = new AbortController();
+  const running = publisher.run(controller.signal);
+  try {
+    await waitFor(() => publisher.status().synced, { what: "synced" });
+    // b is no longer desired, but the forbidden source might still ask for it: nothing written.
+    assertEquals(publisher.status().publishes, 0);
+    assert(
+      log.lines.some((l) =>
+        l.msg === "Keeping published images no longer desired while a source is unreadable"
+      ),
+    );
+    desired.add("docker.io/library/c:1");
+    await waitFor(() => publisher.status().publishes === 1, { what: "the addition" });
+    assertEquals(newest(), [
+      "docker.io/library/a:1",
+      "docker.io/library/b:1",
+      "docker.io/library/c:1",
+    ]);
+    forbidden = undefined;
+    publisher.poke();
+    await waitFor(() => publisher.status().publishes === 2, { what: "the removal" });
+    assertEquals(newest(), ["docker.io/library/a:1", "docker.io/library/c:1"]);
+  } finally {
+    controller.abort();
+    await running;
+    await server.close();
+  }
+});
