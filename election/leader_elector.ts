@@ -11,7 +11,7 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import { type Clock, monotonicClock, realClock, sleepUnlessAborted } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { apiMessage, apiStatus } from "../kube/client.ts";
+import { apiMessage, apiStatus, withTimeout } from "../kube/client.ts";
 import {
   DEFAULT_LEASE_DURATION_MS,
   DEFAULT_RENEW_DEADLINE_MS,
@@ -322,7 +322,7 @@ export class LeaderElector {
       let lease = known;
       if (lease === undefined) {
         try {
-          lease = await this.#api.readNamespacedLease({ namespace, name });
+          lease = await this.#bounded(this.#api.readNamespacedLease({ namespace, name }), "read");
         } catch (error) {
           if (apiStatus(error) !== 404) throw error;
           if (this.#leading) {
@@ -330,20 +330,23 @@ export class LeaderElector {
             this.#dropFence("The lease was deleted; stopping", {});
             return false;
           }
-          const created = await this.#api.createNamespacedLease({
-            namespace,
-            body: {
-              metadata: { name, namespace },
-              spec: {
-                holderIdentity: identity,
-                leaseDurationSeconds: durationSeconds,
-                // client-node passes MicroTime strings through as written.
-                acquireTime: now as unknown as Date,
-                renewTime: now as unknown as Date,
-                leaseTransitions: 0,
+          const created = await this.#bounded(
+            this.#api.createNamespacedLease({
+              namespace,
+              body: {
+                metadata: { name, namespace },
+                spec: {
+                  holderIdentity: identity,
+                  leaseDurationSeconds: durationSeconds,
+                  // client-node passes MicroTime strings through as written.
+                  acquireTime: now as unknown as Date,
+                  renewTime: now as unknown as Date,
+                  leaseTransitions: 0,
+                },
               },
-            },
-          });
+            }),
+            "create",
+          );
           this.#remember(created, started);
           this.#renewedAt = started;
           return true;
@@ -363,20 +366,23 @@ export class LeaderElector {
       }
       if (heldByOther && this.#observedAt + this.#leaseMsOf(old) > this.#clock.now()) return false;
       const mine = old.holderIdentity === identity;
-      const updated = await this.#api.replaceNamespacedLease({
-        namespace,
-        name,
-        body: {
-          metadata: { ...lease.metadata, name, namespace },
-          spec: {
-            holderIdentity: identity,
-            leaseDurationSeconds: durationSeconds,
-            acquireTime: (mine ? old.acquireTime ?? now : now) as unknown as Date,
-            renewTime: now as unknown as Date,
-            leaseTransitions: mine ? old.leaseTransitions : old.leaseTransitions + 1,
+      const updated = await this.#bounded(
+        this.#api.replaceNamespacedLease({
+          namespace,
+          name,
+          body: {
+            metadata: { ...lease.metadata, name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: (mine ? old.acquireTime ?? now : now) as unknown as Date,
+              renewTime: now as unknown as Date,
+              leaseTransitions: mine ? old.leaseTransitions : old.leaseTransitions + 1,
+            },
           },
-        },
-      });
+        }),
+        "update",
+      );
       if (!mine) {
         log.info("Acquired the lease", {
           lease: `${namespace}/${name}`,
@@ -406,6 +412,16 @@ export class LeaderElector {
       }
       return false;
     }
+  }
+
+  /**
+   * Bounds one request to the Lease by the renew deadline (client-go bounds
+   * its renewals so too), shorter than the API client's own bounds (30 s for
+   * a read): a hung read must not keep a standby from a Lease free for the
+   * taking, nor hold a shutdown's release past the pod's grace period.
+   */
+  #bounded<T>(request: Promise<T>, what: string): Promise<T> {
+    return withTimeout(request, this.#renewMs, `lease ${what}`);
   }
 
   #remember(lease: V1Lease, at: number): void {
@@ -439,20 +455,23 @@ export class LeaderElector {
     const { namespace, name } = this.#o;
     const now = microTime(this.#wall.now());
     try {
-      await this.#api.replaceNamespacedLease({
-        namespace,
-        name,
-        body: {
-          metadata: { ...lease.metadata, name, namespace },
-          spec: {
-            holderIdentity: "",
-            leaseDurationSeconds: 1,
-            acquireTime: now as unknown as Date,
-            renewTime: now as unknown as Date,
-            leaseTransitions: recordOf(lease).leaseTransitions,
+      await this.#bounded(
+        this.#api.replaceNamespacedLease({
+          namespace,
+          name,
+          body: {
+            metadata: { ...lease.metadata, name, namespace },
+            spec: {
+              holderIdentity: "",
+              leaseDurationSeconds: 1,
+              acquireTime: now as unknown as Date,
+              renewTime: now as unknown as Date,
+              leaseTransitions: recordOf(lease).leaseTransitions,
+            },
           },
-        },
-      });
+        }),
+        "release",
+      );
       return true;
     } catch (error) {
       // Why absorb: the standby takes over after the lease duration anyway.

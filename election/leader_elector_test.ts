@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import { FakeClock } from "../time/clock.ts";
-import { nullLogger } from "../log/logger.ts";
+import { nullLogger, recordingLogger } from "../log/logger.ts";
 import { type FakeApiServer, startFakeApiServer } from "../testing/fake_apiserver/mod.ts";
 import { waitFor } from "../testing/wait.ts";
 import { LeaderElector, type LeaderElectorOptions, microTime } from "./leader_elector.ts";
@@ -361,4 +361,34 @@ Deno.test("durations that break client-go's constraints are refused", () => {
     RangeError,
     "1.2 × the retry period",
   );
+});
+
+Deno.test("a Lease request that hangs is given up at the renew deadline, not the API client's 30 s", async () => {
+  await withCluster(async (server, clock) => {
+    server.faults.setLatency(3_000);
+    const log = recordingLogger();
+    const started = performance.now();
+    const a = candidate(server, clock, "pod-a", {
+      leaseDurationMs: 1_000,
+      renewDeadlineMs: 500,
+      retryPeriodMs: 200,
+      log,
+    });
+    try {
+      await waitFor(() => a.elector.status().attempts === 1, {
+        what: "the first attempt given up",
+        timeoutMs: 2_500,
+      });
+      assert(performance.now() - started < 2_500, "given up before the request could answer");
+      assert(!a.elector.isLeader());
+      assert(
+        log.lines.some((l) => /timed out after 500 ms/.test(String(l.error))),
+        JSON.stringify(log.lines),
+      );
+    } finally {
+      server.faults.setLatency(0);
+      a.stop.abort();
+      await a.done;
+    }
+  });
 });
