@@ -568,7 +568,7 @@ const TABLE = [
     default: "image-cache-daemon-aggregator",
     metavar: "name",
     help:
-      "With --role=aggregator: the Lease in the pod's namespace; with --role=node: the Lease whose renewals say an aggregator keeps the tag ledger",
+      "With --role=aggregator: the Lease in the pod's namespace; with --role=node: the Lease whose renewals say an aggregator keeps the tag ledger (the manifests grant this name only: change their resourceNames with it)",
     schema: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
       message:
         "--leader-elect-lease-name: expected a lowercase DNS subdomain such as image-cache-daemon-aggregator",

@@ -551,6 +551,8 @@ Deno.test("isAllowed() in the split layout: the aggregator writes only its names
     [aggregator, "DELETE", `${ns}/configmaps/image-cache-daemon-desired-3-0`, true],
     [aggregator, "POST", "/api/v1/namespaces/team-a/configmaps", false],
     [aggregator, "PUT", `${lease}/image-cache-daemon-aggregator`, true],
+    [aggregator, "PUT", `${lease}/another-controllers-lease`, false],
+    [aggregator, "GET", `${lease}/another-controllers-lease`, false],
     [aggregator, "POST", lease, true],
     [aggregator, "PUT", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x", false],
     [aggregator, "POST", `${ns}/pods`, false],
