@@ -24,6 +24,7 @@ export const PROMETHEUS_RULE_FILE = "manifests/components/prometheus-rules/prome
 export const RELEASE_MANIFESTS: Readonly<Record<string, string>> = {
   "install.yaml": "manifests",
   "install-cri.yaml": "manifests/overlays/cri",
+  "install-single-process.yaml": "manifests/overlays/single-process",
   "install-prometheus-operator.yaml": "manifests/overlays/prometheus-operator",
 };
 
