@@ -374,3 +374,41 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
     await server.close();
   }
 });
+
+Deno.test("a publisher that does not lead writes nothing, however the desired set changes, and publishes once it leads", async () => {
+  const server = await serverWithNamespace();
+  let leading = false;
+  const desired = new EditableSet();
+  desired.add("docker.io/library/a:1");
+  const publisher = new Publisher({
+    kubeConfig: server.kubeConfig(),
+    namespace: NS,
+    desired,
+    isLeader: () => leading,
+    sourcesSynced: Promise.resolve(),
+    log: recordingLogger(),
+    clock: new FakeClock(1_000_000),
+    minIntervalMs: 0,
+  });
+  const controller = new AbortController();
+  const running = publisher.run(controller.signal);
+  try {
+    await waitFor(() => publisher.status().synced, { what: "synced" });
+    desired.add("docker.io/library/b:1");
+    desired.add("docker.io/library/c:1");
+    // Give the loop every chance to (wrongly) write.
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    assertEquals(server.requests.counts()["create configmaps"] ?? 0, 0);
+    assertEquals(server.requests.counts()["delete configmaps"] ?? 0, 0);
+    leading = true;
+    publisher.poke();
+    await waitFor(() => publisher.status().publishes === 1, {
+      what: "the first publish as leader",
+    });
+    assertEquals(publisher.status().images, 3);
+  } finally {
+    controller.abort();
+    await running;
+    await server.close();
+  }
+});
