@@ -10,7 +10,7 @@
  * @module
  */
 import { parseAllDocuments } from "yaml";
-import { FLAGS, loadConfig } from "../config/config.ts";
+import { FLAGS, loadConfig, SOURCE_SELECTION_FLAGS } from "../config/config.ts";
 import { type FlagSpec, formatHelp, parseFlags } from "../config/flags.ts";
 import {
   DesiredImages,
@@ -88,16 +88,7 @@ const TRUST_FLAG_NAMES = [
 ];
 
 /** The daemon flags that decide which objects count, accepted with the same meaning. */
-const SOURCE_FLAG_NAMES = [
-  "image",
-  "configmap-selector",
-  "configmap-namespaces",
-  "watch-configmaps",
-  "watch-argo-workflow-templates",
-  "watch-argo-cluster-workflow-templates",
-  "watch-argo-cron-workflows",
-  ...TRUST_FLAG_NAMES,
-];
+const SOURCE_FLAG_NAMES = ["image", ...SOURCE_SELECTION_FLAGS, ...TRUST_FLAG_NAMES];
 
 /** Every flag of the `images` command: its own, then the daemon's source flags. */
 const IMAGES_FLAGS: readonly FlagSpec[] = [

@@ -744,18 +744,23 @@ export function loadConfig(
   return deepFreeze({ config, positionals });
 }
 
-/**
- * Flags a node daemon (`--role=node`) would silently do nothing with: it
- * reads only the published set, so what selects, trusts or caps the sources'
- * objects, and the election and publishing, are the aggregator's.
- */
-const NODE_IGNORED_FLAGS = [
+/** The flags that choose which objects the sources watch (the `images` command takes them too). */
+export const SOURCE_SELECTION_FLAGS = [
   "configmap-selector",
   "configmap-namespaces",
   "watch-configmaps",
   "watch-argo-workflow-templates",
   "watch-argo-cluster-workflow-templates",
   "watch-argo-cron-workflows",
+] as const;
+
+/**
+ * Flags a node daemon (`--role=node`) would silently do nothing with: it
+ * reads only the published set, so what selects, trusts or caps the sources'
+ * objects, and the election and publishing, are the aggregator's.
+ */
+const NODE_IGNORED_FLAGS = [
+  ...SOURCE_SELECTION_FLAGS,
   "trusted-namespaces",
   "trust-cluster-workflow-templates",
   "max-images-per-object",

@@ -110,6 +110,15 @@ function recordOf(lease: V1Lease): LeaseRecord {
   };
 }
 
+/** A record as the Lease's spec: client-node passes MicroTime strings through as written. */
+function specOf(record: LeaseRecord): NonNullable<V1Lease["spec"]> {
+  return {
+    ...record,
+    acquireTime: record.acquireTime as unknown as Date,
+    renewTime: record.renewTime as unknown as Date,
+  };
+}
+
 const sameRecord = (a: LeaseRecord | undefined, b: LeaseRecord) =>
   a !== undefined && a.holderIdentity === b.holderIdentity &&
   a.renewTime === b.renewTime && a.acquireTime === b.acquireTime &&
@@ -335,14 +344,13 @@ export class LeaderElector {
               namespace,
               body: {
                 metadata: { name, namespace },
-                spec: {
+                spec: specOf({
                   holderIdentity: identity,
                   leaseDurationSeconds: durationSeconds,
-                  // client-node passes MicroTime strings through as written.
-                  acquireTime: now as unknown as Date,
-                  renewTime: now as unknown as Date,
+                  acquireTime: now,
+                  renewTime: now,
                   leaseTransitions: 0,
-                },
+                }),
               },
             }),
             "create",
@@ -366,23 +374,13 @@ export class LeaderElector {
       }
       if (heldByOther && this.#observedAt + this.#leaseMsOf(old) > this.#clock.now()) return false;
       const mine = old.holderIdentity === identity;
-      const updated = await this.#bounded(
-        this.#api.replaceNamespacedLease({
-          namespace,
-          name,
-          body: {
-            metadata: { ...lease.metadata, name, namespace },
-            spec: {
-              holderIdentity: identity,
-              leaseDurationSeconds: durationSeconds,
-              acquireTime: (mine ? old.acquireTime ?? now : now) as unknown as Date,
-              renewTime: now as unknown as Date,
-              leaseTransitions: mine ? old.leaseTransitions : old.leaseTransitions + 1,
-            },
-          },
-        }),
-        "update",
-      );
+      const updated = await this.#replace(lease, {
+        holderIdentity: identity,
+        leaseDurationSeconds: durationSeconds,
+        acquireTime: mine ? old.acquireTime ?? now : now,
+        renewTime: now,
+        leaseTransitions: mine ? old.leaseTransitions : old.leaseTransitions + 1,
+      }, "update");
       if (!mine) {
         log.info("Acquired the lease", {
           lease: `${namespace}/${name}`,
@@ -412,6 +410,19 @@ export class LeaderElector {
       }
       return false;
     }
+  }
+
+  /** Writes `record` over `lease`: conditional on its resourceVersion, bounded. */
+  #replace(lease: V1Lease, record: LeaseRecord, what: string): Promise<V1Lease> {
+    const { namespace, name } = this.#o;
+    return this.#bounded(
+      this.#api.replaceNamespacedLease({
+        namespace,
+        name,
+        body: { metadata: { ...lease.metadata, name, namespace }, spec: specOf(record) },
+      }),
+      what,
+    );
   }
 
   /**
@@ -455,23 +466,13 @@ export class LeaderElector {
     const { namespace, name } = this.#o;
     const now = microTime(this.#wall.now());
     try {
-      await this.#bounded(
-        this.#api.replaceNamespacedLease({
-          namespace,
-          name,
-          body: {
-            metadata: { ...lease.metadata, name, namespace },
-            spec: {
-              holderIdentity: "",
-              leaseDurationSeconds: 1,
-              acquireTime: now as unknown as Date,
-              renewTime: now as unknown as Date,
-              leaseTransitions: recordOf(lease).leaseTransitions,
-            },
-          },
-        }),
-        "release",
-      );
+      await this.#replace(lease, {
+        holderIdentity: "",
+        leaseDurationSeconds: 1,
+        acquireTime: now,
+        renewTime: now,
+        leaseTransitions: recordOf(lease).leaseTransitions,
+      }, "release");
       return true;
     } catch (error) {
       // Why absorb: the standby takes over after the lease duration anyway.
