@@ -141,11 +141,17 @@ function allHold(server: FakeApiServer, ref: string, digest: string): boolean {
 
 Deno.test("with the tag ledger, only a tag's canary checks the registry each period; nodes holding its digest do not pull", async () => {
   await withCluster(async ({ server, registry, nodes }) => {
+    // The whole cluster's start comes first (one aggregator, four nodes, in
+    // real time on a shared machine): as long as the later waits allow.
     for (const [i, ref] of TAGS.entries()) {
       await waitFor(() => ledgerOf(server, ref)?.ledgerDigest === digestOf(i + 1), {
         what: `${ref} in the ledger`,
+        timeoutMs: 30_000,
       });
-      await waitFor(() => allHold(server, ref, digestOf(i + 1)), { what: `${ref} on every node` });
+      await waitFor(() => allHold(server, ref, digestOf(i + 1)), {
+        what: `${ref} on every node`,
+        timeoutMs: 30_000,
+      });
     }
     // Count from when every node has applied the published digests and no
     // pull begun before that is still under way.
