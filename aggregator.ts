@@ -19,7 +19,7 @@ import { Publisher, type PublisherStatus } from "./publication/publisher.ts";
 import type { Source } from "./sources/source.ts";
 import { TagLedger } from "./ledger/tag_ledger.ts";
 import { LedgerFeed } from "./ledger/ledger_feed.ts";
-import { FORBIDDEN_REASON, type WatchStatus } from "./kube/reflector.ts";
+import type { WatchStatus } from "./kube/reflector.ts";
 import { realClock } from "./time/clock.ts";
 
 /** The running parts of an aggregator. */
@@ -95,9 +95,7 @@ export async function runAggregator(
     holdRemovals: () => {
       for (const source of sources) {
         const status = source.status();
-        if (!status.available && status.reason?.startsWith(FORBIDDEN_REASON)) {
-          return `${source.name}: ${status.reason}`;
-        }
+        if (status.forbidden) return `${source.name}: ${status.reason ?? "forbidden"}`;
       }
       return undefined;
     },

@@ -260,7 +260,9 @@ export async function runDaemon(
       pullEvents.pullFinished(ref, result);
       // The tag ledger's canary, pulling through CRI, makes no pull pod the
       // leader could read: it reports its check in an Event instead (#16).
-      if (reportsTagChecks && publishedSet?.ledger(ref)?.canary === node) {
+      // Whether this node is the canary, as published, whatever this node
+      // thinks of the aggregator: the other nodes may still rely on its report.
+      if (reportsTagChecks && publishedSet?.ledgerEntry(ref)?.canary === node) {
         pullEvents.tagChecked(ref, result);
       }
     },

@@ -233,6 +233,12 @@ export interface WatchStatus {
   readonly synced: boolean;
   /** False while the API is missing or forbidden. */
   readonly available: boolean;
+  /**
+   * True from a 403 until a list succeeds again, whatever other errors come
+   * between: the objects may be there, unseen (unlike a 404, an API that is
+   * not installed).
+   */
+  readonly forbidden?: boolean;
   /** Why it is unavailable or degraded. */
   readonly reason?: string;
   /** Number of objects currently contributing. */
@@ -245,16 +251,12 @@ export interface WatchStatus {
   readonly lastActivity?: number;
 }
 
-/**
- * How a {@linkcode WatchStatus.reason} starts while the API answers 403: the
- * objects may be there, unseen (unlike a 404, an API not installed).
- */
-export const FORBIDDEN_REASON = "Forbidden (check the RBAC rules)";
-
 /** A point-in-time view of a reflector. */
 export interface ReflectorStatus {
   readonly synced: boolean;
   readonly available: boolean;
+  /** See {@linkcode WatchStatus.forbidden}. */
+  readonly forbidden: boolean;
   readonly reason?: string;
   readonly restarts: number;
   readonly lastActivity?: number;
@@ -294,6 +296,7 @@ export class Reflector<T> {
   #resourceVersion?: string;
   #synced = false;
   #available = true;
+  #forbidden = false;
   #reason?: string;
   #restarts = 0;
   #lastActivity?: number;
@@ -322,6 +325,7 @@ export class Reflector<T> {
     return {
       synced: this.#synced,
       available: this.#available,
+      forbidden: this.#forbidden,
       reason: this.#reason,
       restarts: this.#restarts,
       lastActivity: this.#lastActivity,
@@ -397,13 +401,16 @@ export class Reflector<T> {
   }
 
   #markUnavailable(status: number, message: string): void {
-    const hint = status === 404 ? "API not found (is the CRD installed?)" : FORBIDDEN_REASON;
+    const hint = status === 404
+      ? "API not found (is the CRD installed?)"
+      : "Forbidden (check the RBAC rules)";
     const reason = `${hint}: ${message}`;
     // Say it once per cause: the list and the watch word the same 404 differently.
     if (this.#available || !this.#reason?.startsWith(hint)) {
       this.#o.log.warn("Source unavailable", { source: this.#o.name, status, reason });
     }
     this.#available = false;
+    this.#forbidden = status === 403;
     this.#reason = reason;
     this.#o.handler.unavailable?.(status, message);
     this.#markSynced();
@@ -487,6 +494,7 @@ export class Reflector<T> {
       this.#o.log.info("Source available again", { source: this.#o.name });
     }
     this.#available = true;
+    this.#forbidden = false;
     this.#reason = undefined;
     this.#failures = 0;
     handler.replace(items);

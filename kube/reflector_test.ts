@@ -213,6 +213,25 @@ Deno.test("Reflector counts a forbidden list as synced-but-unavailable and keeps
   }
 });
 
+Deno.test("Reflector stays forbidden from a 403 until a list succeeds, whatever other error comes between", async () => {
+  const { clock, api, r } = scripted();
+  api.put("a", { v: "1" });
+  api.failLists(
+    new ApiException(403, "Forbidden", '{"message":"no"}', {}),
+    new ApiException(500, "Internal Server Error", '{"message":"etcd timeout"}', {}),
+  );
+  await withRun(r, async () => {
+    await r.synced;
+    assertEquals(r.status().forbidden, true);
+    while (api.lists.length < 2) await clock.advance(10);
+    await waitFor(() => /etcd timeout/.test(r.status().reason ?? ""), { what: "the 500 seen" });
+    assertEquals(r.status().forbidden, true, "a 500 says nothing about the 403");
+    while (api.lists.length < 3) await clock.advance(10);
+    await waitFor(() => r.status().available, { what: "listed" });
+    assertEquals(r.status().forbidden, false);
+  });
+});
+
 Deno.test("Reflector waits at least as long as Retry-After says, with jitter, before listing again", async () => {
   const { clock, api, m, r } = scripted();
   api.put("a", { v: "1" });

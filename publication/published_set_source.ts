@@ -151,6 +151,14 @@ export class PublishedSetSource implements Source {
     return entry;
   }
 
+  /**
+   * The published ledger entry for `ref`, alive aggregator or not: for what
+   * this node owes the others (a canary's report), not for what it may skip.
+   */
+  ledgerEntry(ref: string): { canary?: string; digest?: string } | undefined {
+    return this.#ledger.get(ref);
+  }
+
   /** Calls `listener` with the tags whose ledger digest changed, after each applied set. */
   onLedgerChange(listener: (refs: string[]) => void): () => void {
     this.#ledgerListeners.add(listener);

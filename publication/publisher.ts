@@ -257,7 +257,11 @@ export class Publisher {
     const held = this.#o.holdRemovals?.();
     if (held !== undefined && current !== undefined) {
       const refs = new Set(images.map((i) => i.ref));
-      const kept = current.images.filter((i) => !refs.has(i.ref));
+      // Without the ledger's data: the ledger no longer follows these tags,
+      // so nodes must resync them themselves rather than trust a digest
+      // nobody updates.
+      const kept = current.images.filter((i) => !refs.has(i.ref))
+        .map(({ canary: _c, ledgerDigest: _d, ...image }) => image);
       if (kept.length > 0) {
         images = [...images, ...kept];
         if (this.#heldBecause !== held) {

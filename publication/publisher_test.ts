@@ -234,7 +234,7 @@ async function serverWithNamespace(): Promise<FakeApiServer> {
   return server;
 }
 
-Deno.test("a shard at the highest generation stops the publisher with a clear error: it writes no shard nobody could read and deletes nothing", async () => {
+Deno.test("a shard at the highest generation makes the publisher write and delete nothing, with an error naming the fix", async () => {
   const server = await serverWithNamespace();
   const [good] = encodeShards([publishedImageOf("docker.io/library/a:1")], {
     namespace: NS,
@@ -315,9 +315,13 @@ Deno.test("the publisher deletes only its own shards: a labelled ConfigMap under
 
 Deno.test("while a source is forbidden, no published image is dropped: additions go out, removals wait until it is readable again", async () => {
   const server = await serverWithNamespace();
+  const ledgerDigest = `sha256:${"b".repeat(64)}`;
   for (
     const shard of encodeShards(
-      ["docker.io/library/a:1", "docker.io/library/b:1"].map(publishedImageOf),
+      [
+        publishedImageOf("docker.io/library/a:1"),
+        { ...publishedImageOf("docker.io/library/b:1"), canary: "node-1", ledgerDigest },
+      ],
       { namespace: NS, generation: 1 },
     )
   ) server.create("configmaps", shard);
@@ -336,6 +340,7 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
     clock: new FakeClock(1_000_000),
     minIntervalMs: 0,
   });
+  /** The newest generation's images, by reference. */
   const newest = () => {
     const shards = server.list("configmaps", {
       namespace: NS,
@@ -343,31 +348,38 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
     })
       .map((cm) => readShard(cm as KubernetesObject));
     const top = Math.max(...shards.map((s) => s.generation ?? 0));
-    return shards.filter((s) => s.generation === top).flatMap((s) => s.images ?? [])
-      .map((i) => i.ref).sort();
+    return new Map(
+      shards.filter((s) => s.generation === top).flatMap((s) => s.images ?? [])
+        .map((i) => [i.ref, i]),
+    );
   };
+  const refs = () => [...newest().keys()].sort();
   const controller = new AbortController();
   const running = publisher.run(controller.signal);
   try {
-    await waitFor(() => publisher.status().synced, { what: "synced" });
-    // b is no longer desired, but the forbidden source might still ask for it: nothing written.
-    assertEquals(publisher.status().publishes, 0);
+    // b is no longer desired, but the forbidden source might still ask for
+    // it: it stays, only without the ledger's data (nothing follows that tag
+    // any more, so nodes resync it themselves).
+    await waitFor(() => publisher.status().publishes === 1, { what: "the first generation" });
+    assertEquals(refs(), ["docker.io/library/a:1", "docker.io/library/b:1"]);
+    assertEquals(newest().get("docker.io/library/b:1")?.ledgerDigest, undefined);
+    assertEquals(newest().get("docker.io/library/b:1")?.canary, undefined);
     assert(
       log.lines.some((l) =>
         l.msg === "Keeping published images no longer desired while a source is unreadable"
       ),
     );
     desired.add("docker.io/library/c:1");
-    await waitFor(() => publisher.status().publishes === 1, { what: "the addition" });
-    assertEquals(newest(), [
+    await waitFor(() => publisher.status().publishes === 2, { what: "the addition" });
+    assertEquals(refs(), [
       "docker.io/library/a:1",
       "docker.io/library/b:1",
       "docker.io/library/c:1",
     ]);
     forbidden = undefined;
     publisher.poke();
-    await waitFor(() => publisher.status().publishes === 2, { what: "the removal" });
-    assertEquals(newest(), ["docker.io/library/a:1", "docker.io/library/c:1"]);
+    await waitFor(() => publisher.status().publishes === 3, { what: "the removal" });
+    assertEquals(refs(), ["docker.io/library/a:1", "docker.io/library/c:1"]);
   } finally {
     controller.abort();
     await running;

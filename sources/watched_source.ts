@@ -137,6 +137,7 @@ export class WatchedSource implements Source {
       name: this.name,
       synced: statuses.every((s) => s.synced),
       available: statuses.every((s) => s.available),
+      forbidden: statuses.some((s) => s.forbidden),
       reason: reasons.length ? [...new Set(reasons)].join("; ") : undefined,
       objects: this.#good.size,
       errors: this.#errors.size,

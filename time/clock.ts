@@ -80,8 +80,9 @@ export const realClock: Clock = { now: () => Date.now(), sleep: timerSleep(() =>
 /**
  * A clock that only moves forward at the rate of real time: the wall time at
  * the process's start plus the time elapsed since (`performance.now()`). A
- * step of the wall clock (NTP, a resumed VM) does not move it, so durations
- * measured on it are real durations. For decisions whose safety rests on
+ * step of the wall clock (NTP, an operator's `date`) does not move it, so
+ * durations measured on it are real durations. (Like Go's monotonic
+ * readings, it does not count time the machine was suspended.) For decisions whose safety rests on
  * elapsed time, like a leader's renew deadline (election/leader_elector.ts).
  */
 export const monotonicClock: Clock = {
