@@ -161,7 +161,13 @@ Deno.test("WatchedSource drops its images only once its API has answered 404 for
   assertEquals(t.source.status().available, false);
   await t.clock.advance(110_000);
   assertEquals(t.desired.refs(), [ALPINE], "a short 404 may be a restarting API server");
-  await t.clock.advance(60_000);
+  // The first 404 came at once; past goneAfterMs, the next retry (backoff
+  // with jitter: up to a minute away) finds it lasting.
+  await t.clock.advance(10_000);
+  const lists = t.api.lists.length;
+  for (let waited = 0; t.api.lists.length === lists && waited < 120_000; waited += 1_000) {
+    await t.clock.advance(1_000);
+  }
   assertEquals(t.desired.refs(), [], "a lasting 404: the objects are gone");
 });
 
