@@ -350,8 +350,13 @@ export async function runDaemon(
       }
     }
     if (!lifetime.aborted) {
-      // Whether the tag ledger counts, known before the first resync relies on it.
-      await publishedSet?.checkLedger();
+      // Whether the tag ledger counts, known before the first resync relies
+      // on it; a stop does not wait for the answer.
+      if (publishedSet) {
+        await Promise.race([publishedSet.checkLedger(), untilAborted(lifetime)]);
+      }
+    }
+    if (!lifetime.aborted) {
       await strategy.start?.(lifetime);
     }
     if (!lifetime.aborted) {

@@ -20,13 +20,16 @@
 import { CoordinationV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { apiMessage, apiStatus } from "../kube/client.ts";
+import { apiMessage, apiStatus, withTimeout } from "../kube/client.ts";
 
 /** A Lease renewed longer ago than this (on this node's clock) has no live holder. */
 export const LEASE_STALE_AFTER_MS = 60_000;
 
 /** Least time between two reads of the Lease. */
 export const LEASE_CHECK_EVERY_MS = 60_000;
+
+/** Longest a read of the Lease may take. */
+export const LEASE_READ_TIMEOUT_MS = 10_000;
 
 /** Options for {@linkcode LeaseLiveness}. */
 export interface LeaseLivenessOptions {
@@ -40,6 +43,8 @@ export interface LeaseLivenessOptions {
   staleAfterMs?: number;
   /** @default {LEASE_CHECK_EVERY_MS} */
   checkEveryMs?: number;
+  /** @default {LEASE_READ_TIMEOUT_MS} */
+  readTimeoutMs?: number;
 }
 
 /** What {@linkcode LeaseLiveness.status} reports. */
@@ -96,7 +101,13 @@ export class LeaseLiveness {
     let alive = false;
     let reason: string | undefined;
     try {
-      const lease = await this.#api.readNamespacedLease({ namespace, name });
+      // Bounded on its own: an unanswered read would otherwise pin the
+      // verdict (one read at a time) for as long as it hangs.
+      const lease = await withTimeout(
+        this.#api.readNamespacedLease({ namespace, name }),
+        this.#o.readTimeoutMs ?? LEASE_READ_TIMEOUT_MS,
+        "lease read",
+      );
       // client-node hands MicroTimes back as they came (strings); a Date is accepted too.
       const raw = lease.spec?.renewTime as unknown;
       const renewed = raw instanceof Date ? raw.getTime() : Date.parse(String(raw ?? ""));

@@ -87,3 +87,26 @@ Deno.test("the Lease is read at most once a minute however often liveness is ask
     await waitFor(() => liveness.status().checkedAt === clock.now(), { what: "its answer" });
   });
 });
+
+Deno.test("a read of the Lease that hangs is given up within its bound: the verdict is not pinned by it", async () => {
+  const server = await startFakeApiServer({ namespaces: [NS] });
+  try {
+    renew(server, Date.now());
+    server.faults.setLatency(3_000);
+    const liveness = new LeaseLiveness({
+      kubeConfig: server.kubeConfig(),
+      namespace: NS,
+      name: LEASE,
+      log: recordingLogger(),
+      readTimeoutMs: 200,
+    });
+    const started = performance.now();
+    await liveness.check();
+    assert(performance.now() - started < 2_000, "waited for the hung read");
+    assertEquals(liveness.alive(), false);
+    assertMatch(liveness.status().reason!, /cannot be read: .*timed out after 200 ms/);
+  } finally {
+    server.faults.setLatency(0);
+    await server.close();
+  }
+});

@@ -277,10 +277,14 @@ export class WardenPodStrategy implements PullStrategy {
     const both = AbortSignal.any([signal, this.#stop.signal]);
     this.#lifetime = both;
     this.#running = this.#reflector.run(both);
+    // An abort listener added to a signal that has already aborted is never
+    // called: a start asked for while stopping would wait for ever.
+    if (both.aborted) return;
     await Promise.race([
       this.#reflector.synced,
       new Promise((resolve) => both.addEventListener("abort", resolve, { once: true })),
     ]);
+    if (both.aborted) return;
     const leftovers = this.pods();
     if (leftovers.length > 0) {
       this.#o.log.info("Deleting pull pods left by an earlier instance", {

@@ -271,3 +271,31 @@ function newWardenPodLeftover() {
     spec: { nodeName: "node-1", containers: [{ name: "main", image: "alpine:3.20" }] },
   };
 }
+
+Deno.test("WardenPodStrategy.start() asked for while the daemon stops returns at once, deleting nothing", async () => {
+  const server = await startFakeApiServer();
+  try {
+    server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "icd" } });
+    server.create("pods", newWardenPodLeftover());
+    const strategy = new WardenPodStrategy({
+      kubeConfig: server.kubeConfig(),
+      namespace: "icd",
+      node: "node-1",
+      wardenImage: "ghcr.io/image-cache-daemon/warden:test",
+      log: recordingLogger(),
+    });
+    const stopped = new AbortController();
+    stopped.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const result = await Promise.race([
+      strategy.start(stopped.signal).then(() => "returned"),
+      new Promise((resolve) => timer = setTimeout(() => resolve("still waiting"), 2_000)),
+    ]);
+    clearTimeout(timer);
+    assertEquals(result, "returned");
+    assertEquals(server.requests.counts()["delete pods"] ?? 0, 0);
+    await strategy.close();
+  } finally {
+    await server.close();
+  }
+});
