@@ -26,7 +26,7 @@ import { readOwnTolerations, WardenPodStrategy } from "./puller/warden_strategy.
 import { PullEvents } from "./puller/pull_events.ts";
 import type { DaemonMetrics } from "./operate/metrics.ts";
 import type { InvolvedObject } from "./kube/events.ts";
-import { type Clock, realClock } from "./time/clock.ts";
+import { type Clock, realClock, untilAborted } from "./time/clock.ts";
 import { WarmUp } from "./warm/warm_up.ts";
 
 /** Dependencies of {@linkcode runDaemon} that tests replace. */
@@ -177,13 +177,6 @@ async function buildStrategy(
     priorityClassName: config.pullPriorityClass,
     log: deps.log,
     clock: deps.clock,
-  });
-}
-
-function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
   });
 }
 
@@ -349,12 +342,10 @@ export async function runDaemon(
         waiting = undefined;
       }
     }
-    if (!lifetime.aborted) {
+    if (!lifetime.aborted && publishedSet) {
       // Whether the tag ledger counts, known before the first resync relies
       // on it; a stop does not wait for the answer.
-      if (publishedSet) {
-        await Promise.race([publishedSet.checkLedger(), untilAborted(lifetime)]);
-      }
+      await Promise.race([publishedSet.checkLedger(), untilAborted(lifetime)]);
     }
     if (!lifetime.aborted) {
       await strategy.start?.(lifetime);

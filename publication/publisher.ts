@@ -15,7 +15,7 @@
  * @module
  */
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { type Clock, realClock, sleepUnlessAborted } from "../time/clock.ts";
+import { type Clock, realClock, sleepUnlessAborted, untilAborted } from "../time/clock.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus } from "../kube/client.ts";
@@ -77,8 +77,8 @@ export interface PublisherOptions {
    * Why no image may leave the published set now (a source the aggregator is
    * forbidden to read: its objects may still ask for images it cannot see),
    * or undefined. While it says why, published images that are no longer
-   * desired stay published; additions go out as usual. Call
-   * {@linkcode Publisher.poke} when it changes.
+   * desired stay published; additions go out as usual. Asked at each plan:
+   * a change of its answer alone is seen at the next poke or resync.
    */
   holdRemovals?(): string | undefined;
   /** First wait after a failed write. @default {1000} */
@@ -164,7 +164,7 @@ export class Publisher {
     try {
       await Promise.race([
         Promise.all([this.#o.sourcesSynced, this.#reflector.synced]),
-        new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve())),
+        untilAborted(signal),
       ]);
       this.#synced = !signal.aborted;
       let failures = 0;

@@ -13,7 +13,7 @@ import {
   type V1Pod,
   type V1Toleration,
 } from "@kubernetes/client-node";
-import { type Clock, realClock } from "../time/clock.ts";
+import { type Clock, realClock, untilAborted } from "../time/clock.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import { PullError, type PullFailureReason } from "./errors.ts";
 import type { Logger } from "../log/logger.ts";
@@ -277,13 +277,8 @@ export class WardenPodStrategy implements PullStrategy {
     const both = AbortSignal.any([signal, this.#stop.signal]);
     this.#lifetime = both;
     this.#running = this.#reflector.run(both);
-    // An abort listener added to a signal that has already aborted is never
-    // called: a start asked for while stopping would wait for ever.
-    if (both.aborted) return;
-    await Promise.race([
-      this.#reflector.synced,
-      new Promise((resolve) => both.addEventListener("abort", resolve, { once: true })),
-    ]);
+    await Promise.race([this.#reflector.synced, untilAborted(both)]);
+    // Stopping (perhaps before it started): no leftovers deleted now.
     if (both.aborted) return;
     const leftovers = this.pods();
     if (leftovers.length > 0) {

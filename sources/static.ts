@@ -6,6 +6,7 @@
 import type { ImageSink, Source } from "./source.ts";
 import type { WatchStatus } from "../kube/reflector.ts";
 import type { Logger } from "../log/logger.ts";
+import { untilAborted } from "../time/clock.ts";
 
 /** The origin under which `--image` references are recorded. */
 export const STATIC_ORIGIN = "static/--image";
@@ -45,10 +46,7 @@ export class StaticSource implements Source {
   }
 
   run(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      signal.addEventListener("abort", () => resolve(), { once: true });
-    });
+    return untilAborted(signal);
   }
 
   status(): WatchStatus {

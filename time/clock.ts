@@ -47,6 +47,18 @@ export async function sleepUnlessAborted(
   }
 }
 
+/**
+ * Resolves once `signal` has aborted: at once if it already has. (An abort
+ * listener added to a signal that has already aborted is never called, so a
+ * bare `addEventListener` waits for ever there.)
+ */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 /** Real timers; a timer that fires early by `now` waits out the rest. */
 function timerSleep(now: () => number) {
   return (ms: number, signal?: AbortSignal): Promise<void> => {
@@ -77,18 +89,18 @@ function timerSleep(now: () => number) {
 /** The wall clock: `Date.now()` and real timers. */
 export const realClock: Clock = { now: () => Date.now(), sleep: timerSleep(() => Date.now()) };
 
+const monotonicNow = () => performance.timeOrigin + performance.now();
+
 /**
  * A clock that only moves forward at the rate of real time: the wall time at
  * the process's start plus the time elapsed since (`performance.now()`). A
  * step of the wall clock (NTP, an operator's `date`) does not move it, so
  * durations measured on it are real durations. (Like Go's monotonic
- * readings, it does not count time the machine was suspended.) For decisions whose safety rests on
- * elapsed time, like a leader's renew deadline (election/leader_elector.ts).
+ * readings, it does not count time the machine was suspended.) For decisions
+ * whose safety rests on elapsed time, like a leader's renew deadline
+ * (election/leader_elector.ts).
  */
-export const monotonicClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
-  sleep: timerSleep(() => performance.timeOrigin + performance.now()),
-};
+export const monotonicClock: Clock = { now: monotonicNow, sleep: timerSleep(monotonicNow) };
 
 interface Timer {
   readonly id: number;

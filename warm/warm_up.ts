@@ -24,7 +24,7 @@ import { apiMessage, apiStatus } from "../kube/client.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
 import type { NodeMeta } from "../puller/node_images.ts";
-import { type Clock, realClock } from "../time/clock.ts";
+import { type Clock, realClock, untilAborted } from "../time/clock.ts";
 import { CONDITION_TYPE, type WarmState, warmState } from "./warm_state.ts";
 
 /** The state before the desired images are known: not warm, and saying why. */
@@ -155,10 +155,7 @@ export class WarmUp {
   async run(signal: AbortSignal): Promise<void> {
     if (this.#o.warmConcurrency !== undefined) this.#o.setConcurrency?.(this.#o.warmConcurrency);
     const unsubscribe = this.#o.subscribe?.(() => this.poke());
-    const aborted = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener("abort", () => resolve(), { once: true });
-    });
+    const aborted = untilAborted(signal);
     try {
       while (!signal.aborted) {
         this.#poked = false;
