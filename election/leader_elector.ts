@@ -84,7 +84,8 @@ export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/Z$/, "000Z");
 }
 
-interface LeaseRecord {
+/** A Lease's spec as the election reads it: times as MicroTime strings. */
+export interface LeaseRecord {
   holderIdentity: string;
   leaseDurationSeconds?: number;
   acquireTime?: string;
@@ -92,7 +93,8 @@ interface LeaseRecord {
   leaseTransitions: number;
 }
 
-function recordOf(lease: V1Lease): LeaseRecord {
+/** Reads a Lease's spec (times as strings, whatever client-node handed back). */
+export function recordOf(lease: V1Lease): LeaseRecord {
   const spec = lease.spec ?? {};
   // client-node hands MicroTimes back as they came (strings); a Date is accepted too.
   const time = (v: unknown) =>

@@ -21,6 +21,7 @@ import { CoordinationV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { type Clock, realClock } from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, withTimeout } from "../kube/client.ts";
+import { recordOf } from "./leader_elector.ts";
 
 /** A Lease renewed longer ago than this (on this node's clock) has no live holder. */
 export const LEASE_STALE_AFTER_MS = 60_000;
@@ -108,9 +109,7 @@ export class LeaseLiveness {
         this.#o.readTimeoutMs ?? LEASE_READ_TIMEOUT_MS,
         "lease read",
       );
-      // client-node hands MicroTimes back as they came (strings); a Date is accepted too.
-      const raw = lease.spec?.renewTime as unknown;
-      const renewed = raw instanceof Date ? raw.getTime() : Date.parse(String(raw ?? ""));
+      const renewed = Date.parse(recordOf(lease).renewTime ?? "");
       const age = this.#clock.now() - renewed;
       const staleAfter = this.#o.staleAfterMs ?? LEASE_STALE_AFTER_MS;
       alive = Number.isFinite(renewed) && age <= staleAfter;

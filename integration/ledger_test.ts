@@ -14,6 +14,7 @@ import type { AggregatorParts } from "../aggregator.ts";
 import { PUBLISHED_SET_SELECTOR, readShard, viewShards } from "../publication/published_set.ts";
 import { parseReference } from "../images/reference.ts";
 import { TAG_CHECKED_REASON, tagCheckedMessage } from "../ledger/tag_check_event.ts";
+import { microTime } from "../election/leader_elector.ts";
 
 const NS = "image-cache-daemon";
 const NODES = ["node-1", "node-2", "node-3", "node-4"];
@@ -222,7 +223,7 @@ Deno.test("with every aggregator gone (its Lease no longer renewed), the ledger 
       ...lease,
       spec: {
         ...lease.spec as Record<string, unknown>,
-        renewTime: new Date(Date.now() - 120_000).toISOString().replace(/Z$/, "000Z"),
+        renewTime: microTime(Date.now() - 120_000),
       },
     });
     registry.digests.set(ref, digestOf(99));
