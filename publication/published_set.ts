@@ -243,8 +243,9 @@ const positiveInt = (v: string | undefined, min: number) =>
 
 /**
  * The highest generation a shard may carry (15 digits). A publisher that
- * would have to go past it (someone wrote a shard at the limit) stops and
- * says so rather than write shards nobody could read.
+ * would have to go past it (someone wrote a shard at the limit) writes and
+ * deletes nothing and says so, retrying with backoff, rather than write
+ * shards nobody could read.
  */
 export const MAX_GENERATION = 999_999_999_999_999;
 

@@ -21,7 +21,7 @@ import {
   readShard,
   shardName,
 } from "./published_set.ts";
-import { type DesiredSet, Publisher } from "./publisher.ts";
+import { type DesiredSet, Publisher, type PublisherOptions } from "./publisher.ts";
 import type { PublishedImage } from "./published_set.ts";
 
 const NS = "image-cache-daemon";
@@ -199,8 +199,12 @@ Deno.test("a change only of the ledger's digests waits for the slower interval a
   }
 });
 
-/** A publisher of `refs` against `server`, run until the returned stop. */
-function startPublisher(server: FakeApiServer, refs: string[]) {
+/** A publisher of `refs` against `server` (with `options` over the defaults), run until the returned stop. */
+function startPublisher(
+  server: FakeApiServer,
+  refs: string[],
+  options: Partial<PublisherOptions> = {},
+) {
   const desired = new EditableSet();
   for (const ref of refs) desired.add(ref);
   const log = recordingLogger();
@@ -214,11 +218,13 @@ function startPublisher(server: FakeApiServer, refs: string[]) {
     log,
     clock,
     minIntervalMs: INTERVAL_MS,
+    ...options,
   });
   const controller = new AbortController();
   const running = publisher.run(controller.signal);
   return {
     publisher,
+    desired,
     log,
     clock,
     stop: async () => {
@@ -326,18 +332,8 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
     )
   ) server.create("configmaps", shard);
   let forbidden: string | undefined = "configmap: Forbidden (check the RBAC rules): no";
-  const desired = new EditableSet();
-  desired.add("docker.io/library/a:1");
-  const log = recordingLogger();
-  const publisher = new Publisher({
-    kubeConfig: server.kubeConfig(),
-    namespace: NS,
-    desired,
-    isLeader: () => true,
-    sourcesSynced: Promise.resolve(),
+  const { publisher, desired, log, stop } = startPublisher(server, ["docker.io/library/a:1"], {
     holdRemovals: () => forbidden,
-    log,
-    clock: new FakeClock(1_000_000),
     minIntervalMs: 0,
   });
   /** The newest generation's images, by reference. */
@@ -354,8 +350,6 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
     );
   };
   const refs = () => [...newest().keys()].sort();
-  const controller = new AbortController();
-  const running = publisher.run(controller.signal);
   try {
     // b is no longer desired, but the forbidden source might still ask for
     // it: it stays, only without the ledger's data (nothing follows that tag
@@ -381,8 +375,7 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
     await waitFor(() => publisher.status().publishes === 3, { what: "the removal" });
     assertEquals(refs(), ["docker.io/library/a:1", "docker.io/library/c:1"]);
   } finally {
-    controller.abort();
-    await running;
+    await stop();
     await server.close();
   }
 });
@@ -390,20 +383,10 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
 Deno.test("a publisher that does not lead writes nothing, however the desired set changes, and publishes once it leads", async () => {
   const server = await serverWithNamespace();
   let leading = false;
-  const desired = new EditableSet();
-  desired.add("docker.io/library/a:1");
-  const publisher = new Publisher({
-    kubeConfig: server.kubeConfig(),
-    namespace: NS,
-    desired,
+  const { publisher, desired, stop } = startPublisher(server, ["docker.io/library/a:1"], {
     isLeader: () => leading,
-    sourcesSynced: Promise.resolve(),
-    log: recordingLogger(),
-    clock: new FakeClock(1_000_000),
     minIntervalMs: 0,
   });
-  const controller = new AbortController();
-  const running = publisher.run(controller.signal);
   try {
     await waitFor(() => publisher.status().synced, { what: "synced" });
     desired.add("docker.io/library/b:1");
@@ -419,8 +402,7 @@ Deno.test("a publisher that does not lead writes nothing, however the desired se
     });
     assertEquals(publisher.status().images, 3);
   } finally {
-    controller.abort();
-    await running;
+    await stop();
     await server.close();
   }
 });

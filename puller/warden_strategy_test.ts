@@ -1,6 +1,12 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
 import { PullError } from "./errors.ts";
-import { podOutcome, readOwnTolerations, WardenPodStrategy } from "./warden_strategy.ts";
+import type { KubeConfig } from "@kubernetes/client-node";
+import {
+  podOutcome,
+  readOwnTolerations,
+  WardenPodStrategy,
+  type WardenPodStrategyOptions,
+} from "./warden_strategy.ts";
 import { FakeClock } from "../time/clock.ts";
 import { wardenPodSelector } from "./warden_pod.ts";
 import { waitFor } from "../testing/wait.ts";
@@ -174,12 +180,7 @@ Deno.test("WardenPodStrategy retries a failed pull-pod delete with doubling, jit
   // watch's own timeout (>= 330 s, past this whole schedule).
   const server = await startFakeApiServer({ bookmarkIntervalMs: 3_600_000 });
   const clock = new FakeClock(1_700_000_000_000);
-  const strategy = new WardenPodStrategy({
-    kubeConfig: server.kubeConfig(),
-    namespace: "icd",
-    node: "node-1",
-    wardenImage: "ghcr.io/image-cache-daemon/warden:test",
-    log: recordingLogger(),
+  const strategy = newStrategy(server.kubeConfig(), {
     clock,
     random: () => 0, // the low end of the jitter: 80 % of each nominal delay
   });
@@ -219,15 +220,9 @@ Deno.test("WardenPodStrategy retries a failed pull-pod delete with doubling, jit
 Deno.test("WardenPodStrategy deletes a finished pull pod whose create timed out on its side, and only that one", async () => {
   const server = await startFakeApiServer({ nodes: ["node-1"], namespaces: ["icd"] });
   const log = recordingLogger();
-  const strategy = new WardenPodStrategy({
-    // Writes bounded at 200 ms: a create slower than that times out here
-    // while the API server still makes the pod.
-    kubeConfig: boundRequests(server.kubeConfig(), 30_000, 200),
-    namespace: "icd",
-    node: "node-1",
-    wardenImage: "ghcr.io/image-cache-daemon/warden:test",
-    log,
-  });
+  // Writes bounded at 200 ms: a create slower than that times out here
+  // while the API server still makes the pod.
+  const strategy = newStrategy(boundRequests(server.kubeConfig(), 30_000, 200), { log });
   const stop = new AbortController();
   const pods = () => server.list("pods", { namespace: "icd" }).length;
   const deletes = () => server.requests.counts()["delete pods"] ?? 0;
@@ -257,6 +252,21 @@ Deno.test("WardenPodStrategy deletes a finished pull pod whose create timed out 
   }
 });
 
+/** The strategy of node-1 in namespace icd, with `options` over those. */
+function newStrategy(
+  kubeConfig: KubeConfig,
+  options: Partial<WardenPodStrategyOptions> = {},
+): WardenPodStrategy {
+  return new WardenPodStrategy({
+    kubeConfig,
+    namespace: "icd",
+    node: "node-1",
+    wardenImage: "ghcr.io/image-cache-daemon/warden:test",
+    log: recordingLogger(),
+    ...options,
+  });
+}
+
 function newWardenPodLeftover() {
   return {
     apiVersion: "v1",
@@ -277,13 +287,7 @@ Deno.test("WardenPodStrategy.start() asked for while the daemon stops returns at
   try {
     server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "icd" } });
     server.create("pods", newWardenPodLeftover());
-    const strategy = new WardenPodStrategy({
-      kubeConfig: server.kubeConfig(),
-      namespace: "icd",
-      node: "node-1",
-      wardenImage: "ghcr.io/image-cache-daemon/warden:test",
-      log: recordingLogger(),
-    });
+    const strategy = newStrategy(server.kubeConfig());
     const stopped = new AbortController();
     stopped.abort();
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -10,6 +10,11 @@ import { waitFor } from "../testing/wait.ts";
 
 const KEY = "example.com/warming";
 
+/** An image the puller has made present. */
+function presentImage(ref: string): ImageStatus {
+  return { ref, state: "present", attempts: 1, consecutiveFailures: 0, everPresent: true };
+}
+
 /** A WarmUp on FakeClock against the fake API server; the Node is read straight from it. */
 async function harness(taint: { key: string; effect: string; value?: string; timeAdded?: string }) {
   const server = await startFakeApiServer({});
@@ -95,13 +100,7 @@ Deno.test("WarmUp counts the timeout from the taint's timeAdded when it has one"
 Deno.test("WarmUp leaves the taints of a node without the startup taint alone, even when warm", async () => {
   const h = await harness({ key: "example.com/other", effect: "NoSchedule" });
   try {
-    h.setImages([{
-      ref: "a",
-      state: "present",
-      attempts: 1,
-      consecutiveFailures: 0,
-      everPresent: true,
-    }]);
+    h.setImages([presentImage("a")]);
     await h.warmUp.tick();
     assertEquals(h.keys(), ["example.com/other"]);
     assertEquals(h.warmUp.status().taintState, "absent");
@@ -114,13 +113,7 @@ Deno.test("WarmUp leaves the taints of a node without the startup taint alone, e
 Deno.test("WarmUp reports the opening once: Event and metric when it lifts the taint, none for a node found warm", async () => {
   const h = await harness({ key: KEY, effect: "NoSchedule" });
   try {
-    const present: ImageStatus = {
-      ref: "a",
-      state: "present",
-      attempts: 1,
-      consecutiveFailures: 0,
-      everPresent: true,
-    };
+    const present = presentImage("a");
     h.setImages([present]);
     await h.clock.advance(42_000);
     await h.warmUp.tick();
@@ -193,9 +186,7 @@ Deno.test("WarmUp raises the pull concurrency while warming and sets it back onc
 Deno.test("WarmUp writes a change of the counts alone at most every 10 s, and a change of status at once", async () => {
   const h = await harness({ key: KEY, effect: "NoSchedule" });
   const image = (ref: string, present: boolean): ImageStatus =>
-    present
-      ? { ref, state: "present", attempts: 1, consecutiveFailures: 0, everPresent: true }
-      : { ref, state: "pending", attempts: 0, consecutiveFailures: 0 };
+    present ? presentImage(ref) : { ref, state: "pending", attempts: 0, consecutiveFailures: 0 };
   const refs = ["a", "b", "c", "d"];
   const patches = () => h.server.requests.counts()["patch nodes/status"] ?? 0;
   const message = () =>
@@ -243,13 +234,7 @@ Deno.test("WarmUp opens a node at --warm-timeout while its desired images are st
     assertEquals(h.meta().conditions, [], "no condition written while unknown");
     // Known at last, and present: the condition follows.
     h.setKnown(true);
-    h.setImages([{
-      ref: "a",
-      state: "present",
-      attempts: 1,
-      consecutiveFailures: 0,
-      everPresent: true,
-    }]);
+    h.setImages([presentImage("a")]);
     await h.warmUp.tick();
     assertEquals(h.meta().conditions.map((c) => c.status), ["True"]);
   } finally {
