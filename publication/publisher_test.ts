@@ -22,10 +22,23 @@ import {
   shardName,
 } from "./published_set.ts";
 import { type DesiredSet, Publisher, type PublisherOptions } from "./publisher.ts";
-import type { PublishedImage } from "./published_set.ts";
+import type { PublishedImage, Shard } from "./published_set.ts";
 
 const NS = "image-cache-daemon";
 const INTERVAL_MS = 1_000;
+
+/** The published set's ConfigMaps in the API server, read as shards. */
+function shardsIn(server: FakeApiServer): Shard[] {
+  return server.list("configmaps", { namespace: NS, labelSelector: PUBLISHED_SET_SELECTOR })
+    .map((cm) => readShard(cm as KubernetesObject));
+}
+
+/** The images of the newest generation in the API server (complete or not). */
+function newestImages(server: FakeApiServer): PublishedImage[] {
+  const shards = shardsIn(server);
+  const top = Math.max(...shards.map((s) => s.generation ?? 0));
+  return shards.filter((s) => s.generation === top).flatMap((s) => s.images ?? []);
+}
 
 /** A desired set the test edits directly. */
 class EditableSet implements DesiredSet {
@@ -61,19 +74,10 @@ Deno.test("the publisher writes a change after a quiet interval at once, and gat
     minIntervalMs: INTERVAL_MS,
   });
   /** The generations in the API server, and the images of the newest. */
-  const published = () => {
-    const shards = server.list("configmaps", {
-      namespace: NS,
-      labelSelector: PUBLISHED_SET_SELECTOR,
-    })
-      .map((cm) => readShard(cm as KubernetesObject));
-    const generations = [...new Set(shards.map((s) => s.generation ?? 0))].sort((a, b) => a - b);
-    const newest = shards.filter((s) => s.generation === generations.at(-1));
-    return {
-      generations,
-      images: newest.flatMap((s) => (s.images ?? []).map((i) => i.ref)).sort(),
-    };
-  };
+  const published = () => ({
+    generations: [...new Set(shardsIn(server).map((s) => s.generation ?? 0))].sort((a, b) => a - b),
+    images: newestImages(server).map((i) => i.ref).sort(),
+  });
   const creates = () => server.requests.counts()["create configmaps"] ?? 0;
   const controller = new AbortController();
   const running = publisher.run(controller.signal);
@@ -142,18 +146,8 @@ Deno.test("a change only of the ledger's digests waits for the slower interval a
     minIntervalMs: INTERVAL_MS,
   });
   /** The newest generation's images, with their ledger digests. */
-  const newest = () => {
-    const shards = server.list("configmaps", {
-      namespace: NS,
-      labelSelector: PUBLISHED_SET_SELECTOR,
-    })
-      .map((cm) => readShard(cm as KubernetesObject));
-    const top = Math.max(...shards.map((s) => s.generation ?? 0));
-    return Object.fromEntries(
-      shards.filter((s) => s.generation === top).flatMap((s) => s.images ?? [])
-        .map((i) => [i.ref, i.ledgerDigest ?? ""]),
-    );
-  };
+  const newest = () =>
+    Object.fromEntries(newestImages(server).map((i) => [i.ref, i.ledgerDigest ?? ""]));
   const controller = new AbortController();
   const running = publisher.run(controller.signal);
   try {
@@ -337,18 +331,7 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
     minIntervalMs: 0,
   });
   /** The newest generation's images, by reference. */
-  const newest = () => {
-    const shards = server.list("configmaps", {
-      namespace: NS,
-      labelSelector: PUBLISHED_SET_SELECTOR,
-    })
-      .map((cm) => readShard(cm as KubernetesObject));
-    const top = Math.max(...shards.map((s) => s.generation ?? 0));
-    return new Map(
-      shards.filter((s) => s.generation === top).flatMap((s) => s.images ?? [])
-        .map((i) => [i.ref, i]),
-    );
-  };
+  const newest = () => new Map(newestImages(server).map((i) => [i.ref, i]));
   const refs = () => [...newest().keys()].sort();
   try {
     // b is no longer desired, but the forbidden source might still ask for
