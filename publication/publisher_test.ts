@@ -58,29 +58,14 @@ class EditableSet implements DesiredSet {
 }
 
 Deno.test("the publisher writes a change after a quiet interval at once, and gathers changes within the interval into one write at its end", async () => {
-  const server = await startFakeApiServer();
-  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
-  const clock = new FakeClock(1_000_000);
-  const desired = new EditableSet();
-  desired.add("docker.io/library/a:1");
-  const publisher = new Publisher({
-    kubeConfig: server.kubeConfig(),
-    namespace: NS,
-    desired,
-    isLeader: () => true,
-    sourcesSynced: Promise.resolve(),
-    log: recordingLogger(),
-    clock,
-    minIntervalMs: INTERVAL_MS,
-  });
+  const server = await serverWithNamespace();
+  const { publisher, desired, clock, stop } = startPublisher(server, ["docker.io/library/a:1"]);
   /** The generations in the API server, and the images of the newest. */
   const published = () => ({
     generations: [...new Set(shardsIn(server).map((s) => s.generation ?? 0))].sort((a, b) => a - b),
     images: newestImages(server).map((i) => i.ref).sort(),
   });
   const creates = () => server.requests.counts()["create configmaps"] ?? 0;
-  const controller = new AbortController();
-  const running = publisher.run(controller.signal);
   try {
     // The first set, written without the clock moving.
     await waitFor(() => publisher.status().publishes === 1, { what: "the first generation" });
@@ -116,40 +101,25 @@ Deno.test("the publisher writes a change after a quiet interval at once, and gat
       ["3"],
     );
   } finally {
-    controller.abort();
-    await running;
+    await stop();
     await server.close();
   }
 });
 
 Deno.test("a change only of the ledger's digests waits for the slower interval and never delays the next new image", async () => {
-  const server = await startFakeApiServer();
-  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
-  const clock = new FakeClock(1_000_000);
-  const start = clock.now();
-  const desired = new EditableSet();
-  desired.add("docker.io/library/a:1");
+  const server = await serverWithNamespace();
   const digests = new Map<string, string>();
   const digestOf = (n: number) => `sha256:${String(n).repeat(64)}`;
-  const publisher = new Publisher({
-    kubeConfig: server.kubeConfig(),
-    namespace: NS,
-    desired,
+  const { publisher, desired, clock, stop } = startPublisher(server, ["docker.io/library/a:1"], {
     annotate: (image: PublishedImage) => {
       const ledgerDigest = digests.get(image.ref);
       return ledgerDigest ? { ...image, ledgerDigest } : image;
     },
-    isLeader: () => true,
-    sourcesSynced: Promise.resolve(),
-    log: recordingLogger(),
-    clock,
-    minIntervalMs: INTERVAL_MS,
   });
+  const start = clock.now();
   /** The newest generation's images, with their ledger digests. */
   const newest = () =>
     Object.fromEntries(newestImages(server).map((i) => [i.ref, i.ledgerDigest ?? ""]));
-  const controller = new AbortController();
-  const running = publisher.run(controller.signal);
   try {
     await waitFor(() => publisher.status().publishes === 1, { what: "the first generation" });
     await clock.advance(INTERVAL_MS);
@@ -187,8 +157,7 @@ Deno.test("a change only of the ledger's digests waits for the slower interval a
     assertEquals(clock.now(), due);
     assertEquals(Object.keys(newest()).length, 3);
   } finally {
-    controller.abort();
-    await running;
+    await stop();
     await server.close();
   }
 });
