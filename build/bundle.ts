@@ -33,11 +33,19 @@ async function installDeps(): Promise<string> {
   const deps = `${DIST}/.deps`;
   await Deno.mkdir(deps, { recursive: true });
   const config = JSON.parse(await Deno.readTextFile(`${rootPath}deno.json`));
-  await Deno.writeTextFile(
-    `${deps}/deno.json`,
-    JSON.stringify({ imports: config.imports, nodeModulesDir: "auto" }),
-  );
-  await Deno.copyFile(`${rootPath}deno.lock`, `${deps}/deno.lock`);
+  const denoJson = JSON.stringify({ imports: config.imports, nodeModulesDir: "auto" });
+  const lock = await Deno.readTextFile(`${rootPath}deno.lock`);
+  // Installed already from the same lockfile and imports: the test files that
+  // build bundles of their own (in parallel) leave a tree in use alone.
+  const read = (path: string) => Deno.readTextFile(path).catch(() => null);
+  if (
+    await read(`${deps}/deno.json`) === denoJson && await read(`${deps}/deno.lock`) === lock &&
+    await Deno.stat(`${deps}/node_modules/.deno`).then(() => true, () => false)
+  ) {
+    return `${deps}/node_modules`;
+  }
+  await Deno.writeTextFile(`${deps}/deno.json`, denoJson);
+  await Deno.writeTextFile(`${deps}/deno.lock`, lock);
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["install", "--frozen", "--quiet"],
     cwd: deps,
@@ -226,6 +234,13 @@ async function workerSource(nodeModules: string, minify: boolean): Promise<strin
   return file.text;
 }
 
+/** Writes `path` through a file beside it and a rename: a reader sees the old file or the new one, whole. */
+async function writeWhole(path: string, contents: Uint8Array): Promise<void> {
+  const temporary = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeFile(temporary, contents);
+  await Deno.rename(temporary, path);
+}
+
 /** Builds the bundle; returns the output files and their sizes in bytes. */
 export async function build(options: BuildOptions = {}): Promise<Record<string, number>> {
   const nodeModules = await installDeps();
@@ -263,29 +278,39 @@ export async function build(options: BuildOptions = {}): Promise<Record<string, 
     },
     plugins: [trimClientNode],
     metafile: true,
+    write: false,
     logLevel: "warning",
     legalComments: "none",
   });
   await esbuild.stop();
+  // Each file is written beside its place and renamed into it, so a daemon
+  // started from this directory meanwhile (a test, `deno task start`) finds
+  // every file whole: a chunk missing when Deno loads the entry is left out
+  // of its module graph, and importing it later needs read permission.
+  await Deno.mkdir(outdir, { recursive: true });
+  const outputs = new Set<string>();
+  for (const file of result.outputFiles) {
+    await writeWhole(file.path, file.contents);
+    outputs.add(file.path.slice(file.path.lastIndexOf("/") + 1));
+  }
   const sizes: Record<string, number> = {};
   for (const [file, info] of Object.entries(result.metafile.outputs)) sizes[file] = info.bytes;
   // Outputs of earlier builds (chunk names carry content hashes) go.
-  const outputs = new Set(
-    Object.keys(result.metafile.outputs).map((f) => decodeURIComponent(new URL(f, ROOT).pathname)),
-  );
   for await (const entry of Deno.readDir(outdir)) {
-    const path = `${outdir}/${entry.name}`;
-    if (entry.isFile && /\.js(\.map)?$/.test(entry.name) && !outputs.has(path)) {
-      await Deno.remove(path);
+    if (entry.isFile && /\.js(\.map)?$/.test(entry.name) && !outputs.has(entry.name)) {
+      await Deno.remove(`${outdir}/${entry.name}`);
     }
   }
   // What the bundle was built from, for ensureBuilt()'s freshness check.
+  // Files only: a plugin's virtual modules ("trim-client-node:undici") are
+  // named by namespace, and a name that is no file would make every check stale.
   const inputs = [...Object.keys(result.metafile.inputs), LIST_PARSER_WORKER]
-    .filter((f) => !f.includes("node_modules"));
-  await Deno.writeTextFile(`${outdir}/meta.json`, JSON.stringify(result.metafile));
-  await Deno.writeTextFile(
+    .filter((f) => !f.includes("node_modules") && !/^[\w-]+:/.test(f));
+  const encoder = new TextEncoder();
+  await writeWhole(`${outdir}/meta.json`, encoder.encode(JSON.stringify(result.metafile)));
+  await writeWhole(
     `${outdir}/inputs.json`,
-    JSON.stringify([...inputs, "deno.json", "deno.lock", "build/bundle.ts"]),
+    encoder.encode(JSON.stringify([...inputs, "deno.json", "deno.lock", "build/bundle.ts"])),
   );
   return sizes;
 }

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../testing/assert.ts";
-import { build, DIST, ensureBuilt, LOADED_ON_FIRST_USE } from "./bundle.ts";
+import { build, DIST, ensureBuilt, isFresh, LOADED_ON_FIRST_USE } from "./bundle.ts";
 
 interface Metafile {
   inputs: Record<string, unknown>;
@@ -140,6 +140,61 @@ Deno.test("Bundled, client-node still loads the packages it loads on first use: 
     assertEquals(agent, "SocksProxyAgent");
     // The request went to the proxy (port 1, refused), not to the API server.
     assertMatch(failure, /ECONNREFUSED 127\.0\.0\.1:1$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("A built bundle counts as fresh, so the test files that start daemons from dist/ do not rebuild it under each other: it lists only real files as its inputs", async () => {
+  await ensureBuilt();
+  assert(await isFresh(), "dist/ is stale right after it was built");
+  const root = new URL("../", import.meta.url);
+  const inputs = JSON.parse(await Deno.readTextFile(`${DIST}/inputs.json`)) as string[];
+  assert(inputs.includes("main.ts"), inputs.join());
+  const missing = [];
+  for (const input of inputs) {
+    if (!(await Deno.stat(new URL(input, root)).then((s) => s.isFile, () => false))) {
+      missing.push(input);
+    }
+  }
+  assertEquals(missing, []);
+});
+
+Deno.test("A rebuild replaces each output file by a rename, so a daemon starting from the directory meanwhile never finds a chunk missing or half written", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bundle_test_" });
+  try {
+    const entry = ["integration/fixtures/bundle_throws.ts", "throws"] as const;
+    await build({ entry, outdir: dir, minify: false });
+    const files = async () => {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(dir)) if (e.name.endsWith(".js")) names.push(e.name);
+      return names.sort();
+    };
+    const before = await files();
+    assert(before.length > 1, before.join());
+    const inodes = new Map<string, number | null>();
+    for (const name of before) inodes.set(name, (await Deno.stat(`${dir}/${name}`)).ino);
+    // A reader polls every file while the same bundle is built again.
+    let rebuilding = true;
+    const seen: string[] = [];
+    const reader = (async () => {
+      while (rebuilding) {
+        for (const name of before) {
+          const size = await Deno.stat(`${dir}/${name}`).then((s) => s.size, () => -1);
+          if (size <= 0) seen.push(`${name}: ${size < 0 ? "missing" : "empty"}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    })();
+    await build({ entry, outdir: dir, minify: false }).finally(() => rebuilding = false);
+    await reader;
+    assertEquals(seen, []);
+    assertEquals(await files(), before, "the same content gives the same file names");
+    for (const name of before) {
+      const now = (await Deno.stat(`${dir}/${name}`)).ino;
+      assert(now !== inodes.get(name), `${name} was rewritten in place`);
+    }
+    assertEquals((await files()).filter((n) => n.includes(".tmp")), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
