@@ -35,15 +35,18 @@ async function installDeps(): Promise<string> {
   const config = JSON.parse(await Deno.readTextFile(`${rootPath}deno.json`));
   const denoJson = JSON.stringify({ imports: config.imports, nodeModulesDir: "auto" });
   const lock = await Deno.readTextFile(`${rootPath}deno.lock`);
-  // Installed already from the same lockfile and imports: the test files that
-  // build bundles of their own (in parallel) leave a tree in use alone.
-  const read = (path: string) => Deno.readTextFile(path).catch(() => null);
+  // Installed already, to the end, from the same imports and lockfile: the
+  // test files that build bundles of their own (in parallel) leave a tree in
+  // use alone. The record is written only after an install succeeded.
+  const installed = `${deps}/installed.json`;
+  const record = JSON.stringify([denoJson, lock]);
   if (
-    await read(`${deps}/deno.json`) === denoJson && await read(`${deps}/deno.lock`) === lock &&
-    await Deno.stat(`${deps}/node_modules/.deno`).then(() => true, () => false)
+    await Deno.readTextFile(installed).catch(() => null) === record &&
+    await Deno.stat(`${deps}/node_modules`).then((s) => s.isDirectory, () => false)
   ) {
     return `${deps}/node_modules`;
   }
+  await Deno.remove(installed).catch(() => {});
   await Deno.writeTextFile(`${deps}/deno.json`, denoJson);
   await Deno.writeTextFile(`${deps}/deno.lock`, lock);
   const out = await new Deno.Command(Deno.execPath(), {
@@ -55,6 +58,7 @@ async function installDeps(): Promise<string> {
   if (!out.success) {
     throw new Error(`deno install failed in ${deps}:\n${new TextDecoder().decode(out.stderr)}`);
   }
+  await Deno.writeTextFile(installed, record);
   return `${deps}/node_modules`;
 }
 
