@@ -98,6 +98,8 @@ export class EventRecorder implements EventSink {
   readonly #clock: Clock;
   readonly #seen = new Map<string, Seen>();
   readonly #pending = new Set<Promise<void>>();
+  /** Most tokens held at once (`burst`). */
+  readonly #burst: number;
   #tokens: number;
   #lastRefill: number;
   #dropped = 0;
@@ -106,7 +108,8 @@ export class EventRecorder implements EventSink {
     this.#o = options;
     this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
     this.#clock = options.clock ?? realClock;
-    this.#tokens = options.burst ?? 25;
+    this.#burst = options.burst ?? 25;
+    this.#tokens = this.#burst;
     this.#lastRefill = this.#clock.now();
   }
 
@@ -149,10 +152,9 @@ export class EventRecorder implements EventSink {
 
   #takeToken(now: number): boolean {
     const refillMs = this.#o.refillMs ?? 5000;
-    const burst = this.#o.burst ?? 25;
     const earned = Math.floor((now - this.#lastRefill) / refillMs);
     if (earned > 0) {
-      this.#tokens = Math.min(burst, this.#tokens + earned);
+      this.#tokens = Math.min(this.#burst, this.#tokens + earned);
       this.#lastRefill += earned * refillMs;
     }
     if (this.#tokens <= 0) {
@@ -208,7 +210,7 @@ export class EventRecorder implements EventSink {
       // it held as a standby (mostly Events the old leader sent) must not
       // spend the budget of the Events that are really new.
       if (apiStatus(error) === 409) {
-        this.#tokens = Math.min(this.#o.burst ?? 25, this.#tokens + 1);
+        this.#tokens = Math.min(this.#burst, this.#tokens + 1);
         return;
       }
       // Why absorb: an Event is advice to operators; failing to send one
