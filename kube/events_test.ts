@@ -12,12 +12,6 @@ const CM: InvolvedObject = {
   uid: "uid-1",
 };
 
-async function serverWithNamespace() {
-  const server = await startFakeApiServer();
-  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "apps" } });
-  return server;
-}
-
 interface EventView {
   type: string;
   reason: string;
@@ -28,7 +22,7 @@ interface EventView {
 }
 
 Deno.test("EventRecorder creates an Event on the involved object", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", "apps"] });
   try {
     const recorder = new EventRecorder({
       kubeConfig: server.kubeConfig(),
@@ -52,7 +46,7 @@ Deno.test("EventRecorder creates an Event on the involved object", async () => {
 });
 
 Deno.test("EventRecorder aggregates repeats and patches the count once per window", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", "apps"] });
   try {
     const clock = new FakeClock(1_700_000_000_000);
     const recorder = new EventRecorder({
@@ -76,7 +70,7 @@ Deno.test("EventRecorder aggregates repeats and patches the count once per windo
 });
 
 Deno.test("Daemons on different nodes reporting the same bad input create one Event", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", "apps"] });
   try {
     const recorders = ["node-1", "node-2", "node-3"].map((host) =>
       new EventRecorder({ kubeConfig: server.kubeConfig(), host, log: nullLogger })
@@ -90,7 +84,7 @@ Deno.test("Daemons on different nodes reporting the same bad input create one Ev
 });
 
 Deno.test("EventRecorder never floods: a burst beyond the limit is dropped and counted", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", "apps"] });
   try {
     const clock = new FakeClock(0);
     const recorder = new EventRecorder({

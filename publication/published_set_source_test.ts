@@ -20,8 +20,7 @@ async function withSource(
     },
   ) => Promise<void>,
 ): Promise<void> {
-  const server = await startFakeApiServer();
-  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   const desired = new DesiredImages();
   const source = new PublishedSetSource({
     kubeConfig: server.kubeConfig(),
@@ -102,8 +101,7 @@ Deno.test("a node never goes back to an older generation left behind while shard
 });
 
 Deno.test("the tag ledger counts only while an aggregator is alive: without one a node finds no ledger entry and resyncs the tag itself", async () => {
-  const server = await startFakeApiServer();
-  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   let alive = true;
   const source = new PublishedSetSource({
     kubeConfig: server.kubeConfig(),

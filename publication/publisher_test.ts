@@ -58,7 +58,7 @@ class EditableSet implements DesiredSet {
 }
 
 Deno.test("the publisher writes a change after a quiet interval at once, and gathers changes within the interval into one write at its end", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   const { publisher, desired, clock, stop } = startPublisher(server, ["docker.io/library/a:1"]);
   /** The generations in the API server, and the images of the newest. */
   const published = () => ({
@@ -107,7 +107,7 @@ Deno.test("the publisher writes a change after a quiet interval at once, and gat
 });
 
 Deno.test("a change only of the ledger's digests waits for the slower interval and never delays the next new image", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   const digests = new Map<string, string>();
   const digestOf = (n: number) => `sha256:${String(n).repeat(64)}`;
   const { publisher, desired, clock, stop } = startPublisher(server, ["docker.io/library/a:1"], {
@@ -197,14 +197,8 @@ function startPublisher(
   };
 }
 
-async function serverWithNamespace(): Promise<FakeApiServer> {
-  const server = await startFakeApiServer();
-  server.create("namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
-  return server;
-}
-
 Deno.test("a shard at the highest generation makes the publisher write and delete nothing, with an error naming the fix", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   const [good] = encodeShards([publishedImageOf("docker.io/library/a:1")], {
     namespace: NS,
     generation: 3,
@@ -234,7 +228,7 @@ Deno.test("a shard at the highest generation makes the publisher write and delet
 });
 
 Deno.test("a ConfigMap that already holds the next shard's name makes the publisher go past that generation, not retry it for ever", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   // Not labelled: the publisher does not see it, only its name taken.
   server.create("configmaps", { metadata: { namespace: NS, name: shardName(1, 0) } });
   const run = startPublisher(server, ["docker.io/library/a:1"]);
@@ -255,7 +249,7 @@ Deno.test("a ConfigMap that already holds the next shard's name makes the publis
 });
 
 Deno.test("the publisher deletes only its own shards: a labelled ConfigMap under another name is left alone", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   server.create("configmaps", {
     metadata: {
       namespace: NS,
@@ -283,7 +277,7 @@ Deno.test("the publisher deletes only its own shards: a labelled ConfigMap under
 });
 
 Deno.test("while a source is forbidden, no published image is dropped: additions go out, removals wait until it is readable again", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   const ledgerDigest = `sha256:${"b".repeat(64)}`;
   for (
     const shard of encodeShards(
@@ -333,7 +327,7 @@ Deno.test("while a source is forbidden, no published image is dropped: additions
 });
 
 Deno.test("a publisher that does not lead writes nothing, however the desired set changes, and publishes once it leads", async () => {
-  const server = await serverWithNamespace();
+  const server = await startFakeApiServer({ namespaces: ["default", NS] });
   let leading = false;
   const { publisher, desired, stop } = startPublisher(server, ["docker.io/library/a:1"], {
     isLeader: () => leading,
