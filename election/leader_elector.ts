@@ -9,7 +9,13 @@
  * @module
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
-import { type Clock, monotonicClock, realClock, sleepUnlessAborted } from "../time/clock.ts";
+import {
+  type Clock,
+  monotonicClock,
+  realClock,
+  sleepUnlessAborted,
+  waitAtMost,
+} from "../time/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiMessage, apiStatus, withTimeout } from "../kube/client.ts";
 import {
@@ -454,11 +460,7 @@ export class LeaderElector {
     if (this.#o.releaseOnCancel === false) return false;
     const inflight = this.#inflight;
     if (inflight !== undefined) {
-      const left = this.#renewedAt + this.#renewMs - this.#clock.now();
-      const stop = new AbortController();
-      await Promise.race([inflight, this.#clock.sleep(Math.max(left, 0), stop.signal)])
-        .catch(() => {});
-      stop.abort();
+      await waitAtMost(this.#clock, this.#renewedAt + this.#renewMs - this.#clock.now(), inflight);
     }
     const holds = this.#clock.now() < this.#renewedAt + this.#renewMs &&
       this.#lease !== undefined && recordOf(this.#lease).holderIdentity === this.#o.identity;

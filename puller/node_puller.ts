@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../time/clock.ts";
+import { type Clock, realClock, waitAtMost } from "../time/clock.ts";
 import { formatDuration } from "../config/duration.ts";
 import { PullError } from "./errors.ts";
 import type { DesiredImages, ImageChange } from "../images/desired_images.ts";
@@ -547,14 +547,9 @@ export class NodePuller {
   }
 
   async #wait(ms: number): Promise<void> {
-    const stop = new AbortController();
     const woken = new Promise<void>((resolve) => this.#wakeUp = resolve);
-    try {
-      await Promise.race([woken, this.#clock.sleep(ms, stop.signal).catch(() => {})]);
-    } finally {
-      this.#wakeUp = undefined;
-      stop.abort(TIMER_DONE);
-    }
+    await waitAtMost(this.#clock, ms, woken);
+    this.#wakeUp = undefined;
   }
 
   /** Moves due work to the queue and starts what the limit allows; returns how long to sleep. */

@@ -48,6 +48,27 @@ export async function sleepUnlessAborted(
 }
 
 /**
+ * Waits until one of `promises` settles or `ms` have passed on `clock`,
+ * whichever is first. A rejection ends the wait like a fulfilment and is not
+ * rethrown: the caller looks at the state it waits on, not at the outcome.
+ * The timer is cancelled either way, so no sleep outlives the wait.
+ */
+export async function waitAtMost(
+  clock: Clock,
+  ms: number,
+  ...promises: Promise<unknown>[]
+): Promise<void> {
+  const stop = new AbortController();
+  try {
+    await Promise.race([...promises, clock.sleep(ms, stop.signal)]);
+  } catch {
+    // Why absorb: see above; the wait is over either way.
+  } finally {
+    stop.abort();
+  }
+}
+
+/**
  * Resolves once `signal` has aborted: at once if it already has. (An abort
  * listener added to a signal that has already aborted is never called, so a
  * bare `addEventListener` waits for ever there.)

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
-import { FakeClock, MAX_TIMER_MS, monotonicClock, realClock } from "./clock.ts";
+import { FakeClock, MAX_TIMER_MS, monotonicClock, realClock, waitAtMost } from "./clock.ts";
 
 Deno.test("FakeClock.now() starts at the given time and moves only on advance()", async () => {
   const clock = new FakeClock(1_000);
@@ -62,6 +62,41 @@ Deno.test("FakeClock.sleep() rejects at once when the signal already aborted", a
 Deno.test("FakeClock.sleep(0) resolves without a timer", async () => {
   const clock = new FakeClock();
   await clock.sleep(0);
+  assertEquals(clock.pendingTimers(), 0);
+});
+
+Deno.test("waitAtMost() ends when a promise settles, a rejection too, and leaves no timer behind", async () => {
+  const clock = new FakeClock();
+  let wake!: () => void;
+  const woken = new Promise<void>((resolve) => wake = resolve);
+  let done = false;
+  const waiting = waitAtMost(clock, 1_000, woken).then(() => done = true);
+  assertEquals(clock.pendingTimers(), 1);
+  await clock.advance(999);
+  assertEquals(done, false);
+  wake();
+  await waiting;
+  assertEquals(clock.now(), 999);
+  assertEquals(clock.pendingTimers(), 0);
+
+  await waitAtMost(clock, 1_000, Promise.reject(new Error("refused")));
+  assertEquals(clock.now(), 999);
+  assertEquals(clock.pendingTimers(), 0);
+});
+
+Deno.test("waitAtMost() ends after its time when no promise settles, and at once for a time not above 0", async () => {
+  const clock = new FakeClock();
+  const never = new Promise<void>(() => {});
+  let done = false;
+  const waiting = waitAtMost(clock, 1_000, never).then(() => done = true);
+  await clock.advance(999);
+  assertEquals(done, false);
+  await clock.advance(1);
+  await waiting;
+  assertEquals(clock.pendingTimers(), 0);
+
+  await waitAtMost(clock, -5, never);
+  assertEquals(clock.now(), 1_000);
   assertEquals(clock.pendingTimers(), 0);
 });
 

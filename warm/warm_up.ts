@@ -24,7 +24,7 @@ import { apiMessage, apiStatus } from "../kube/client.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ImageStatus } from "../puller/node_puller.ts";
 import type { NodeMeta } from "../puller/node_images.ts";
-import { type Clock, realClock, untilAborted } from "../time/clock.ts";
+import { type Clock, realClock, untilAborted, waitAtMost } from "../time/clock.ts";
 import { CONDITION_TYPE, type WarmState, warmState } from "./warm_state.ts";
 
 /** The state before the desired images are known: not warm, and saying why. */
@@ -165,15 +165,9 @@ export class WarmUp {
           this.#log.warn("Warm-up step failed; will retry", { error: apiMessage(error) });
         }
         if (this.#poked) continue;
-        const stop = new AbortController();
         const woken = new Promise<void>((resolve) => this.#wakeUp = resolve);
-        await Promise.race([
-          woken,
-          aborted,
-          this.#clock.sleep(this.#o.tickMs ?? 1_000, stop.signal).catch(() => {}),
-        ]);
+        await waitAtMost(this.#clock, this.#o.tickMs ?? 1_000, woken, aborted);
         this.#wakeUp = undefined;
-        stop.abort();
       }
     } finally {
       unsubscribe?.();
